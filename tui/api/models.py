@@ -1,0 +1,130 @@
+"""The `Prediction` value parsed from the API's response envelope.
+
+Parsing is tolerant of every variant seen for this API (see the project's API notes):
+`urls` as object or list, `error` null/""/text, `has_nsfw_contents` []/null/list,
+`created_at` with or without a zone, unknown fields ignored, unknown statuses kept raw.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+# Status values that end a job. Anything else (including values never seen before) is
+# not finished: it is shown raw and polled again.
+SUCCESS_STATUSES = frozenset({"completed", "succeeded", "success"})
+FAILURE_STATUSES = frozenset({"failed", "cancelled", "canceled", "expired", "timeout", "deleted"})
+TERMINAL_STATUSES = SUCCESS_STATUSES | FAILURE_STATUSES
+
+
+def is_terminal(status: str | None) -> bool:
+    return (status or "").lower() in TERMINAL_STATUSES
+
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_created_at(value: Any) -> datetime | None:
+    """Parse both seen formats to an aware UTC datetime; None when absent or unreadable.
+
+    "2026-01-01 00:00:00" (no zone, taken as UTC) and "2025-11-07T02:35:15.34950574Z"
+    (RFC 3339 with more fractional digits than Python accepts).
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().replace(" ", "T", 1)
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) and value == value and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(float(value))
+        except ValueError:
+            return None
+    return None
+
+
+def _result_url(urls: Any) -> str | None:
+    if isinstance(urls, dict):
+        get = urls.get("get")
+        return get if isinstance(get, str) else None
+    if isinstance(urls, list):
+        for item in urls:
+            if isinstance(item, dict) and isinstance(item.get("get"), str):
+                return item["get"]
+            if isinstance(item, str):
+                return item
+    return None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    id: str
+    status: str
+    model: str | None = None
+    outputs: tuple[str, ...] = ()
+    result_url: str | None = None
+    error: str | None = None
+    execution_time_ms: int | None = None
+    inference_time_ms: int | None = None
+    has_nsfw_contents: tuple[bool, ...] = ()
+    created_at: datetime | None = None
+    #: The `data` object as received, for the detail pane's raw view.
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_terminal(self) -> bool:
+        return is_terminal(self.status)
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> "Prediction":
+        """Build from the envelope's `data` object. Raises ValueError when unusable."""
+        if not isinstance(data, dict):
+            raise ValueError("data is not an object")
+        pid = data.get("id")
+        if isinstance(pid, int) and not isinstance(pid, bool):
+            pid = str(pid)
+        if not isinstance(pid, str) or not pid.strip():
+            raise ValueError("data.id is missing")
+        status = data.get("status")
+        status = status.strip() if isinstance(status, str) and status.strip() else "unknown"
+        outputs_raw = data.get("outputs")
+        outputs = tuple(o for o in outputs_raw if isinstance(o, str)) if isinstance(outputs_raw, list) else ()
+        error = data.get("error")
+        if isinstance(error, dict):
+            error = error.get("message") if isinstance(error.get("message"), str) else None
+        error = error if isinstance(error, str) and error.strip() else None
+        timings = data.get("timings")
+        inference = _as_int(timings.get("inference")) if isinstance(timings, dict) else None
+        nsfw_raw = data.get("has_nsfw_contents")
+        nsfw = tuple(bool(x) for x in nsfw_raw if isinstance(x, bool)) if isinstance(nsfw_raw, list) else ()
+        model = data.get("model")
+        return cls(
+            id=pid.strip(),
+            status=status,
+            model=model if isinstance(model, str) else None,
+            outputs=outputs,
+            result_url=_result_url(data.get("urls")),
+            error=error,
+            execution_time_ms=_as_int(data.get("executionTime")),
+            inference_time_ms=inference,
+            has_nsfw_contents=nsfw,
+            created_at=parse_created_at(data.get("created_at")),
+            raw=data,
+        )
