@@ -200,3 +200,12 @@ def load_settings(
     if values.get("auth_scheme", "raw") not in ("raw", "bearer"):
         raise ConfigError("auth_scheme must be 'raw' or 'bearer'")
     return Settings(**values)
+
+
+def styles_dir() -> Path:
+    """The .tcss files: inside the installed package (wheel), else the source tree's top-level styles/."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "styles", package.parent / "styles"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("the styles/ directory is missing from this installation")
