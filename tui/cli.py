@@ -1,8 +1,949 @@
-"""Command line entry point (filled in by the CLI work)."""
+"""The headless command line: parse arguments, build the job service, print.
+
+No business logic lives here: requests are checked by `tui.catalog`, jobs are run by
+`tui.jobs.JobService`, the history is `tui.store.HistoryStore`. Heavy modules (httpx,
+textual, the store) are imported inside the commands that need them so that
+`hailuo-tui --help` and `hailuo-tui list` start fast.
+
+Exit codes (a public interface, documented in docs/CLI.md):
+0 done; 1 a job failed or expired; 2 bad usage or invalid request; 3 authentication,
+permission or balance; 4 network or server error after retries; 5 submit outcome unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import click
 
+from tui import __version__, catalog
+from tui.api.errors import ApiError, redact
+from tui.config import ENV_KEY, ConfigError, Settings, data_dir, demo_db_path, load_settings
 
-@click.group(invoke_without_command=True)
-def main() -> None:
-    """hailuo-tui"""
+if TYPE_CHECKING:
+    from tui.records import Job
+
+EXIT_OK = 0
+EXIT_JOB_FAILED = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_NETWORK = 4
+EXIT_UNKNOWN_OUTCOME = 5
+
+#: Failed polls in a row (each already retried by the client) before `--wait`/`watch` give up.
+DEFAULT_MAX_POLL_ERRORS = 3
+
+
+# -- output hygiene -------------------------------------------------------------------------
+
+# Terminal escape sequences (CSI, OSC, two-character ESC forms) are dropped whole, so that no
+# fragment like "[31m" is left behind; remaining C0/C1 controls and bidi overrides go too.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]|\x9b[0-?]*[ -/]*[@-~]")
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_LINE_BREAKS = re.compile(r"[\t\n\r\v\f]+")
+# Characters json.dumps leaves raw that a terminal may act on.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain(text: Any, *, multiline: bool = False) -> str:
+    """Text from the server or the history, made safe to print: no escapes, no controls."""
+    if text is None:
+        return ""
+    text = _ESCAPES.sub("", str(text))
+    if not multiline:
+        text = _LINE_BREAKS.sub(" ", text)
+    return _CONTROLS.sub("", text)
+
+
+def to_json(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, indent=2)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def to_json_line(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def is_tty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class CliError(click.ClickException):
+    """A one-line `error: ...` on stderr and an exit code; never a traceback."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        secret = _current_secret()
+        click.echo(f"error: {plain(redact(self.message, secret))}", err=True)
+
+
+class Interrupted(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _current_secret() -> str | None:
+    ctx = click.get_current_context(silent=True)
+    state = ctx.find_object(State) if ctx else None
+    return state.secret if state else None
+
+
+@dataclass
+class State:
+    """What the group passes to its commands."""
+
+    base_url: str | None = None
+    db: str | None = None
+    read_only: bool = False
+    #: The key, kept only to scrub it from anything printed.
+    secret: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Every line the CLI prints goes through here: the key can never be printed."""
+    click.echo(redact(text, _current_secret()) if text else text, err=err, nl=nl)
+
+
+def warn(text: str) -> None:
+    echo(f"warning: {plain(text)}", err=True)
+
+
+# -- settings -------------------------------------------------------------------------------
+
+
+def _env_without_key() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != ENV_KEY}
+
+
+def settings_for(ctx: click.Context, base_url: str | None, db: str | None, *, need_key: bool,
+                 **overrides: Any) -> Settings:
+    """Settings from the group's and the command's flags (the command's win).
+
+    Commands that only read the history never look at the key, so a malformed key cannot
+    stop `list` or `export`. A key problem is exit 3, any other setting problem exit 2.
+    """
+    state = ctx.ensure_object(State)
+    base_url = base_url or state.base_url
+    db = db or state.db
+    if state.read_only:
+        overrides.setdefault("read_only", True)
+    try:
+        keyless = load_settings(base_url=base_url, db=db, env=_env_without_key(), **overrides)
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    if not need_key:
+        return keyless
+    try:
+        settings = load_settings(base_url=base_url, db=db, **overrides)
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_AUTH) from None
+    state.secret = settings.api_key
+    return settings
+
+
+def require_key(settings: Settings) -> None:
+    if not settings.has_key:
+        raise CliError(f"no API key: set ${ENV_KEY} to your gptproto key (sk-...)", EXIT_AUTH)
+
+
+def _connection_options(func: Callable) -> Callable:
+    func = click.option("--db", "db", metavar="PATH", help="History file to use (default: see `hailuo-tui locate`).")(func)
+    func = click.option("--base-url", "base_url", metavar="URL", help="API base URL (default https://gptproto.com).")(func)
+    return func
+
+
+# -- history access (store only: fast, no network) --------------------------------------------
+
+
+def open_store(settings: Settings, *, read_only: bool):
+    from tui.store import HistoryStore
+
+    try:
+        store = HistoryStore.open(Path(settings.db_path), read_only=read_only or settings.read_only)
+    except OSError as exc:
+        raise CliError(f"cannot open the history {settings.db_path}: {exc.strerror or exc}", EXIT_USAGE) from None
+    for notice in getattr(store, "notices", []) or []:
+        # Opening read-only beside a running dashboard is expected for read commands.
+        if read_only and "read-only" in notice.lower():
+            continue
+        warn(notice)
+    return store
+
+
+def find_job(store, ident: str) -> "Job":
+    ident = ident.strip()
+    job = store.find(ident) if ident else None
+    if job is None:
+        raise CliError(f"no job matches {plain(ident)!r} (give a server id, a local id or a unique prefix)", EXIT_USAGE)
+    return job
+
+
+# -- presentation ---------------------------------------------------------------------------
+
+
+def _short_time(iso_text: str | None) -> str:
+    if not iso_text:
+        return "-"
+    return iso_text.replace("T", " ")[:19]
+
+
+def job_summary(job: "Job") -> str:
+    """One line for a transition or a final state (plain text, tab-free)."""
+    public = job.to_public()
+    parts = [job.display_id, plain(job.status)]
+    if job.error:
+        parts.append(plain(job.error))
+    elif public["outputs"]:
+        parts.append(plain(public["outputs"][0]) + (f" (+{len(public['outputs']) - 1})" if len(public["outputs"]) > 1 else ""))
+    return "  ".join(parts)
+
+
+_TABLE_COLUMNS = ("ID", "STATUS", "MODEL", "SCENE", "SUBMITTED", "PROMPT")
+
+
+def _list_row(job: "Job") -> list[str]:
+    public = job.to_public()
+    return [
+        job.display_id,
+        plain(job.status),
+        plain(job.model),
+        plain(job.scene),
+        public["submitted_at"] or "",
+        plain(job.prompt),
+    ]
+
+
+def render_table(rows: list[list[str]], width: int) -> list[str]:
+    """Fixed columns, the last (prompt) cut to the terminal width."""
+    headers = list(_TABLE_COLUMNS)
+    shown = [[r[0], r[1], r[2], r[3], _short_time(r[4]), r[5]] for r in rows]
+    widths = [max(len(headers[i]), *(len(r[i]) for r in shown)) if shown else len(headers[i]) for i in range(5)]
+    lines = []
+    for row in [headers, *shown]:
+        head = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5]))
+        room = max(10, width - len(head) - 2)
+        prompt = row[5] if len(row[5]) <= room else row[5][: room - 1] + "…"
+        lines.append(f"{head}  {prompt}".rstrip())
+    return lines
+
+
+def show_lines(job: "Job") -> list[str]:
+    public = job.to_public()
+    request = job.request or {}
+    lines = [
+        f"id:             {job.server_id or '(none yet)'}",
+        f"local id:       {job.local_id}",
+        f"status:         {plain(job.status)}",
+        f"model:          {plain(job.model)}",
+        f"scene:          {plain(job.scene)}",
+        f"duration:       {plain(request.get('duration', ''))} s",
+        f"resolution:     {plain(request.get('resolution', ''))}",
+        f"prompt expansion: {'on' if request.get('prompt_expansion', True) else 'off'}",
+    ]
+    for name in ("image", "end_image"):
+        value = request.get(name)
+        if value:
+            source = value.get("source") if isinstance(value, dict) else value
+            lines.append(f"{name + ':':<16}{plain(source)}")
+    lines.append(f"submitted:      {public['submitted_at'] or '-'}")
+    lines.append(f"created:        {public['created_at'] or '-'}")
+    lines.append(f"finished:       {public['finished_at'] or '-'}")
+    if job.execution_time_ms is not None:
+        lines.append(f"execution time: {job.execution_time_ms / 1000:.1f} s")
+    if job.error:
+        lines.append(f"error:          {plain(job.error)}")
+    if job.poll_errors:
+        lines.append(f"poll errors:    {job.poll_errors} ({plain(job.last_poll_error)})")
+    for i, url in enumerate(public["outputs"]):
+        flagged = public["has_nsfw_contents"][i] if i < len(public["has_nsfw_contents"]) else False
+        lines.append(f"output {i + 1}:       {plain(url)}" + ("  (flagged nsfw)" if flagged else ""))
+    if public["result_url"]:
+        lines.append(f"result url:     {plain(public['result_url'])}")
+    prompt = plain(job.prompt, multiline=True).splitlines() or [""]
+    lines.append("prompt:")
+    lines.extend(f"  {line}" for line in prompt)
+    return lines
+
+
+# -- CSV export -----------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "id", "local_id", "status", "model", "scene", "prompt", "duration", "resolution",
+    "prompt_expansion", "image", "end_image", "outputs", "result_url", "error",
+    "execution_time_ms", "inference_time_ms", "has_nsfw_contents",
+    "created_at", "submitted_at", "finished_at",
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str:
+    """A cell a spreadsheet shows as text: controls gone, formula starters defused with '."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    raw = str(value)
+    text = plain(raw)
+    if raw.startswith(_FORMULA_START) or text.startswith(_FORMULA_START):
+        text = "'" + text
+    return text
+
+
+def csv_record(public: dict[str, Any]) -> list[str]:
+    request = public.get("request") or {}
+
+    def image(name: str) -> Any:
+        value = request.get(name)
+        return value.get("source") if isinstance(value, dict) else value
+
+    values = {
+        **public,
+        "prompt": request.get("prompt"),
+        "duration": request.get("duration"),
+        "resolution": request.get("resolution"),
+        "prompt_expansion": request.get("prompt_expansion"),
+        "image": image("image"),
+        "end_image": image("end_image"),
+        "outputs": " ".join(public.get("outputs") or []),
+        "has_nsfw_contents": " ".join("true" if x else "false" for x in public.get("has_nsfw_contents") or []),
+    }
+    return [csv_cell(values.get(column)) for column in CSV_COLUMNS]
+
+
+def render_csv(jobs: Iterable["Job"]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for job in jobs:
+        writer.writerow(csv_record(job.to_public()))
+    return buffer.getvalue()
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Temp file in the same directory, fsync, rename: the target is whole or untouched."""
+    path = path.expanduser()
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+# -- running the service --------------------------------------------------------------------
+
+
+def run_async(make_coro: Callable[[], Any]) -> Any:
+    """Run a coroutine; SIGTERM/SIGHUP/SIGINT cancel it so its `finally` flushes the history."""
+
+    async def runner() -> Any:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        received: list[int] = []
+
+        def on_signal(signum: int) -> None:
+            if not received:
+                received.append(signum)
+                task.cancel()
+
+        installed = []
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, on_signal, sig)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        try:
+            return await make_coro()
+        except asyncio.CancelledError:
+            if received:
+                raise Interrupted(received[0]) from None
+            raise
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    try:
+        return asyncio.run(runner())
+    except Interrupted as exc:
+        name = signal.Signals(exc.signum).name
+        echo(f"stopped by {name}: history saved; unfinished jobs keep running on the server "
+             "(`hailuo-tui watch` resumes them)", err=True)
+        raise SystemExit(128 + exc.signum) from None
+
+
+def open_service(settings: Settings, *, read_only: bool = False):
+    from tui.jobs import JobService
+
+    try:
+        service = JobService.open(settings, read_only=read_only)
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    except OSError as exc:
+        raise CliError(f"cannot open the history {settings.db_path}: {exc.strerror or exc}", EXIT_USAGE) from None
+    for notice in getattr(service.store, "notices", []) or []:
+        warn(notice)
+    return service
+
+
+class Progress:
+    """Prints transitions: plain lines, and on a terminal one status line kept at the bottom."""
+
+    def __init__(self, *, as_json: bool, quiet: bool = False) -> None:
+        self.as_json = as_json
+        self.quiet = quiet
+        self.live = is_tty(sys.stderr) and not as_json
+        self.status_text = ""
+
+    def _clear(self) -> None:
+        if self.live and self.status_text:
+            click.echo("\r\x1b[K", err=True, nl=False)
+
+    def _draw(self) -> None:
+        if self.live and self.status_text:
+            click.echo(self.status_text, err=True, nl=False)
+
+    def transition(self, job: "Job", previous: str | None) -> None:
+        if self.quiet:
+            return
+        self._clear()
+        if self.as_json:
+            echo(to_json_line({"event": "status", "previous_status": previous, "job": job.to_public()}))
+        else:
+            echo(job_summary(job), err=self.live)
+        self._draw()
+
+    def status(self, text: str) -> None:
+        if not self.live:
+            return
+        self._clear()
+        self.status_text = plain(text)[: max(20, _terminal_width() - 1)]
+        self._draw()
+
+    def close(self) -> None:
+        self._clear()
+        self.status_text = ""
+
+
+def _terminal_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((100, 24)).columns
+
+
+def _counts_line(jobs: Sequence["Job"]) -> str:
+    from collections import Counter
+
+    counts = Counter(plain(j.status) for j in jobs)
+    done = sum(1 for j in jobs if j.is_finished)
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return f"{done}/{len(jobs)} finished · {parts}"
+
+
+def _poll_error_of(job: "Job") -> str | None:
+    return job.last_poll_error if job.poll_errors else None
+
+
+async def follow(service, local_ids: list[str], progress: Progress, *, max_poll_errors: int) -> list["Job"]:
+    """Wait for these jobs to end, printing each status change; give up on repeated poll failures."""
+    from tui.events import JobChanged
+
+    watched = set(local_ids)
+    gave_up: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    def current() -> list["Job"]:
+        return [j for j in (service.store.get(i) for i in local_ids) if j is not None]
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, JobChanged) and event.job.local_id in watched:
+            job = event.job
+            if event.status_changed:
+                progress.transition(job, event.previous_status)
+            if job.poll_errors >= max_poll_errors and not gave_up.done():
+                gave_up.set_result(job)
+            progress.status(_counts_line(current()))
+
+    # A poll failure carries the error class (auth vs. network): keep the last one per job.
+    last_errors: dict[str, ApiError] = {}
+
+    def on_poll(event: Any) -> None:
+        error = getattr(event, "error", None)
+        server_id = getattr(event, "server_id", None)
+        if isinstance(error, ApiError) and server_id:
+            last_errors[server_id] = error
+            # A refused key will not get better by asking again.
+            if error.exit_code == EXIT_AUTH and not gave_up.done():
+                job = next((j for j in current() if j.server_id == server_id), None)
+                if job is not None:
+                    gave_up.set_result(job)
+
+    unsubscribe = service.subscribe(on_event)
+    poller = getattr(service, "poller", None)
+    unsubscribe_poll = poller.subscribe(on_poll) if poller is not None and hasattr(poller, "subscribe") else None
+    progress.status(_counts_line(current()))
+    waiter = asyncio.ensure_future(service.wait(local_ids))
+    try:
+        done, _ = await asyncio.wait({waiter, gave_up}, return_when=asyncio.FIRST_COMPLETED)
+        if waiter in done:
+            return list(waiter.result())
+        job = gave_up.result()
+        error = last_errors.get(job.server_id or "")
+        message = plain(error.message if error else (job.last_poll_error or "polling keeps failing"))
+        code = error.exit_code if error is not None and error.exit_code in (EXIT_AUTH, EXIT_NETWORK) else EXIT_NETWORK
+        raise CliError(f"{job.display_id}: {message} (the job may still finish on the server; "
+                       "`hailuo-tui watch` tries again)", code)
+    finally:
+        progress.close()
+        unsubscribe()
+        if unsubscribe_poll:
+            unsubscribe_poll()
+        if not waiter.done():
+            waiter.cancel()
+            with contextlib.suppress(BaseException):
+                await waiter
+
+
+def outcome_code(jobs: Sequence["Job"]) -> int:
+    return EXIT_OK if all(j.is_success for j in jobs) else EXIT_JOB_FAILED
+
+
+def print_final(jobs: Sequence["Job"], *, as_json: bool) -> None:
+    if as_json:
+        payload = [j.to_public() for j in jobs]
+        echo(to_json(payload[0] if len(payload) == 1 else payload))
+        return
+    for job in jobs:
+        echo(f"{job.display_id}\t{plain(job.status)}")
+        if job.error:
+            echo(f"  error: {plain(job.error)}")
+        for url in job.outputs:
+            echo(f"  {plain(url)}")
+
+
+# -- the group ------------------------------------------------------------------------------
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--demo", is_flag=True, help="Start the dashboard against the built-in simulator with a separate demo history (no key, no network).")
+@click.option("--read-only", is_flag=True, help="Open the history without writing to it; submitting is disabled.")
+@click.option("--base-url", "base_url", metavar="URL", help="API base URL (default https://gptproto.com).")
+@click.option("--db", "db", metavar="PATH", help="History file to use (default: see `hailuo-tui locate`).")
+@click.version_option(__version__, "--version", prog_name="hailuo-tui")
+@click.pass_context
+def main(ctx: click.Context, demo: bool, read_only: bool, base_url: str | None, db: str | None) -> None:
+    """A terminal dashboard and command line for MiniMax Hailuo video jobs on gptproto.
+
+    Without a command, starts the dashboard. The API key is read from $GPTPROTO_API_KEY.
+    """
+    ctx.obj = State(base_url=base_url, db=db, read_only=read_only)
+    if ctx.invoked_subcommand is not None:
+        return
+    ctx.exit(start_dashboard(ctx, demo=demo))
+
+
+def start_dashboard(ctx: click.Context, *, demo: bool) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("tui.app") is None:
+        raise CliError("the dashboard is not part of this build; use the commands listed by `hailuo-tui --help`",
+                       EXIT_USAGE)
+    state = ctx.find_object(State)
+    if demo:
+        # The demo never uses the real key or the real history.
+        overrides: dict[str, Any] = {"demo": True}
+        settings = settings_for(ctx, None, None, need_key=False, **overrides)
+        if not (state and state.db):
+            settings = settings.with_changes(db_path=demo_db_path())
+    else:
+        settings = settings_for(ctx, None, None, need_key=True)
+    from tui.app import run_app
+
+    return int(run_app(settings, demo=demo) or 0)
+
+
+# -- submit ---------------------------------------------------------------------------------
+
+_ALL_RESOLUTIONS = tuple(dict.fromkeys(
+    catalog.UNCERTAIN_RESOLUTIONS + tuple(r for spec in catalog.MODELS.values() for r in spec.modes)
+))
+_ALL_DURATIONS = tuple(sorted({d for spec in catalog.MODELS.values() for ds in spec.modes.values() for d in ds}))
+
+
+@main.command()
+@click.option("--model", type=click.Choice(list(catalog.MODELS)), default=catalog.DEFAULT_MODEL, show_default=True)
+@click.option("--scene", type=click.Choice(list(catalog.SCENES)), default=None,
+              help="Default: image-to-video when --image is given, else text-to-video.")
+@click.option("--prompt", required=True, help="What the video shows; `-` reads it from stdin.")
+@click.option("--image", metavar="PATH|URL", help="First frame: a JPG/PNG file or an http(s) URL.")
+@click.option("--end-image", "end_image", metavar="PATH|URL", help="Last frame (image-to-video).")
+@click.option("--duration", type=int, default=catalog.DEFAULT_DURATION, show_default=True,
+              help=f"Seconds: {' or '.join(map(str, _ALL_DURATIONS))}, as the model offers.")
+@click.option("--resolution", type=click.Choice(list(_ALL_RESOLUTIONS)), default=None,
+              help="Default: 768P, or the model's only resolution.")
+@click.option("--no-prompt-expansion", "no_expansion", is_flag=True, help="Send the prompt as written.")
+@click.option("--wait", is_flag=True, help="Poll until the job ends and print its final state.")
+@click.option("--json", "as_json", is_flag=True, help="Print the job as a JSON object.")
+@click.option("--max-poll-errors", type=click.IntRange(1), default=DEFAULT_MAX_POLL_ERRORS, show_default=True,
+              help="With --wait: give up after this many failed polls in a row (exit 4).")
+@_connection_options
+@click.pass_context
+def submit(ctx: click.Context, model: str, scene: str | None, prompt: str, image: str | None,
+           end_image: str | None, duration: int, resolution: str | None, no_expansion: bool,
+           wait: bool, as_json: bool, max_poll_errors: int, base_url: str | None, db: str | None) -> None:
+    """Submit one video job; print its id (or the job as JSON)."""
+    if prompt == "-":
+        prompt = click.get_text_stream("stdin").read()
+        prompt = prompt.rstrip("\n")
+    settings = settings_for(ctx, base_url, db, need_key=True)
+    request = catalog.VideoRequest(
+        model=model,
+        scene=scene or ("image-to-video" if image else "text-to-video"),
+        prompt=prompt,
+        image=image,
+        end_image=end_image,
+        duration=duration,
+        resolution=resolution or catalog.default_resolution(model),
+        prompt_expansion=not no_expansion,
+    )
+    # Checked before a key is asked for: a wrong request is wrong with any key.
+    errors = catalog.validate(request, allow_uncertain=settings.allow_uncertain_resolutions)
+    if errors:
+        raise_field_errors(errors)
+    require_key(settings)
+    ctx.exit(run_async(lambda: _submit(settings, request, wait=wait, as_json=as_json,
+                                       max_poll_errors=max_poll_errors)))
+
+
+def raise_field_errors(errors: Sequence[Any]) -> None:
+    for error in errors[1:]:
+        echo(f"error: {plain(error)}", err=True)
+    raise CliError(plain(errors[0]), EXIT_USAGE)
+
+
+async def _submit(settings: Settings, request: Any, *, wait: bool, as_json: bool, max_poll_errors: int) -> int:
+    from tui import jobs as jobs_module
+
+    service = open_service(settings)
+    try:
+        if not service.can_submit:
+            reason = service.submit_disabled_reason or "submitting is disabled"
+            raise CliError(reason, EXIT_AUTH if not settings.has_key else EXIT_USAGE)
+        try:
+            job = await service.submit(request)
+        except jobs_module.ValidationFailed as exc:
+            raise_field_errors(list(exc.errors))
+        except ApiError as exc:
+            raise _submit_error(exc) from None
+        except getattr(jobs_module, "SubmitFailed", ()) as exc:  # type: ignore[misc]
+            cause = getattr(exc, "error", None) or getattr(exc, "cause", None) or exc.__cause__
+            if isinstance(cause, ApiError):
+                raise _submit_error(cause, getattr(exc, "job", None)) from None
+            raise CliError(plain(str(exc)), EXIT_NETWORK) from None
+        if not wait:
+            echo(to_json(job.to_public()) if as_json else job.display_id)
+            return EXIT_OK
+        if not as_json:
+            echo(job.display_id)
+        await service.start()
+        progress = Progress(as_json=False, quiet=True)
+        final = await follow(service, [job.local_id], progress, max_poll_errors=max_poll_errors)
+        print_final(final, as_json=as_json)
+        return outcome_code(final)
+    finally:
+        await service.close()
+
+
+def _submit_error(exc: ApiError, job: "Job | None" = None) -> CliError:
+    job = job or getattr(exc, "job", None)
+    message = plain(exc.message)
+    if exc.exit_code == EXIT_UNKNOWN_OUTCOME and job is not None:
+        message += f" (recorded as {job.local_id}; see `hailuo-tui show {job.local_id}`)"
+    return CliError(message, exc.exit_code)
+
+
+# -- attach ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--wait", is_flag=True, help="Poll until the jobs end and print their final states.")
+@click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON.")
+@click.option("--max-poll-errors", type=click.IntRange(1), default=DEFAULT_MAX_POLL_ERRORS, show_default=True,
+              help="With --wait: give up after this many failed polls in a row (exit 4).")
+@_connection_options
+@click.pass_context
+def attach(ctx: click.Context, ids: tuple[str, ...], wait: bool, as_json: bool, max_poll_errors: int,
+           base_url: str | None, db: str | None) -> None:
+    """Add existing prediction ids to the history and start watching them."""
+    cleaned = []
+    for ident in ids:
+        ident = ident.strip()
+        if not ident or any(ch.isspace() or ord(ch) < 32 or ch in "/?#" for ch in ident):
+            raise CliError(f"{plain(ident)!r} is not a prediction id", EXIT_USAGE)
+        cleaned.append(ident)
+    settings = settings_for(ctx, base_url, db, need_key=True)
+    require_key(settings)
+    ctx.exit(run_async(lambda: _attach(settings, list(dict.fromkeys(cleaned)), wait=wait, as_json=as_json,
+                                       max_poll_errors=max_poll_errors)))
+
+
+async def _attach(settings: Settings, ids: list[str], *, wait: bool, as_json: bool, max_poll_errors: int) -> int:
+    service = open_service(settings)
+    try:
+        try:
+            attached = await service.attach(ids)
+        except ApiError as exc:
+            raise CliError(plain(exc.message), exc.exit_code) from None
+        if not wait:
+            if as_json:
+                echo(to_json([j.to_public() for j in attached]))
+            else:
+                for job in attached:
+                    echo(f"{job.display_id}\t{plain(job.status)}")
+            return EXIT_OK
+        await service.start()
+        pending = [j.local_id for j in attached if not j.is_finished]
+        final_by_id = {j.local_id: j for j in attached}
+        if pending:
+            for job in await follow(service, pending, Progress(as_json=False, quiet=True),
+                                    max_poll_errors=max_poll_errors):
+                final_by_id[job.local_id] = job
+        final = [final_by_id[j.local_id] for j in attached]
+        if as_json:
+            echo(to_json([j.to_public() for j in final]))
+        else:
+            print_final(final, as_json=False)
+        return outcome_code(final)
+    finally:
+        await service.close()
+
+
+# -- list / show / forget / export ---------------------------------------------------------------
+
+
+@main.command(name="list")
+@click.option("--status", "statuses", multiple=True, metavar="S",
+              help="Only jobs with this status (repeat or comma-separate for several).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
+@_connection_options
+@click.pass_context
+def list_jobs(ctx: click.Context, statuses: tuple[str, ...], as_json: bool, base_url: str | None, db: str | None) -> None:
+    """List the jobs in the history, newest first."""
+    settings = settings_for(ctx, base_url, db, need_key=False)
+    store = open_store(settings, read_only=True)
+    try:
+        jobs = store.all()
+    finally:
+        store.close()
+    wanted = {s.strip().lower() for item in statuses for s in item.split(",") if s.strip()}
+    if wanted:
+        jobs = [j for j in jobs if j.status.lower() in wanted]
+    if as_json:
+        echo(to_json([j.to_public() for j in jobs]))
+        return
+    rows = [_list_row(j) for j in jobs]
+    if is_tty(sys.stdout):
+        if not rows:
+            echo("no jobs" + (" with that status" if wanted else " yet: `hailuo-tui submit --prompt ...` adds one"))
+            return
+        for line in render_table(rows, _terminal_width()):
+            echo(line)
+    else:
+        for row in rows:
+            echo("\t".join(row))
+
+
+@main.command()
+@click.argument("ident", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the job as a JSON object.")
+@_connection_options
+@click.pass_context
+def show(ctx: click.Context, ident: str, as_json: bool, base_url: str | None, db: str | None) -> None:
+    """Show one job: ID is its server id, its local id or a unique prefix of either."""
+    settings = settings_for(ctx, base_url, db, need_key=False)
+    store = open_store(settings, read_only=True)
+    try:
+        job = find_job(store, ident)
+    finally:
+        store.close()
+    if as_json:
+        echo(to_json(job.to_public()))
+    else:
+        for line in show_lines(job):
+            echo(line)
+
+
+@main.command()
+@click.argument("ident", metavar="ID")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_connection_options
+@click.pass_context
+def forget(ctx: click.Context, ident: str, yes: bool, base_url: str | None, db: str | None) -> None:
+    """Remove one job from the local history (the job stays on the server)."""
+    settings = settings_for(ctx, base_url, db, need_key=False)
+    store = open_store(settings, read_only=False)
+    try:
+        if store.read_only:
+            reason = "; ".join(plain(n) for n in getattr(store, "notices", []) or []) or "the history is read-only"
+            raise CliError(f"cannot forget: {reason}", EXIT_USAGE)
+        job = find_job(store, ident)
+        label = job.display_id
+        if not yes and is_tty(sys.stdin):
+            prompt_text = plain(job.prompt)
+            click.echo(f"{label}  {plain(job.status)}  {prompt_text[:60]}", err=True)
+            if not click.confirm("Forget this job? It stays on the server; only the local record goes", err=True):
+                echo("kept", err=True)
+                return
+        store.remove(job.local_id)
+        store.flush()
+    finally:
+        store.close()
+    hint = f"; `hailuo-tui attach {job.server_id}` brings it back" if job.server_id else ""
+    echo(f"forgot {label} (the job stays on the server{hint})")
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), required=True, help="Output format.")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to this file (atomically) instead of stdout.")
+@_connection_options
+@click.pass_context
+def export(ctx: click.Context, fmt: str, output: str | None, base_url: str | None, db: str | None) -> None:
+    """Export the whole history as CSV (spreadsheet-safe) or JSON."""
+    settings = settings_for(ctx, base_url, db, need_key=False)
+    store = open_store(settings, read_only=True)
+    try:
+        jobs = store.all()
+    finally:
+        store.close()
+    text = render_csv(jobs) if fmt == "csv" else to_json([j.to_public() for j in jobs]) + "\n"
+    if output is None or output == "-":
+        echo(text, nl=False)
+        return
+    try:
+        write_atomically(Path(output), text)
+    except OSError as exc:
+        raise CliError(f"cannot write {output}: {exc.strerror or exc}", EXIT_USAGE) from None
+    echo(f"wrote {len(jobs)} job{'s' if len(jobs) != 1 else ''} to {output}", err=True)
+
+
+# -- watch ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--exit-status", is_flag=True, help="Exit 0 only if every job completed; 1 if any failed or expired.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per status change (JSON Lines).")
+@click.option("--max-poll-errors", type=click.IntRange(1), default=DEFAULT_MAX_POLL_ERRORS, show_default=True,
+              help="Give up after this many failed polls in a row of one job (exit 4).")
+@_connection_options
+@click.pass_context
+def watch(ctx: click.Context, exit_status: bool, as_json: bool, max_poll_errors: int,
+          base_url: str | None, db: str | None) -> None:
+    """Poll every unfinished job until it ends, printing one line per status change."""
+    settings = settings_for(ctx, base_url, db, need_key=True)
+    ctx.exit(run_async(lambda: _watch(settings, exit_status=exit_status, as_json=as_json,
+                                      max_poll_errors=max_poll_errors)))
+
+
+async def _watch(settings: Settings, *, exit_status: bool, as_json: bool, max_poll_errors: int) -> int:
+    service = open_service(settings)
+    try:
+        pending = [j.local_id for j in service.store.pending()]
+        if not pending:
+            if not as_json:
+                echo("no unfinished jobs to watch", err=True)
+            return EXIT_OK
+        require_key(settings)
+        if not as_json:
+            echo(f"watching {len(pending)} job{'s' if len(pending) != 1 else ''}", err=True)
+        await service.start()
+        final = await follow(service, pending, Progress(as_json=as_json), max_poll_errors=max_poll_errors)
+        if not as_json:
+            completed = sum(1 for j in final if j.is_success)
+            echo(f"done: {completed} completed, {len(final) - completed} failed or expired", err=True)
+        return outcome_code(final) if exit_status else EXIT_OK
+    finally:
+        await service.close()
+
+
+# -- locate ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the paths as a JSON object.")
+@_connection_options
+@click.pass_context
+def locate(ctx: click.Context, as_json: bool, base_url: str | None, db: str | None) -> None:
+    """Print the files and directories in use, and the base URL (never the key)."""
+    settings = settings_for(ctx, base_url, db, need_key=False)
+    key_state = "set" if os.environ.get(ENV_KEY, "").strip() else "not set"
+    info = {
+        "config_file": str(settings.config_file),
+        "history_file": str(settings.db_path),
+        "demo_history_file": str(demo_db_path()),
+        "data_dir": str(data_dir()),
+        "download_dir": str(settings.download_dir),
+        "base_url": settings.base_url,
+        "api_key": f"${ENV_KEY} {key_state}",
+    }
+    if as_json:
+        echo(to_json(info))
+        return
+    labels = {
+        "config_file": "config file", "history_file": "history file", "demo_history_file": "demo history",
+        "data_dir": "data dir", "download_dir": "download dir", "base_url": "base URL", "api_key": "API key",
+    }
+    for name, value in info.items():
+        echo(f"{labels[name] + ':':<14} {plain(value)}")
+
+
+# -- simulate (attached when the simulator is installed) -------------------------------------
+
+def _attach_simulator() -> None:
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("tui.simulator.command") is None:
+            return
+        from tui.simulator.command import simulate
+    except ImportError:
+        return
+    main.add_command(simulate, name="simulate")
+
+
+_attach_simulator()
