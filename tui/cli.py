@@ -650,9 +650,9 @@ def submit(ctx: click.Context, model: str, scene: str | None, prompt: str, image
 
 
 def raise_field_errors(errors: Sequence[Any]) -> None:
-    for error in errors[1:]:
+    for error in errors[:-1]:
         echo(f"error: {plain(error)}", err=True)
-    raise CliError(plain(errors[0]), EXIT_USAGE)
+    raise CliError(plain(errors[-1]), EXIT_USAGE)
 
 
 async def _submit(settings: Settings, request: Any, *, wait: bool, as_json: bool, max_poll_errors: int) -> int:
