@@ -158,7 +158,7 @@ def settings_for(ctx: click.Context, base_url: str | None, db: str | None, *, ne
         settings = load_settings(base_url=base_url, db=db, **overrides)
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_AUTH) from None
-    state.secret = settings.api_key
+    state.secret = settings.api_key or state.secret
     return settings
 
 
@@ -570,18 +570,15 @@ def main(ctx: click.Context, demo: bool, read_only: bool, base_url: str | None, 
 
     Without a command, starts the dashboard. The API key is read from $GPTPROTO_API_KEY.
     """
-    ctx.obj = State(base_url=base_url, db=db, read_only=read_only)
+    # Kept only so that anything printed can be scrubbed of it, whatever the command.
+    secret = os.environ.get(ENV_KEY, "").strip() or None
+    ctx.obj = State(base_url=base_url, db=db, read_only=read_only, secret=secret)
     if ctx.invoked_subcommand is not None:
         return
     ctx.exit(start_dashboard(ctx, demo=demo))
 
 
 def start_dashboard(ctx: click.Context, *, demo: bool) -> int:
-    import importlib.util
-
-    if importlib.util.find_spec("tui.app") is None:
-        raise CliError("the dashboard is not part of this build; use the commands listed by `hailuo-tui --help`",
-                       EXIT_USAGE)
     state = ctx.find_object(State)
     if demo:
         # The demo never uses the real key or the real history.
@@ -591,8 +588,13 @@ def start_dashboard(ctx: click.Context, *, demo: bool) -> int:
             settings = settings.with_changes(db_path=demo_db_path())
     else:
         settings = settings_for(ctx, None, None, need_key=True)
-    from tui.app import run_app
-
+    try:
+        from tui.app import run_app
+    except ModuleNotFoundError as exc:
+        if exc.name == "tui.app":
+            raise CliError("the dashboard is not part of this build; the commands of `hailuo-tui --help` work",
+                           EXIT_USAGE) from None
+        raise CliError(f"the dashboard cannot start: module {exc.name!r} is missing", EXIT_USAGE) from None
     return int(run_app(settings, demo=demo) or 0)
 
 
@@ -627,7 +629,7 @@ def submit(ctx: click.Context, model: str, scene: str | None, prompt: str, image
            wait: bool, as_json: bool, max_poll_errors: int, base_url: str | None, db: str | None) -> None:
     """Submit one video job; print its id (or the job as JSON)."""
     if prompt == "-":
-        prompt = click.get_text_stream("stdin").read()
+        prompt = sys.stdin.read()
         prompt = prompt.rstrip("\n")
     settings = settings_for(ctx, base_url, db, need_key=True)
     request = catalog.VideoRequest(

@@ -1,0 +1,406 @@
+"""The headless CLI: every command, the JSON object, every exit code.
+
+Fast cases run in-process through click's CliRunner against a temp history; the
+end-to-end cases run `python -m tui` in a subprocess against the loopback simulator.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tui import cli
+from tui.records import Job
+
+KEY = "sk-testkey0123456789abcdef"
+PUBLIC_FIELDS = {
+    "id", "local_id", "model", "scene", "status", "outputs", "result_url", "error",
+    "execution_time_ms", "inference_time_ms", "has_nsfw_contents", "created_at",
+    "submitted_at", "finished_at", "poll_errors", "request",
+}
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """No test reads or writes the user's real config, history or key."""
+    for name in ("GPTPROTO_API_KEY", "GPTPROTO_BASE_URL", "HAILUO_TUI_DB"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HAILUO_TUI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HAILUO_TUI_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("XDG_DOWNLOAD_DIR", str(tmp_path / "downloads"))
+
+
+@pytest.fixture
+def db(tmp_path) -> Path:
+    return tmp_path / "history.json"
+
+
+def invoke(*args: str, input: str | None = None, env: dict | None = None):
+    return CliRunner().invoke(cli.main, list(args), input=input, env=env, catch_exceptions=False)
+
+
+def make_job(local_id: str, *, server_id: str | None, status: str, prompt: str = "a red fox in snow",
+             submitted_at: float = 1_767_225_600.0, **fields) -> Job:
+    request = {"model": "hailuo-2.3-fast", "scene": "text-to-video", "prompt": prompt, "duration": 6,
+               "resolution": "768P", "prompt_expansion": True, "image": None, "end_image": None}
+    return Job(local_id=local_id, request=request, submitted_at=submitted_at, status=status,
+               server_id=server_id, **fields)
+
+
+def write_history(path: Path, jobs: list[Job]) -> None:
+    from tui.store import HistoryStore
+
+    store = HistoryStore.open(path)
+    for job in jobs:
+        store.put(job)
+    store.close()
+
+
+def read_history(path: Path) -> list[Job]:
+    from tui.store import HistoryStore
+
+    store = HistoryStore.open(path, read_only=True)
+    try:
+        return store.all()
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def history(db) -> Path:
+    write_history(db, [
+        make_job("aaaa00000001", server_id="pred-done-1", status="completed", submitted_at=1_767_225_600.0,
+                 outputs=["https://cdn.example/v1.mp4"], execution_time_ms=380841, inference_time_ms=380841,
+                 has_nsfw_contents=[False], created_at=1_767_225_601.0, finished_at=1_767_226_000.0),
+        make_job("bbbb00000002", server_id="pred-fail-2", status="failed", submitted_at=1_767_225_700.0,
+                 prompt="=HYPERLINK(\"http://evil\")", error="content \x1b[31mpolicy\x1b[0m violation\x07"),
+        make_job("cccc00000003", server_id="pred-run-3", status="processing", submitted_at=1_767_225_800.0,
+                 prompt="line one\nline two\twith tab"),
+    ])
+    return db
+
+
+# -- start-up cost ------------------------------------------------------------------------------
+
+
+def test_help_and_list_import_neither_textual_nor_httpx(tmp_path):
+    code = (
+        "import sys\n"
+        "from tui.cli import main\n"
+        f"for args in (['--help'], ['list', '--db', {str(tmp_path / 'h.json')!r}]):\n"
+        "    try:\n"
+        "        main(args, standalone_mode=False)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(sorted(m for m in ('textual', 'httpx') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "HAILUO_TUI_DATA_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_help_lists_every_command():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for name in ("submit", "attach", "list", "show", "forget", "watch", "export", "locate"):
+        assert f"  {name}" in result.stdout
+
+
+# -- settings and the key ---------------------------------------------------------------------------
+
+
+def test_locate_prints_paths_and_base_url_but_never_the_key(tmp_path):
+    result = invoke("locate", "--base-url", "http://127.0.0.1:9", "--db", str(tmp_path / "x.json"),
+                    env={"GPTPROTO_API_KEY": KEY})
+    assert result.exit_code == 0
+    assert str(tmp_path / "config.toml") in result.stdout
+    assert str(tmp_path / "x.json") in result.stdout
+    assert str(tmp_path / "data") in result.stdout
+    assert "http://127.0.0.1:9" in result.stdout
+    assert "set" in result.stdout
+    assert KEY not in result.output and KEY[-4:] not in result.output
+
+
+def test_locate_json_and_group_options_apply_to_the_command(tmp_path):
+    result = invoke("--db", str(tmp_path / "g.json"), "--base-url", "http://127.0.0.1:7", "locate", "--json")
+    info = json.loads(result.stdout)
+    assert info["history_file"] == str(tmp_path / "g.json")
+    assert info["base_url"] == "http://127.0.0.1:7"
+    assert info["api_key"].endswith("not set")
+    # The command's own flag wins over the group's.
+    result = invoke("--db", str(tmp_path / "g.json"), "locate", "--json", "--db", str(tmp_path / "c.json"))
+    assert json.loads(result.stdout)["history_file"] == str(tmp_path / "c.json")
+
+
+def test_malformed_key_is_one_line_exit_3_and_not_echoed(db):
+    bad = "sk-abc def"
+    result = invoke("submit", "--prompt", "a fox", "--db", str(db), env={"GPTPROTO_API_KEY": bad})
+    assert result.exit_code == 3
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "GPTPROTO_API_KEY" in result.stderr and bad not in result.output
+    result = invoke("attach", "pred-1", "--db", str(db), env={"GPTPROTO_API_KEY": "Bearersk-x"})
+    assert result.exit_code == 3 and "Bearer" in result.stderr
+
+
+def test_missing_key_is_exit_3_before_anything_is_recorded(db):
+    result = invoke("submit", "--prompt", "a fox", "--db", str(db))
+    assert result.exit_code == 3
+    assert "GPTPROTO_API_KEY" in result.stderr
+    assert not db.exists()
+
+
+def test_bad_config_file_is_one_line_exit_2(tmp_path, db):
+    (tmp_path / "config.toml").write_text("base_url = [1, 2\n")
+    result = invoke("list", "--db", str(db))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: config file") and result.stderr.count("\n") == 1
+    (tmp_path / "config.toml").unlink()
+    result = invoke("list", "--base-url", "ftp://nowhere")
+    assert result.exit_code == 2 and "base URL" in result.stderr
+
+
+def test_read_commands_ignore_a_malformed_key(history):
+    result = invoke("list", "--db", str(history), env={"GPTPROTO_API_KEY": "bad key"})
+    assert result.exit_code == 0 and "pred-done-1" in result.stdout
+
+
+# -- submit: validation (no network needed) ------------------------------------------------------
+
+
+def test_invalid_duration_is_exit_2_with_the_fields_message(db):
+    result = invoke("submit", "--model", "hailuo-2.3-pro", "--prompt", "a fox", "--duration", "10",
+                    "--db", str(db), env={"GPTPROTO_API_KEY": KEY})
+    assert result.exit_code == 2
+    assert result.stderr == "error: duration: hailuo-2.3-pro at 1080P offers 6 s, not 10 s\n"
+    assert not db.exists() or read_history(db) == []
+
+
+def test_every_field_error_is_reported_one_per_line(tmp_path, db):
+    result = invoke("submit", "--scene", "image-to-video", "--prompt", "  ", "--end-image", str(tmp_path / "none.png"),
+                    "--db", str(db), env={"GPTPROTO_API_KEY": KEY})
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error: prompt: a prompt is required"
+    assert any(line.startswith("error: image: image-to-video needs") for line in lines)
+    assert any(line.startswith("error: end_image: no such file") for line in lines)
+
+
+def test_small_image_is_rejected_with_the_measured_value(tmp_path, db):
+    from PIL import Image
+
+    small = tmp_path / "small.png"
+    Image.new("RGB", (200, 400)).save(small)
+    result = invoke("submit", "--image", str(small), "--prompt", "a fox", "--db", str(db),
+                    env={"GPTPROTO_API_KEY": KEY})
+    assert result.exit_code == 2
+    assert result.stderr == "error: image: short side is 200 px; it must be over 300 px\n"
+
+
+def test_unknown_model_and_resolution_are_usage_errors():
+    assert invoke("submit", "--model", "hailuo-9", "--prompt", "x").exit_code == 2
+    assert invoke("submit", "--resolution", "4K", "--prompt", "x").exit_code == 2
+    result = invoke("submit", "--model", "hailuo-2.3-standard", "--resolution", "1080P", "--prompt", "x",
+                    env={"GPTPROTO_API_KEY": KEY})
+    assert result.exit_code == 2
+    assert result.stderr == "error: resolution: hailuo-2.3-standard does not offer 1080P; choose 768P\n"
+
+
+def test_prompt_dash_reads_stdin_and_is_validated(db):
+    long_prompt = "x" * 5001
+    result = invoke("submit", "--prompt", "-", "--db", str(db), input=long_prompt + "\n",
+                    env={"GPTPROTO_API_KEY": KEY})
+    assert result.exit_code == 2
+    assert "prompt is 5,001 characters" in result.stderr
+
+
+# -- list / show ------------------------------------------------------------------------------------
+
+
+def test_list_plain_lines_are_tab_separated_newest_first(history):
+    result = invoke("list", "--db", str(history))
+    assert result.exit_code == 0
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [r[0] for r in rows] == ["pred-run-3", "pred-fail-2", "pred-done-1"]
+    assert all(len(r) == 6 for r in rows)
+    assert rows[0][1:5] == ["processing", "hailuo-2.3-fast", "text-to-video", "2026-01-01T00:10:00Z"]
+    assert rows[0][5] == "line one line two with tab"
+
+
+def test_list_on_a_terminal_is_an_aligned_table(history, monkeypatch):
+    monkeypatch.setattr(cli, "is_tty", lambda stream: True)
+    result = invoke("list", "--db", str(history))
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["ID", "STATUS", "MODEL", "SCENE", "SUBMITTED", "PROMPT"]
+    assert lines[1].index("processing") == lines[0].index("STATUS") == lines[3].index("completed")
+    assert "\t" not in result.stdout
+
+
+def test_list_status_filter_and_json(history):
+    result = invoke("list", "--status", "FAILED,completed", "--json", "--db", str(history))
+    jobs = json.loads(result.stdout)
+    assert [j["id"] for j in jobs] == ["pred-fail-2", "pred-done-1"]
+    assert all(set(j) >= PUBLIC_FIELDS for j in jobs)
+    assert invoke("list", "--status", "expired", "--db", str(history)).stdout == ""
+
+
+def test_json_job_object_schema(history):
+    job = json.loads(invoke("show", "pred-done-1", "--json", "--db", str(history)).stdout)
+    assert set(job) >= PUBLIC_FIELDS
+    assert job["id"] == "pred-done-1" and job["local_id"] == "aaaa00000001"
+    assert job["model"] == "hailuo-2.3-fast" and job["scene"] == "text-to-video"
+    assert job["status"] == "completed"
+    assert job["outputs"] == ["https://cdn.example/v1.mp4"]
+    assert job["error"] is None
+    assert job["execution_time_ms"] == 380841 and job["inference_time_ms"] == 380841
+    assert job["has_nsfw_contents"] == [False]
+    assert job["created_at"] == "2026-01-01T00:00:01Z"
+    assert job["submitted_at"] == "2026-01-01T00:00:00Z"
+    assert job["finished_at"] == "2026-01-01T00:06:40Z"
+    assert job["request"]["prompt"] == "a red fox in snow" and job["request"]["duration"] == 6
+
+
+def test_show_finds_by_server_id_local_id_and_unique_prefix(history):
+    for ident in ("pred-fail-2", "bbbb00000002", "pred-f", "bbbb"):
+        result = invoke("show", ident, "--db", str(history))
+        assert result.exit_code == 0, ident
+        assert "pred-fail-2" in result.stdout
+    ambiguous = invoke("show", "pred-", "--db", str(history))
+    assert ambiguous.exit_code == 2 and ambiguous.stderr.startswith("error: ")
+    missing = invoke("show", "zzz", "--db", str(history))
+    assert missing.exit_code == 2 and "zzz" in missing.stderr
+
+
+def test_server_text_is_printed_without_escape_sequences(history):
+    result = invoke("show", "pred-fail-2", "--db", str(history))
+    assert "content policy violation" in result.stdout
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    as_json = invoke("show", "pred-fail-2", "--json", "--db", str(history)).stdout
+    assert "\x1b" not in as_json
+    assert json.loads(as_json)["error"] == "content \x1b[31mpolicy\x1b[0m violation\x07"
+
+
+def test_the_key_never_appears_even_if_the_server_echoes_it(db):
+    write_history(db, [make_job("dddd00000004", server_id="pred-4", status="failed",
+                                error=f"invalid key {KEY} for this account")])
+    for args in (["show", "pred-4"], ["show", "pred-4", "--json"], ["list"], ["export", "--format", "csv"]):
+        result = invoke(*args, "--db", str(db), env={"GPTPROTO_API_KEY": KEY})
+        assert result.exit_code == 0
+        assert KEY not in result.output, args
+        assert "invalid key" in result.output
+
+
+# -- forget ----------------------------------------------------------------------------------------
+
+
+def test_forget_with_yes_removes_only_that_record(history):
+    result = invoke("forget", "pred-fail-2", "--yes", "--db", str(history))
+    assert result.exit_code == 0
+    assert "stays on the server" in result.stdout and "attach pred-fail-2" in result.stdout
+    assert [j.server_id for j in read_history(history)] == ["pred-run-3", "pred-done-1"]
+
+
+def test_forget_asks_on_a_terminal(history, monkeypatch):
+    monkeypatch.setattr(cli, "is_tty", lambda stream: True)
+    kept = invoke("forget", "pred-done-1", "--db", str(history), input="n\n")
+    assert kept.exit_code == 0 and "stays on the server" in kept.stderr
+    assert len(read_history(history)) == 3
+    gone = invoke("forget", "pred-done-1", "--db", str(history), input="y\n")
+    assert gone.exit_code == 0
+    assert "pred-done-1" not in [j.server_id for j in read_history(history)]
+
+
+def test_forget_unknown_id_is_exit_2(history):
+    assert invoke("forget", "nope", "--yes", "--db", str(history)).exit_code == 2
+
+
+# -- export ----------------------------------------------------------------------------------------
+
+
+def test_export_csv_defuses_formulas_and_strips_controls(history):
+    result = invoke("export", "--format", "csv", "--db", str(history))
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert list(rows[0]) == list(cli.CSV_COLUMNS)
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["pred-fail-2"]["prompt"] == "'=HYPERLINK(\"http://evil\")"
+    assert by_id["pred-fail-2"]["error"] == "content policy violation"
+    assert by_id["pred-run-3"]["prompt"] == "line one line two with tab"
+    assert by_id["pred-done-1"]["outputs"] == "https://cdn.example/v1.mp4"
+    assert by_id["pred-done-1"]["execution_time_ms"] == "380841"
+    for row in rows:
+        for value in row.values():
+            assert not any(ord(ch) < 32 for ch in value)
+            assert not value.startswith(("=", "+", "-", "@"))
+
+
+@pytest.mark.parametrize("raw, cell", [
+    ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"),
+    ("\t=1", "' =1"), ("\r=1", "' =1"), ("a\x1b[2Jb", "ab"), ("plain", "plain"), (None, ""), (5, "5"),
+])
+def test_csv_cell(raw, cell):
+    assert cli.csv_cell(raw) == cell
+
+
+def test_export_json_to_a_file_atomically(history, tmp_path):
+    target = tmp_path / "out" / "jobs.json"
+    target.parent.mkdir()
+    target.write_text("old")
+    result = invoke("export", "--format", "json", "-o", str(target), "--db", str(history))
+    assert result.exit_code == 0
+    jobs = json.loads(target.read_text())
+    assert [j["id"] for j in jobs] == ["pred-run-3", "pred-fail-2", "pred-done-1"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["jobs.json"]
+    assert "3 jobs" in result.stderr
+
+
+def test_export_to_an_unwritable_place_is_exit_2_and_leaves_nothing(history, tmp_path):
+    result = invoke("export", "--format", "csv", "-o", str(tmp_path / "missing-dir" / "x.csv"), "--db", str(history))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ")
+
+
+# -- the dashboard entry ----------------------------------------------------------------------------
+
+
+def test_no_command_starts_the_dashboard_with_the_settings(monkeypatch, tmp_path):
+    calls = []
+    fake = types.ModuleType("tui.app")
+    fake.run_app = lambda settings, *, demo=False: calls.append((settings, demo)) or 0
+    monkeypatch.setitem(sys.modules, "tui.app", fake)
+    result = invoke("--read-only", "--db", str(tmp_path / "h.json"), env={"GPTPROTO_API_KEY": KEY})
+    assert result.exit_code == 0
+    settings, demo = calls[-1]
+    assert demo is False and settings.read_only and settings.api_key == KEY
+    assert settings.db_path == tmp_path / "h.json"
+
+
+def test_demo_uses_the_demo_history_and_no_key(monkeypatch, tmp_path):
+    calls = []
+    fake = types.ModuleType("tui.app")
+    fake.run_app = lambda settings, *, demo=False: calls.append((settings, demo)) or 0
+    monkeypatch.setitem(sys.modules, "tui.app", fake)
+    result = invoke("--demo", env={"GPTPROTO_API_KEY": "malformed key"})
+    assert result.exit_code == 0
+    settings, demo = calls[-1]
+    assert demo is True and settings.demo is True
+    assert settings.api_key is None
+    assert settings.db_path == tmp_path / "data" / "demo-history.json"
+
+
+def test_dashboard_exit_code_is_passed_on(monkeypatch):
+    fake = types.ModuleType("tui.app")
+    fake.run_app = lambda settings, *, demo=False: 3
+    monkeypatch.setitem(sys.modules, "tui.app", fake)
+    assert invoke("--demo").exit_code == 3
