@@ -427,7 +427,8 @@ class Progress:
     def __init__(self, *, as_json: bool, quiet: bool = False) -> None:
         self.as_json = as_json
         self.quiet = quiet
-        self.live = is_tty(sys.stderr) and not as_json
+        # The status line is redrawn in place, so only when both streams are the same terminal.
+        self.live = is_tty(sys.stderr) and is_tty(sys.stdout) and not as_json
         self.status_text = ""
 
     def _clear(self) -> None:
@@ -445,7 +446,7 @@ class Progress:
         if self.as_json:
             echo(to_json_line({"event": "status", "previous_status": previous, "job": job.to_public()}))
         else:
-            echo(job_summary(job), err=self.live)
+            echo(job_summary(job))
         self._draw()
 
     def status(self, text: str) -> None:
