@@ -402,8 +402,9 @@ def run_async(make_coro: Callable[[], Any]) -> Any:
         return asyncio.run(runner())
     except Interrupted as exc:
         name = signal.Signals(exc.signum).name
-        echo(f"stopped by {name}: history saved; unfinished jobs keep running on the server "
-             "(`hailuo-tui watch` resumes them)", err=True)
+        with contextlib.suppress(OSError):
+            echo(f"stopped by {name}: history saved; unfinished jobs keep running on the server "
+                 "(`hailuo-tui watch` resumes them)", err=True)
         raise SystemExit(128 + exc.signum) from None
 
 
@@ -431,13 +432,16 @@ class Progress:
         self.live = is_tty(sys.stderr) and is_tty(sys.stdout) and not as_json
         self.status_text = ""
 
+    # A terminal that went away (SIGHUP) must not turn cleanup into a traceback.
     def _clear(self) -> None:
         if self.live and self.status_text:
-            click.echo("\r\x1b[K", err=True, nl=False)
+            with contextlib.suppress(OSError):
+                click.echo("\r\x1b[K", err=True, nl=False)
 
     def _draw(self) -> None:
         if self.live and self.status_text:
-            click.echo(self.status_text, err=True, nl=False)
+            with contextlib.suppress(OSError):
+                click.echo(self.status_text, err=True, nl=False)
 
     def transition(self, job: "Job", previous: str | None) -> None:
         if self.quiet:
