@@ -404,3 +404,226 @@ def test_dashboard_exit_code_is_passed_on(monkeypatch):
     fake.run_app = lambda settings, *, demo=False: 3
     monkeypatch.setitem(sys.modules, "tui.app", fake)
     assert invoke("--demo").exit_code == 3
+
+
+# -- against the simulator: subprocess, as a script would run it --------------------------------------
+
+
+def run_cli(*args: str, base_url: str, db: Path, key: str | None = KEY, timeout: float = 60,
+            stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("GPTPROTO_API_KEY", "GPTPROTO_BASE_URL", "HAILUO_TUI_DB")}
+    if key is not None:
+        env["GPTPROTO_API_KEY"] = key
+    return subprocess.run([sys.executable, "-m", "tui", *args, "--base-url", base_url, "--db", str(db)],
+                          capture_output=True, text=True, timeout=timeout, env=env, input=stdin)
+
+
+def assert_clean(proc: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert KEY not in proc.stdout + proc.stderr
+
+
+def set_faults(sim, **faults) -> None:
+    for name, value in faults.items():
+        setattr(sim.faults, name, value)
+
+
+def posts(sim) -> list:
+    return [r for r in sim.requests if r.method == "POST"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_submit_wait_goes_to_completed(make_simulator, db):
+    sim = make_simulator(job_seconds=0.3, require_key=KEY)
+    proc = run_cli("submit", "--prompt", "a red fox in snow", "--wait", "--json", base_url=sim.base_url, db=db)
+    assert_clean(proc)
+    assert proc.returncode == 0, proc.stderr
+    job = json.loads(proc.stdout)
+    assert job["status"] == "completed" and job["outputs"] and job["error"] is None
+    assert job["request"]["prompt"] == "a red fox in snow"
+    assert job["created_at"].endswith("Z")
+    assert len(posts(sim)) == 1
+    assert posts(sim)[0].path == "/api/v3/minimax/hailuo-2.3-fast/text-to-video"
+    # The history holds the finished job for later commands.
+    stored = read_history(db)
+    assert [(j.server_id, j.status) for j in stored] == [(job["id"], "completed")]
+
+
+def test_submit_text_output_is_the_id_then_the_final_state(make_simulator, db):
+    sim = make_simulator(job_seconds=0.2)
+    proc = run_cli("submit", "--prompt", "a fox", "--wait", base_url=sim.base_url, db=db)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    server_id = lines[0]
+    assert lines[1] == f"{server_id}\tcompleted"
+    assert lines[2].startswith("  http")
+    shown = invoke("show", server_id[:8], "--json", "--db", str(db))
+    assert json.loads(shown.stdout)["status"] == "completed"
+
+
+def test_submit_without_wait_prints_the_id_and_records_it(make_simulator, db):
+    sim = make_simulator(job_seconds=30)
+    proc = run_cli("submit", "--prompt", "-", "--no-prompt-expansion", base_url=sim.base_url, db=db,
+                   stdin="a prompt from stdin\n")
+    assert proc.returncode == 0, proc.stderr
+    server_id = proc.stdout.strip()
+    (job,) = read_history(db)
+    assert job.server_id == server_id and job.is_pending
+    assert job.request["prompt"] == "a prompt from stdin" and job.request["prompt_expansion"] is False
+
+
+def test_refused_key_is_exit_3(make_simulator, db):
+    sim = make_simulator(require_key="sk-the-right-key-000000")
+    proc = run_cli("submit", "--prompt", "a fox", base_url=sim.base_url, db=db)
+    assert_clean(proc)
+    assert proc.returncode == 3
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+
+
+def test_dropped_connection_after_create_is_exit_5_and_not_resent(make_simulator, db):
+    sim = make_simulator(job_seconds=0.2)
+    set_faults(sim, drop_after_create=True)
+    proc = run_cli("submit", "--prompt", "a fox", "--wait", base_url=sim.base_url, db=db)
+    assert_clean(proc)
+    assert proc.returncode == 5
+    assert len(posts(sim)) == 1
+    (job,) = read_history(db)
+    assert job.status == "unknown"
+    assert job.local_id in proc.stderr
+
+
+def test_failed_job_is_exit_1_with_the_servers_error(make_simulator, db):
+    sim = make_simulator(job_seconds=0.2)
+    set_faults(sim, fail_rate=1.0)
+    proc = run_cli("submit", "--prompt", "a fox", "--wait", base_url=sim.base_url, db=db)
+    assert_clean(proc)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[1].endswith("\tfailed")
+    assert lines[2].startswith("  error: ")
+
+
+def test_server_errors_on_every_poll_are_exit_4(make_simulator, db):
+    sim = make_simulator(job_seconds=0.2)
+    set_faults(sim, get_error_rate=1.0, get_error_status=500)
+    proc = run_cli("submit", "--prompt", "a fox", "--wait", "--max-poll-errors", "1", base_url=sim.base_url, db=db,
+                   timeout=120)
+    assert_clean(proc)
+    assert proc.returncode == 4, proc.stderr
+    assert "hailuo-tui watch" in proc.stderr
+    (job,) = read_history(db)
+    assert job.server_id and job.poll_errors >= 1
+
+
+def test_unreachable_server_is_exit_4(db):
+    proc = run_cli("submit", "--prompt", "a fox", base_url=f"http://127.0.0.1:{free_port()}", db=db, timeout=120)
+    assert_clean(proc)
+    assert proc.returncode == 4
+    assert proc.stderr.startswith("error: ")
+
+
+def test_invalid_duration_in_a_subprocess_is_exit_2_and_sends_nothing(make_simulator, db):
+    sim = make_simulator()
+    proc = run_cli("submit", "--model", "hailuo-02-pro", "--prompt", "a fox", "--duration", "10",
+                   base_url=sim.base_url, db=db)
+    assert proc.returncode == 2
+    assert proc.stderr == "error: duration: hailuo-02-pro at 1080P offers 6 s, not 10 s\n"
+    assert sim.requests == []
+
+
+def test_attach_adds_a_known_job_and_waits_for_it(make_simulator, db):
+    sim = make_simulator(job_seconds=0.2)
+    done_id = sim.seed_job(status="completed")
+    result = invoke("attach", done_id, "--wait", "--json", "--base-url", sim.base_url, "--db", str(db),
+                    env={"GPTPROTO_API_KEY": KEY})
+    assert result.exit_code == 0, result.stderr
+    (job,) = json.loads(result.stdout)
+    assert job["id"] == done_id and job["status"] == "completed"
+    # Attaching again does not duplicate the record.
+    again = invoke("attach", done_id, "--base-url", sim.base_url, "--db", str(db), env={"GPTPROTO_API_KEY": KEY})
+    assert again.exit_code == 0
+    assert [j.server_id for j in read_history(db)] == [done_id]
+
+
+def test_attach_rejects_something_that_is_not_an_id(db):
+    result = invoke("attach", "../etc/passwd", "--db", str(db), env={"GPTPROTO_API_KEY": KEY})
+    assert result.exit_code == 2
+
+
+def test_watch_prints_each_transition_and_exit_status(make_simulator, db):
+    sim = make_simulator(job_seconds=0.4)
+    for prompt in ("first", "second"):
+        proc = run_cli("submit", "--prompt", prompt, base_url=sim.base_url, db=db)
+        assert proc.returncode == 0, proc.stderr
+    ids = {j.server_id for j in read_history(db)}
+    proc = run_cli("watch", "--exit-status", base_url=sim.base_url, db=db)
+    assert_clean(proc)
+    assert proc.returncode == 0, proc.stderr
+    finals = [line.split("  ") for line in proc.stdout.splitlines() if "  completed" in line]
+    assert {parts[0] for parts in finals} == ids
+    assert all(j.status == "completed" for j in read_history(db))
+    # Nothing left: exits at once.
+    again = run_cli("watch", "--exit-status", base_url=sim.base_url, db=db)
+    assert again.returncode == 0 and again.stdout == ""
+
+
+def test_watch_exit_status_is_1_when_a_job_fails(make_simulator, db):
+    sim = make_simulator(job_seconds=0.3)
+    assert run_cli("submit", "--prompt", "ok", base_url=sim.base_url, db=db).returncode == 0
+    set_faults(sim, fail_rate=1.0)
+    assert run_cli("submit", "--prompt", "bad", base_url=sim.base_url, db=db).returncode == 0
+    proc = run_cli("watch", "--exit-status", base_url=sim.base_url, db=db)
+    assert proc.returncode == 1, proc.stderr
+    assert any(line.split("  ")[1] == "failed" for line in proc.stdout.splitlines())
+    plain_watch = run_cli("watch", base_url=sim.base_url, db=db)
+    assert plain_watch.returncode == 0
+
+
+def test_watch_json_lines(make_simulator, db):
+    sim = make_simulator(job_seconds=0.3)
+    assert run_cli("submit", "--prompt", "ok", base_url=sim.base_url, db=db).returncode == 0
+    proc = run_cli("watch", "--json", base_url=sim.base_url, db=db)
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert events and all(e["event"] == "status" and set(e["job"]) >= PUBLIC_FIELDS for e in events)
+    assert events[-1]["job"]["status"] == "completed"
+
+
+def test_watch_on_a_terminal_keeps_one_status_line(make_simulator, db, monkeypatch):
+    sim = make_simulator(job_seconds=0.3)
+    assert run_cli("submit", "--prompt", "ok", base_url=sim.base_url, db=db).returncode == 0
+    monkeypatch.setattr(cli, "is_tty", lambda stream: True)
+    result = invoke("watch", "--base-url", sim.base_url, "--db", str(db), env={"GPTPROTO_API_KEY": KEY})
+    assert result.exit_code == 0, result.stderr
+    assert "1/1 finished" in result.stderr and "\r\x1b[K" in result.stderr
+    assert "completed" in result.stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_signal_during_watch_exits_cleanly_with_history_saved(make_simulator, db, signum):
+    sim = make_simulator(job_seconds=60)
+    proc = run_cli("submit", "--prompt", "a long one", base_url=sim.base_url, db=db)
+    assert proc.returncode == 0
+    env = {**os.environ, "GPTPROTO_API_KEY": KEY}
+    watcher = subprocess.Popen([sys.executable, "-m", "tui", "watch", "--base-url", sim.base_url, "--db", str(db)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(r.method == "GET" for r in sim.requests):
+            time.sleep(0.05)
+        watcher.send_signal(signum)
+        out, err = watcher.communicate(timeout=30)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    assert "Traceback" not in err
+    assert watcher.returncode == 128 + signum
+    assert f"stopped by {signal.Signals(signum).name}" in err
+    (job,) = read_history(db)
+    assert job.is_pending
