@@ -234,7 +234,7 @@ def test_list_plain_lines_are_tab_separated_newest_first(history):
     rows = [line.split("\t") for line in result.stdout.splitlines()]
     assert [r[0] for r in rows] == ["pred-run-3", "pred-fail-2", "pred-done-1"]
     assert all(len(r) == 6 for r in rows)
-    assert rows[0][1:5] == ["processing", "hailuo-2.3-fast", "text-to-video", "2026-01-01T00:10:00Z"]
+    assert rows[0][1:5] == ["processing", "hailuo-2.3-fast", "text-to-video", "2026-01-01T00:03:20Z"]
     assert rows[0][5] == "line one line two with tab"
 
 
@@ -298,7 +298,8 @@ def test_the_key_never_appears_even_if_the_server_echoes_it(db):
         result = invoke(*args, "--db", str(db), env={"GPTPROTO_API_KEY": KEY})
         assert result.exit_code == 0
         assert KEY not in result.output, args
-        assert "invalid key" in result.output
+        if args[0] != "list":
+            assert "invalid key" in result.output
 
 
 # -- forget ----------------------------------------------------------------------------------------
