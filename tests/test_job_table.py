@@ -1,0 +1,422 @@
+"""The job table as a user meets it: order, live updates, cursor, filters, keys, inert text."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from textual.app import App, ComposeResult
+
+from tui.config import styles_dir
+from tui.records import UNKNOWN, Job
+from tui.widgets import job_table as job_table_module
+from tui.widgets.job_table import JobTable, format_ago, format_elapsed, format_exec, layout_columns, plain_text
+
+NOW = 1_800_000_000.0
+
+
+class Clock:
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_job(
+    n: int,
+    *,
+    age: float | None = None,
+    status: str = "completed",
+    prompt: str | None = None,
+    model: str = "hailuo-2.3-fast",
+    execution_ms: int | None = 6200,
+    resolution: str = "768P",
+    duration: int = 6,
+) -> Job:
+    job = Job(
+        local_id=f"local{n:07d}",
+        request={"model": model, "scene": "text-to-video", "prompt": prompt or f"prompt number {n}",
+                 "duration": duration, "resolution": resolution},
+        submitted_at=NOW - (age if age is not None else 1000 - n),
+        server_id=f"srv{n:09d}",
+        status=status,
+        execution_time_ms=execution_ms if status == "completed" else None,
+    )
+    return job
+
+
+class TableApp(App):
+    CSS_PATH = [str(styles_dir() / "job_table.tcss")]
+
+    def __init__(self, jobs: list[Job], clock: Clock | None = None, tick_interval: float = 0) -> None:
+        super().__init__()
+        self.jobs = jobs
+        self.clock = clock or Clock()
+        self.tick_interval = tick_interval
+        self.highlighted: list[str] = []
+        self.selected: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield JobTable(self.jobs, clock=self.clock, tick_interval=self.tick_interval)
+
+    def on_job_table_highlighted(self, message: JobTable.Highlighted) -> None:
+        self.highlighted.append(message.job.local_id)
+
+    def on_job_table_selected(self, message: JobTable.Selected) -> None:
+        self.selected.append(message.job.local_id)
+
+
+def screen_lines(table: JobTable) -> list[str]:
+    return [table.render_line(y).text for y in range(table.size.height)]
+
+
+def shown_ids(table: JobTable) -> list[str]:
+    """Server ids in the order they appear on screen (data rows only)."""
+    ids = []
+    for line in screen_lines(table)[1:]:
+        first = line.split()
+        if first:
+            ids.append(first[0])
+    return ids
+
+
+def jobs(count: int) -> list[Job]:
+    return [make_job(n) for n in range(count)]
+
+
+async def test_rows_shown_newest_first_under_a_fixed_header() -> None:
+    app = TableApp(jobs(30))
+    async with app.run_test(size=(120, 10)) as pilot:
+        table = app.query_one(JobTable)
+        await pilot.pause()
+        lines = screen_lines(table)
+        assert lines[0].split()[:2] == ["ID", "MODEL"]
+        assert shown_ids(table) == [f"srv{n:09d}" for n in range(29, 20, -1)]
+        assert table.selected_job.local_id == "local0000029"
+        await pilot.press("G")
+        await pilot.pause()
+        lines = screen_lines(table)
+        assert lines[0].split()[:2] == ["ID", "MODEL"]  # the header stays while scrolled
+        assert shown_ids(table)[-1] == "srv000000000"
+
+
+async def test_cells_show_status_prompt_resolution_times() -> None:
+    clock = Clock()
+    pending = make_job(1, age=83, status="processing")
+    done = make_job(2, age=12 * 60, status="completed", execution_ms=6200, resolution="1080P", duration=10)
+    failed = make_job(3, age=3 * 3600, status="failed")
+    old = make_job(4, age=2 * 86400, status=UNKNOWN, prompt="x" * 300)
+    app = TableApp([pending, done, failed, old], clock)
+    async with app.run_test(size=(160, 8)) as pilot:
+        await pilot.pause()
+        lines = screen_lines(app.query_one(JobTable))
+        assert "processing 1m23s" in lines[1] and "1m ago" in lines[1] and "—" in lines[1]
+        assert "completed" in lines[2] and "1080P·10s" in lines[2] and "12m ago" in lines[2] and "6.2s" in lines[2]
+        assert "failed" in lines[3] and "3h ago" in lines[3]
+        assert "unknown" in lines[4] and "2d ago" in lines[4] and "x…" in lines[4]
+        assert all(len(line) == 160 for line in lines)
+
+
+async def test_clock_redraws_only_visible_rows_whose_time_text_changed() -> None:
+    clock = Clock()
+    data = [make_job(n, age=3600 + n) for n in range(40)] + [make_job(99, age=5, status="processing")]
+    app = TableApp(data, clock, tick_interval=0.05)
+    async with app.run_test(size=(120, 6)) as pilot:
+        table = app.query_one(JobTable)
+        await pilot.pause(0.15)
+        assert "processing 5s" in screen_lines(table)[1]
+        refreshed: list[int] = []
+        original = table.refresh_line
+        table.refresh_line = lambda y: (refreshed.append(y), original(y))[1]
+        await pilot.pause(0.2)
+        assert refreshed == []  # nothing changed on screen: nothing redrawn
+        clock.now += 60
+        await pilot.pause(0.2)
+        assert set(refreshed) == {1}  # only the pending row; "1h ago" rows did not change
+        assert "processing 1m05s" in screen_lines(table)[1] and "1m ago" in screen_lines(table)[1]
+
+
+async def test_upsert_updates_one_row_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = jobs(20)
+    app = TableApp(data)
+    async with app.run_test(size=(120, 12)) as pilot:
+        table = app.query_one(JobTable)
+        await pilot.pause()
+        await pilot.press("j", "j")
+        before = screen_lines(table)
+        formatted: list[str] = []
+        original = job_table_module._Row.of.__func__
+
+        def counting(cls, job):
+            formatted.append(job.local_id)
+            return original(cls, job)
+
+        monkeypatch.setattr(job_table_module._Row, "of", classmethod(counting))
+        changed = dataclasses.replace(data[15], status="failed", error="boom", execution_time_ms=None)
+        table.upsert(changed)
+        await pilot.pause()
+        after = screen_lines(table)
+        assert formatted == ["local0000015"]  # only the changed row was formatted again
+        row = 1 + 4  # newest first: job 19 on line 1, job 15 on line 5
+        assert "failed" in after[row] and "completed" in before[row]
+        assert [a for i, a in enumerate(after) if i != row] == [b for i, b in enumerate(before) if i != row]
+        assert table.selected_job.local_id == "local0000017"
+        assert table.visible_count == table.total_count == 20
+
+
+async def test_new_job_above_keeps_cursor_on_its_job_and_view_in_place() -> None:
+    app = TableApp(jobs(100))
+    async with app.run_test(size=(120, 12)) as pilot:
+        table = app.query_one(JobTable)
+        await pilot.pause()
+        await pilot.press("pagedown", "pagedown", "j")
+        await pilot.pause()
+        cursor_job = table.selected_job.local_id
+        cursor_row = table.cursor_row
+        top = table.scroll_offset.y
+        assert top > 0
+        shown_before = shown_ids(table)
+        table.upsert(make_job(500, age=0, status="processing"))
+        await pilot.pause()
+        assert table.selected_job.local_id == cursor_job
+        assert table.cursor_row == cursor_row + 1
+        assert shown_ids(table) == shown_before  # the rows the user was reading did not move
+        await pilot.press("g")
+        await pilot.pause()
+        assert shown_ids(table)[0] == "srv000000500"
+
+    # At the top, a new job simply appears above the cursor's job.
+    app = TableApp(jobs(10))
+    async with app.run_test(size=(120, 12)) as pilot:
+        table = app.query_one(JobTable)
+        await pilot.pause()
+        table.upsert(make_job(500, age=0))
+        await pilot.pause()
+        assert shown_ids(table)[:2] == ["srv000000500", "srv000000009"]
+        assert table.selected_job.local_id == "local0000009"
+
+
+async def test_remove_drops_the_row_and_moves_cursor_to_neighbour() -> None:
+    app = TableApp(jobs(5))
+    async with app.run_test(size=(120, 10)) as pilot:
+        table = app.query_one(JobTable)
+        await pilot.pause()
+        await pilot.press("j")
+        table.remove("local0000003")
+        await pilot.pause()
+        assert "srv000000003" not in shown_ids(table)
+        assert table.total_count == 4
+        assert table.selected_job.local_id == "local0000002"
+        assert app.highlighted[-1] == "local0000002"
+
+
+async def test_filter_text_and_status_filter() -> None:
+    data = jobs(10)
+    data[2].request["prompt"] = "A Red FOX in the snow"
+    data[7].request["prompt"] = "a red car at night"
+    data[7].status = "failed"
+    data[5].status = "processing"
+    data[6].status = UNKNOWN
+    app = TableApp(data)
+    async with app.run_test(size=(120, 14)) as pilot:
+        table = app.query_one(JobTable)
+        await pilot.pause()
+        table.filter_text = "red"
+        await pilot.pause()
+        assert shown_ids(table) == ["srv000000007", "srv000000002"]
+        table.filter_text = "RED fox"  # every word must match, any case
+        await pilot.pause()
+        assert shown_ids(table) == ["srv000000002"]
+        assert table.selected_job.local_id == "local0000002"
+        table.filter_text = "srv000000005"  # ids match too
+        await pilot.pause()
+        assert shown_ids(table) == ["srv000000005"]
+        table.filter_text = "2.3-fast processing"  # model and status
+        await pilot.pause()
+        assert shown_ids(table) == ["srv000000005"]
+        table.filter_text = ""
+        table.status_filter = "failed"
+        await pilot.pause()
+        assert shown_ids(table) == ["srv000000007", "srv000000006"]
+        table.status_filter = "pending"
+        await pilot.pause()
+        assert shown_ids(table) == ["srv000000005"]
+        assert (table.visible_count, table.total_count) == (1, 10)
+        # A filtered view follows live updates: the job completes and leaves the pending view.
+        table.upsert(dataclasses.replace(data[5], status="completed"))
+        await pilot.pause()
+        assert shown_ids(table) == [] and table.selected_job is None
+        table.status_filter = "completed"
+        await pilot.pause()
+        assert "srv000000005" in shown_ids(table) and table.visible_count == 8
+        table.status_filter = None
+        await pilot.pause()
+        assert table.visible_count == 10
+
+
+async def test_sort_keys_cycle_and_reverse() -> None:
+    data = [make_job(n, execution_ms=(n * 7919) % 50_000) for n in range(12)]
+    app = TableApp(data)
+    async with app.run_test(size=(160, 16)) as pilot:
+        table = app.query_one(JobTable)
+        table.focus()
+        await pilot.pause()
+        cursor_job = table.selected_job.local_id
+        table.sort_column = "execution"
+        table.sort_reverse = True
+        await pilot.pause()
+        expected = [f"srv{j:09d}" for j in sorted(range(12), key=lambda n: -((n * 7919) % 50_000))]
+        assert shown_ids(table) == expected
+        assert table.selected_job.local_id == cursor_job  # sorting keeps the cursor's job
+        assert "▼EXEC" in screen_lines(table)[0]
+        await pilot.press("S")
+        await pilot.pause()
+        assert shown_ids(table) == expected[::-1]
+        await pilot.press("s")  # execution -> resolution
+        await pilot.pause()
+        assert table.sort_column == "resolution"
+        table.sort_column = "submitted"
+        table.sort_reverse = True
+        await pilot.pause()
+        assert shown_ids(table) == [f"srv{n:09d}" for n in range(11, -1, -1)]
+        seen = set()
+        for _ in range(8):
+            await pilot.press("s")
+            seen.add(table.sort_column)
+        assert table.sort_column == "submitted" and len(seen) == 8
+
+
+async def test_frozen_queues_updates_until_unfrozen() -> None:
+    data = jobs(5)
+    app = TableApp(data)
+    async with app.run_test(size=(120, 10)) as pilot:
+        table = app.query_one(JobTable)
+        await pilot.pause()
+        before = screen_lines(table)
+        table.frozen = True
+        table.upsert(dataclasses.replace(data[4], status="failed"))
+        table.upsert(make_job(99, age=0))
+        table.remove("local0000000")
+        await pilot.pause()
+        assert screen_lines(table) == before
+        assert table.queued_count == 3 and table.total_count == 5
+        table.frozen = False
+        await pilot.pause()
+        ids = shown_ids(table)
+        assert ids[:2] == ["srv000000099", "srv000000004"] and "srv000000000" not in ids
+        assert "failed" in screen_lines(table)[2]
+        assert table.queued_count == 0
+
+
+async def test_cursor_keys() -> None:
+    app = TableApp(jobs(100))
+    async with app.run_test(size=(120, 12)) as pilot:
+        table = app.query_one(JobTable)
+        table.focus()
+        await pilot.pause()
+        page = table.size.height - 1
+        await pilot.press("j", "j", "down")
+        assert table.cursor_row == 3
+        await pilot.press("k", "up")
+        assert table.cursor_row == 1
+        await pilot.press("pagedown")
+        assert table.cursor_row == 1 + page
+        await pilot.press("pageup", "pageup")
+        assert table.cursor_row == 0
+        await pilot.press("G")
+        await pilot.pause()
+        assert table.cursor_row == 99 and table.selected_job.local_id == "local0000000"
+        assert shown_ids(table)[-1] == "srv000000000"
+        await pilot.press("g")
+        assert table.cursor_row == 0
+        await pilot.press("end")
+        assert table.cursor_row == 99
+        await pilot.press("home", "k")
+        assert table.cursor_row == 0
+
+
+async def test_highlighted_and_selected_messages() -> None:
+    data = jobs(5)
+    app = TableApp(data)
+    async with app.run_test(size=(120, 10)) as pilot:
+        table = app.query_one(JobTable)
+        table.focus()
+        await pilot.pause()
+        assert app.highlighted == ["local0000004"]
+        await pilot.press("j", "enter")
+        await pilot.pause()
+        assert app.highlighted == ["local0000004", "local0000003"]
+        assert app.selected == ["local0000003"]
+        # The highlighted job changed: the detail pane must hear of it; other jobs changing is quiet.
+        table.upsert(dataclasses.replace(data[0], status="failed"))
+        await pilot.pause()
+        assert app.highlighted[-1] == "local0000003" and len(app.highlighted) == 2
+        table.upsert(dataclasses.replace(data[3], status="failed"))
+        await pilot.pause()
+        assert len(app.highlighted) == 3 and app.highlighted[-1] == "local0000003"
+        assert table.select("local0000001")
+        await pilot.pause()
+        assert app.highlighted[-1] == "local0000001"
+
+
+async def test_fifty_thousand_jobs_first_and_last_screens() -> None:
+    many = [
+        Job(local_id=f"l{n:08d}", request={"model": "hailuo-2.3-fast", "prompt": f"p{n}", "scene": "text-to-video"},
+            submitted_at=NOW - 50_000 + n, server_id=f"s{n:08d}", status="completed")
+        for n in range(50_000)
+    ]
+    many.reverse()  # the order must come from the table, not the input
+    many[100], many[40_000] = many[40_000], many[100]
+    app = TableApp(many)
+    async with app.run_test(size=(100, 12)) as pilot:
+        table = app.query_one(JobTable)
+        table.focus()
+        await pilot.pause()
+        assert table.total_count == 50_000
+        assert shown_ids(table) == [f"s{n:08d}" for n in range(49_999, 49_988, -1)]
+        await pilot.press("G")
+        await pilot.pause()
+        assert shown_ids(table)[-1] == "s00000000"
+        table.filter_text = "p4999"
+        await pilot.pause()
+        assert table.visible_count == 11  # p4999 and p49990..p49999
+        assert shown_ids(table)[0] == "s00049999"
+
+
+async def test_markup_and_escapes_are_inert() -> None:
+    hostile = "[bold red]x[/] \x1b[2J\x1b]52;c;AAAA\x07 tail"
+    job = make_job(1, status="[blink]odd\x1b[31m", prompt=hostile)
+    app = TableApp([job])
+    async with app.run_test(size=(160, 5)) as pilot:
+        await pilot.pause()
+        line = app.query_one(JobTable).render_line(1)
+        assert "[bold red]x[/]" in line.text and "tail" in line.text
+        assert "[blink]odd" in line.text
+        assert not any(ch in line.text for ch in "\x1b\x07\x9b")
+        assert "AAAA" not in line.text  # the clipboard-writing sequence is gone, payload included
+        screenshot = app.export_screenshot()
+        assert "[bold red]x[/]" in screenshot.replace("&#160;", " ")
+
+
+def test_plain_text_strips_controls() -> None:
+    assert plain_text("a\x1b[2Jb\x1b]52;c;AAAA\x07c\x9b31md\u202ee\r\nf") == "abcde f"
+    assert plain_text(None) == ""
+
+
+def test_formats() -> None:
+    assert [format_ago(s) for s in (12, 300, 3 * 3600, 2 * 86400, -5)] == ["12s ago", "5m ago", "3h ago", "2d ago", "0s ago"]
+    assert [format_elapsed(s) for s in (9, 83, 3725)] == ["9s", "1m23s", "1h02m"]
+    assert [format_exec(ms) for ms in (6200, None, 400_000)] == ["6.2s", "—", "6m40s"]
+
+
+@pytest.mark.parametrize("width", [80, 100, 200])
+def test_columns_fit_the_width(width: int) -> None:
+    layout = dict((column.key, w) for column, w in layout_columns(width - 1))
+    assert sum(layout.values()) + len(layout) + 1 <= width
+    for important in ("id", "status", "prompt", "submitted"):
+        assert layout.get(important, 0) >= (8 if important == "id" else 9)
+    if width == 80:
+        assert "resolution" in layout and "model" in layout
+    if width == 200:
+        assert len(layout) == 8 and layout["id"] == 12
