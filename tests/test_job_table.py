@@ -406,7 +406,7 @@ def test_plain_text_strips_controls() -> None:
 
 def test_formats() -> None:
     assert [format_ago(s) for s in (12, 300, 3 * 3600, 2 * 86400, -5)] == ["12s ago", "5m ago", "3h ago", "2d ago", "0s ago"]
-    assert [format_elapsed(s) for s in (9, 83, 3725)] == ["9s", "1m23s", "1h02m"]
+    assert [format_elapsed(s) for s in (9, 83, 3725, 200_000)] == ["9s", "1m23s", "1h02m", "2d07h"]
     assert [format_exec(ms) for ms in (6200, None, 400_000)] == ["6.2s", "—", "6m40s"]
 
 
@@ -420,3 +420,76 @@ def test_columns_fit_the_width(width: int) -> None:
         assert "resolution" in layout and "model" in layout
     if width == 200:
         assert len(layout) == 8 and layout["id"] == 12
+
+
+async def test_filter_after_scrolling_shows_matches_from_the_top() -> None:
+    data = jobs(200)
+    data[3].request["prompt"] = "needle one"
+    data[190].request["prompt"] = "needle two"
+    app = TableApp(data)
+    async with app.run_test(size=(120, 12)) as pilot:
+        table = app.query_one(JobTable)
+        table.focus()
+        await pilot.pause()
+        await pilot.press("G")
+        await pilot.pause()
+        table.filter_text = "needle"
+        await pilot.pause()
+        assert shown_ids(table) == ["srv000000190", "srv000000003"]
+        table.filter_text = "nothing matches this"
+        await pilot.pause()
+        assert shown_ids(table) == [] and table.selected_job is None
+        await pilot.press("j", "G", "enter")  # keys on an empty view do nothing
+        assert app.selected == []
+        table.filter_text = ""
+        await pilot.pause()
+        assert table.selected_job is not None and table.cursor_row is not None
+        assert table.cursor_row in range(table.scroll_offset.y, table.scroll_offset.y + table.size.height - 1)
+
+
+async def test_click_moves_cursor_and_header_click_sorts() -> None:
+    app = TableApp(jobs(10))
+    async with app.run_test(size=(120, 12)) as pilot:
+        table = app.query_one(JobTable)
+        await pilot.pause()
+        await pilot.click(JobTable, offset=(20, 3))
+        assert table.cursor_row == 2 and app.highlighted[-1] == "local0000007"
+        await pilot.click(JobTable, offset=(20, 3), times=2)
+        assert app.selected == ["local0000007"]
+        await pilot.click(JobTable, offset=(2, 0))  # the ID column's title
+        await pilot.pause()
+        assert table.sort_column == "id" and table.sort_reverse is False
+        assert shown_ids(table)[0] == "srv000000000"
+        assert table.selected_job.local_id == "local0000007"
+
+
+def varied_jobs() -> list[Job]:
+    statuses = ["processing", "completed", "failed", "completed", UNKNOWN, "queued", "completed", "rejected",
+                "submitting", "completed"]
+    prompts = ["a red fox running through fresh snow at dawn, slow motion",
+               "timelapse of a city skyline from dusk to night, neon reflections",
+               "macro shot of a honeybee landing on a lavender flower",
+               "[bold red]not markup[/] \x1b[31mno escapes\x1b[0m",
+               "日本語のプロンプト：桜の花びらが舞う"]
+    models = ["hailuo-2.3-fast", "hailuo-2.3-standard", "hailuo-2.3-pro", "hailuo-02-fast"]
+    ages = [7, 45, 130, 400, 3000, 7200, 20_000, 90_000, 200_000, 900_000]
+    result = []
+    for n in range(20):
+        model = models[n % len(models)]
+        job = make_job(n, age=ages[n % 10] + n, status=statuses[n % 10], prompt=prompts[n % 5], model=model,
+                       execution_ms=1000 * (5 + n * 13), resolution="1080P" if model.endswith("pro") else "768P",
+                       duration=6 if n % 3 else 10)
+        result.append(job)
+    return result
+
+
+def test_snapshot_of_varied_jobs(snap_compare) -> None:
+    async def focus_and_move(pilot) -> None:
+        pilot.app.query_one(JobTable).focus()
+        await pilot.press("j", "j")
+
+    assert snap_compare(TableApp(varied_jobs()), terminal_size=(100, 20), run_before=focus_and_move)
+
+
+def test_snapshot_at_80_columns(snap_compare) -> None:
+    assert snap_compare(TableApp(varied_jobs()), terminal_size=(80, 20))

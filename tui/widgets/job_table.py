@@ -86,7 +86,9 @@ def format_elapsed(seconds: float) -> str:
         return f"{seconds}s"
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
 def format_exec(ms: int | None) -> str:
@@ -756,7 +758,7 @@ class JobTable(ScrollView, can_focus=True):
         key = (width, self.sort_column, self.sort_reverse)
         if self._header is not None and self._header[0] == key:
             return self._header[1]
-        style = self.get_component_rich_style("job-table--header", partial=True)
+        style = self.get_component_rich_style("job-table--header")
         segments = [Segment(" " * _GAP, style)]
         for column, column_width in self._layout(width):
             title = column.title
@@ -776,14 +778,18 @@ class JobTable(ScrollView, can_focus=True):
         cached = self._strips.get(local_id)
         if cached is not None and cached[0] == key:
             return cached[1]
-        muted = self.get_component_rich_style("job-table--muted", partial=True)
-        status_style = self.get_component_rich_style(f"job-table--status-{row.group}", partial=True)
+        # Full (not partial) component styles: a partial style cannot blend a translucent theme colour.
+        muted = self.get_component_rich_style("job-table--muted")
+        status_style = self.get_component_rich_style(f"job-table--status-{row.group}")
         plain = Style()
         segments = [Segment(" " * _GAP)]
         for column, column_width in self._layout(width):
             name = column.key
             if name == "id":
-                text, style = row.short_id, muted
+                # A cut id (no ellipsis) is still a prefix the user can type into a filter.
+                segments.append(Segment(fit(row.short_id[:column_width], column_width), muted))
+                segments.append(Segment(" " * _GAP))
+                continue
             elif name == "model":
                 text = row.model if cell_len(row.model) <= column_width else row.model_short
                 style = plain
