@@ -493,3 +493,73 @@ def test_snapshot_of_varied_jobs(snap_compare) -> None:
 
 def test_snapshot_at_80_columns(snap_compare) -> None:
     assert snap_compare(TableApp(varied_jobs()), terminal_size=(80, 20))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_random_updates_match_a_plain_sort_and_filter(seed: int) -> None:
+    """Incremental inserts, moves and removals must always equal sorting and filtering from scratch."""
+    import random
+
+    rng = random.Random(seed)
+    statuses = ["processing", "completed", "failed", UNKNOWN, "queued"]
+    words = ["fox", "city", "bee", "wave", "night"]
+
+    def random_job(n: int) -> Job:
+        return make_job(n, age=rng.choice([5, 50, 500, 5000, 5000]), status=rng.choice(statuses),
+                        prompt=f"{rng.choice(words)} {rng.choice(words)} {n}",
+                        model=rng.choice(["hailuo-2.3-fast", "hailuo-02-pro"]),
+                        execution_ms=rng.choice([None, 1000, 9000]))
+
+    current = {job.local_id: job for job in (random_job(n) for n in range(60))}
+    app = TableApp(list(current.values()))
+    async with app.run_test(size=(120, 12)) as pilot:
+        table = app.query_one(JobTable)
+        await pilot.pause()
+        for step in range(250):
+            action = rng.random()
+            if action < 0.45:
+                job = random_job(rng.randrange(90))
+                current[job.local_id] = job
+                table.upsert(job)
+            elif action < 0.6 and current:
+                local_id = rng.choice(sorted(current))
+                del current[local_id]
+                table.remove(local_id)
+            elif action < 0.7:
+                table.filter_text = rng.choice(["", "", "fox", "city bee", "hailuo-02", "queued"])
+            elif action < 0.8:
+                table.status_filter = rng.choice([None, None, "pending", "failed", "completed"])
+            elif action < 0.85:
+                table.sort_column = rng.choice(["submitted", "status", "model", "execution", "prompt", "id"])
+                table.sort_reverse = rng.random() < 0.5
+            elif action < 0.9:
+                table.frozen = not table.frozen  # queued changes must land exactly when unfrozen
+            else:
+                await pilot.press(rng.choice(["j", "k", "G", "g", "pagedown"]))
+            if table.frozen:
+                continue
+            before_cursor = table.selected_job
+            expected = reference_view(current, table)
+            assert [job.local_id for job in table.visible_jobs()] == expected, f"step {step}"
+            assert table.visible_count == len(expected) and table.total_count == len(current)
+            if expected:
+                assert table.selected_job is not None and table.selected_job.local_id in expected
+                assert table.visible_jobs()[table.cursor_row].local_id == table.selected_job.local_id
+            else:
+                assert before_cursor is None
+
+
+def reference_view(current: dict[str, Job], table: JobTable) -> list[str]:
+    from tui.widgets.job_table import _matches_group, _sort_key_function, status_group
+
+    key_of = _sort_key_function(table.sort_column)
+    ordered = sorted(current.values(), key=key_of, reverse=table.sort_reverse)
+    words = table.filter_text.lower().split()
+    shown = []
+    for job in ordered:
+        haystack = f"{job.display_id} {job.local_id} {job.model} {job.status} {job.prompt}".lower()
+        if table.status_filter and not _matches_group(status_group(job), table.status_filter):
+            continue
+        if all(word in haystack for word in words):
+            shown.append(job.local_id)
+    return shown

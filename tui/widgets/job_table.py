@@ -122,8 +122,13 @@ def _matches_group(group: str, wanted: str) -> bool:
 _GROUP_RANK = {"pending": 0, "unknown": 1, "failed": 2, "completed": 3}
 
 
-def _resolution_number(resolution: object) -> int:
-    digits = "".join(ch for ch in str(resolution or "") if ch.isdigit())
+def _leading_number(value: object) -> int:
+    """768 for "768P", 6 for 6 or "6"; 0 for anything else (sort keys must never raise)."""
+    digits = ""
+    for ch in str(value if value is not None else ""):
+        if not ch.isdigit():
+            break
+        digits += ch
     return int(digits) if digits else 0
 
 
@@ -247,8 +252,8 @@ def _sort_key_function(column: str) -> Callable[[Job], tuple]:
         return lambda job: (job.display_id, job.submitted_at, job.local_id)
     if column == "resolution":
         return lambda job: (
-            _resolution_number(job.request.get("resolution")),
-            int(job.request.get("duration") or 0),
+            _leading_number(job.request.get("resolution")),
+            _leading_number(job.request.get("duration")),
             job.submitted_at,
             job.local_id,
         )
@@ -281,7 +286,18 @@ def _haystack(job: Job) -> str:
 
 
 class JobTable(ScrollView, can_focus=True):
-    """All jobs, newest first; only the lines on screen are rendered."""
+    """All jobs, newest first; only the lines on screen are rendered.
+
+    Feed it with `set_jobs()` once, then `upsert()` / `remove()` per change (on the event loop).
+    The parent sets `filter_text`, `status_filter`, `sort_column`, `sort_reverse` and `frozen`,
+    and listens for `JobTable.Highlighted` (cursor on another job, or its job changed) and
+    `JobTable.Selected` (Enter, or a double click). Keys: up/k, down/j, g/Home, G/End,
+    PageUp, PageDown, Enter; `s` next sort column, `S` reverse the order. A click on a column
+    title sorts by it (again: reverses). Colours: the component classes in styles/job_table.tcss.
+
+    When a row is added or removed above the first row on screen, the view shifts with it so
+    the rows being read stay put; at the very top it stays at the top, so new jobs show up.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up,k", "cursor_up", "Up", show=False),
@@ -698,7 +714,8 @@ class JobTable(ScrollView, can_focus=True):
         self.post_message(self.Highlighted(self, job))
 
     def _update_virtual_size(self) -> None:
-        self.virtual_size = Size(self.scrollable_content_region.width, len(self._visible) + 1)
+        # Width 0: the columns always fit the widget, so there is never anything to scroll sideways.
+        self.virtual_size = Size(0, len(self._visible) + 1)
 
     # -- rendering ---------------------------------------------------------------------------
 
