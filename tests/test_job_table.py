@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from rich.cells import cell_len
 from textual.app import App, ComposeResult
 
 from tui.config import styles_dir
@@ -563,3 +564,21 @@ def reference_view(current: dict[str, Job], table: JobTable) -> list[str]:
         if all(word in haystack for word in words):
             shown.append(job.local_id)
     return shown
+
+
+async def test_resizing_relays_out_columns() -> None:
+    app = TableApp(varied_jobs())
+    async with app.run_test(size=(160, 12)) as pilot:
+        table = app.query_one(JobTable)
+        await pilot.pause()
+        wide = screen_lines(table)
+        assert "SCENE" in wide[0] and "EXEC" in wide[0] and "hailuo-2.3-fast" in wide[1]
+        await pilot.resize_terminal(80, 12)
+        await pilot.pause()
+        narrow = screen_lines(table)
+        assert "SCENE" not in narrow[0] and "STATUS" in narrow[0] and "PROMPT" in narrow[0]
+        assert "2.3-fast" in narrow[1] and "hailuo-2.3-fast" not in narrow[1]
+        assert all(cell_len(line) == table.scrollable_content_region.width for line in narrow)
+        await pilot.resize_terminal(40, 12)
+        await pilot.pause()
+        assert all(cell_len(line) == table.scrollable_content_region.width for line in screen_lines(table))

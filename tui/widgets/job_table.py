@@ -31,7 +31,7 @@ from textual.strip import Strip
 
 from tui.records import UNKNOWN, Job
 
-__all__ = ["JobTable", "plain_text", "format_ago", "format_elapsed", "format_exec", "status_group"]
+__all__ = ["JobTable", "STATUS_FILTERS", "SORT_COLUMNS", "plain_text", "format_ago", "format_elapsed", "format_exec", "status_group"]
 
 # -- text helpers ------------------------------------------------------------------------------
 
@@ -119,6 +119,7 @@ def _matches_group(group: str, wanted: str) -> bool:
     return group == wanted or (wanted == "failed" and group == "unknown")
 
 
+STATUS_FILTERS: tuple[str | None, ...] = (None, "pending", "failed", "completed")
 _GROUP_RANK = {"pending": 0, "unknown": 1, "failed": 2, "completed": 3}
 
 
@@ -389,7 +390,7 @@ class JobTable(ScrollView, can_focus=True):
         self._layouts: dict[int, list[tuple[Column, int]]] = {}
         self._queue: dict[str, Job | None] = {}
         self._cursor_id: str | None = None
-        self._announced: tuple[str, int] | None = None
+        self._announced: tuple | None = None  # (local id, job object id, job signature) last announced
         self.set_jobs(list(jobs))
 
     # -- public API --------------------------------------------------------------------------
@@ -461,6 +462,11 @@ class JobTable(ScrollView, can_focus=True):
     def watch_status_filter(self) -> None:
         self._rebuild_visible()
 
+    def validate_status_filter(self, wanted: str | None) -> str | None:
+        if wanted not in STATUS_FILTERS:
+            raise ValueError(f"status_filter must be one of {STATUS_FILTERS}, not {wanted!r}")
+        return wanted
+
     def validate_sort_column(self, column: str) -> str:
         return column if column in SORT_COLUMNS else "submitted"
 
@@ -518,25 +524,6 @@ class JobTable(ScrollView, can_focus=True):
         self.set_reactive(JobTable.sort_column, column)
         self.set_reactive(JobTable.sort_reverse, reverse)
         self._resort()
-
-    def _matcher(self) -> Callable[[str], bool] | None:
-        words = self.filter_text.lower().split()
-        wanted = self.status_filter
-        if not words and not wanted:
-            return None
-        jobs = self._jobs
-        haystacks = self._ensure_haystacks() if words else None
-        groups = self._ensure_groups() if wanted else None
-
-        def matches(local_id: str) -> bool:
-            if groups is not None and not _matches_group(groups[local_id], wanted):
-                return False
-            if haystacks is not None:
-                haystack = haystacks[local_id]
-                return all(word in haystack for word in words)
-            return local_id in jobs
-
-        return matches
 
     def _ensure_haystacks(self) -> dict[str, str]:
         if self._haystacks is None:
