@@ -582,3 +582,36 @@ async def test_resizing_relays_out_columns() -> None:
         await pilot.resize_terminal(40, 12)
         await pilot.pause()
         assert all(cell_len(line) == table.scrollable_content_region.width for line in screen_lines(table))
+
+
+async def test_jobs_changed_in_place_move_and_freeze_correctly() -> None:
+    """The job service updates its Job objects in place and then reports them."""
+    data = jobs(8)
+    data[2].status = "processing"
+    app = TableApp(data)
+    async with app.run_test(size=(120, 12)) as pilot:
+        table = app.query_one(JobTable)
+        await pilot.pause()
+        table.sort_column = "status"
+        table.sort_reverse = False
+        await pilot.pause()
+        assert shown_ids(table)[0] == "srv000000002"  # pending first
+        data[2].status = "completed"
+        data[2].execution_time_ms = 9100
+        table.upsert(data[2])
+        await pilot.pause()
+        assert shown_ids(table)[0] == "srv000000007" and table.visible_count == 8
+        assert shown_ids(table).count("srv000000002") == 1
+        assert "9.1s" in next(line for line in screen_lines(table) if "srv000000002" in line)
+
+        table.frozen = True
+        data[5].status = "failed"
+        data[5].execution_time_ms = None
+        table.upsert(data[5])
+        await pilot.pause()
+        row_5 = next(line for line in screen_lines(table) if "srv000000005" in line)
+        assert "completed" in row_5 and "6.2s" in row_5  # still what was shown when frozen
+        table.frozen = False
+        await pilot.pause()
+        assert shown_ids(table)[0] == "srv000000005"  # failed sorts before completed
+        assert "failed" in screen_lines(table)[1]

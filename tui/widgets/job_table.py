@@ -241,24 +241,28 @@ class _Row:
 
 
 def _sort_key_function(column: str) -> Callable[[Job], tuple]:
+    """Sort keys are whole tuples, unique per job (local id last), so `bisect` finds each job's place.
+
+    Within equal values the newest job comes first in the column's default direction.
+    """
     if column == "status":
-        return lambda job: (_GROUP_RANK[status_group(job)], job.status.lower(), job.submitted_at, job.local_id)
+        return lambda job: (_GROUP_RANK[status_group(job)], job.status.lower(), -job.submitted_at, job.local_id)
     if column == "model":
-        return lambda job: (job.model, job.submitted_at, job.local_id)
+        return lambda job: (job.model, -job.submitted_at, job.local_id)
     if column == "scene":
-        return lambda job: (job.scene, job.submitted_at, job.local_id)
+        return lambda job: (job.scene, -job.submitted_at, job.local_id)
     if column == "prompt":
-        return lambda job: (job.prompt.lower(), job.submitted_at, job.local_id)
+        return lambda job: (job.prompt.lower(), -job.submitted_at, job.local_id)
     if column == "id":
-        return lambda job: (job.display_id, job.submitted_at, job.local_id)
+        return lambda job: (job.display_id, -job.submitted_at, job.local_id)
     if column == "resolution":
         return lambda job: (
             _leading_number(job.request.get("resolution")),
             _leading_number(job.request.get("duration")),
-            job.submitted_at,
+            -job.submitted_at,
             job.local_id,
         )
-    if column == "execution":
+    if column == "execution":  # longest first by default; the newest of equal ones first
         return lambda job: (
             -1 if job.execution_time_ms is None else job.execution_time_ms,
             job.submitted_at,
