@@ -295,7 +295,10 @@ async def test_frozen_queues_updates_until_unfrozen() -> None:
         table = app.query_one(JobTable)
         await pilot.pause()
         before = screen_lines(table)
+        live_header_style = list(table.render_line(0))[1].style
         table.frozen = True
+        await pilot.pause()
+        assert list(table.render_line(0))[1].style != live_header_style  # paused is visible
         table.upsert(dataclasses.replace(data[4], status="failed"))
         table.upsert(make_job(99, age=0))
         table.remove("local0000000")
@@ -308,6 +311,7 @@ async def test_frozen_queues_updates_until_unfrozen() -> None:
         assert ids[:2] == ["srv000000099", "srv000000004"] and "srv000000000" not in ids
         assert "failed" in screen_lines(table)[2]
         assert table.queued_count == 0
+        assert list(table.render_line(0))[1].style == live_header_style
 
 
 async def test_cursor_keys() -> None:

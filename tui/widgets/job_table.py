@@ -304,14 +304,15 @@ class JobTable(ScrollView, can_focus=True):
     the rows being read stay put; at the very top it stays at the top, so new jobs show up.
     """
 
+    # Ids let the app's keymap remap them (App.set_keymap).
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "cursor_up", "Up", show=False),
-        Binding("down,j", "cursor_down", "Down", show=False),
-        Binding("g,home", "cursor_top", "Top", show=False),
-        Binding("G,end", "cursor_bottom", "Bottom", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-        Binding("enter", "select_cursor", "Open", show=False),
+        Binding("up,k", "cursor_up", "Up", show=False, id="job-table.up"),
+        Binding("down,j", "cursor_down", "Down", show=False, id="job-table.down"),
+        Binding("g,home", "cursor_top", "Top", show=False, id="job-table.top"),
+        Binding("G,end", "cursor_bottom", "Bottom", show=False, id="job-table.bottom"),
+        Binding("pageup", "page_up", "Page up", show=False, id="job-table.page-up"),
+        Binding("pagedown", "page_down", "Page down", show=False, id="job-table.page-down"),
+        Binding("enter", "select_cursor", "Open", show=False, id="job-table.open"),
         Binding("s", "cycle_sort", "Sort column", id="job-table.sort"),
         Binding("S", "reverse_sort", "Reverse sort", id="job-table.reverse"),
     ]
@@ -481,6 +482,7 @@ class JobTable(ScrollView, can_focus=True):
         self._resort()
 
     def watch_frozen(self, frozen: bool) -> None:
+        self.set_class(frozen, "-frozen")  # so the stylesheet can show that live updates are paused
         if frozen or not self._queue:
             return
         queued, self._queue = self._queue, {}
