@@ -126,21 +126,12 @@ class JobService:
 
         read_only = read_only or settings.read_only
         store = HistoryStore.open(settings.db_path, read_only=read_only)
-        client = None
-        if settings.has_key:
-            from tui.api.client import HailuoClient
-
-            # The poller schedules its own retries (within its rate cap and 429 pause), so
-            # the client does not retry polls behind its back.
-            client = HailuoClient(
-                settings.base_url,
-                settings.api_key,
-                auth_scheme=settings.auth_scheme,
-                connect_timeout=settings.connect_timeout,
-                read_timeout=settings.read_timeout,
-                get_retries=0,
-            )
-        return cls(settings, store, client, read_only=read_only)
+        try:
+            client = _client_for(settings) if settings.has_key else None
+            return cls(settings, store, client, read_only=read_only)
+        except BaseException:
+            store.close()  # release the writer lock for the next try
+            raise
 
     # -- events -----------------------------------------------------------------------------
     def subscribe(self, listener) -> Callable[[], None]:
@@ -452,6 +443,22 @@ class JobService:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def _client_for(settings: Settings):
+    from tui.api.client import HailuoClient
+
+    # The poller schedules its own retries (within its rate cap and its 429 pause), so the
+    # client does not retry polls behind its back.
+    return HailuoClient(
+        settings.base_url,
+        settings.api_key,
+        auth_scheme=settings.auth_scheme,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_connections=max(16, settings.poll_concurrency + 2),
+        get_retries=0,
+    )
 
 
 def _born_at(job: Job) -> float:
