@@ -509,14 +509,19 @@ async def test_random_updates_match_a_plain_sort_and_filter(seed: int) -> None:
     statuses = ["processing", "completed", "failed", UNKNOWN, "queued"]
     words = ["fox", "city", "bee", "wave", "night"]
 
-    def random_job(n: int) -> Job:
-        return make_job(n, age=rng.choice([5, 50, 500, 5000, 5000]), status=rng.choice(statuses),
+    def random_job(n: int, unique_age: bool = False) -> Job:
+        age = n * 7.0 if unique_age else rng.choice([5, 50, 500, 5000, 5000])  # equal times test the tie-break
+        return make_job(n, age=age, status=rng.choice(statuses),
                         prompt=f"{rng.choice(words)} {rng.choice(words)} {n}",
                         model=rng.choice(["hailuo-2.3-fast", "hailuo-02-pro"]),
                         execution_ms=rng.choice([None, 1000, 9000]))
 
-    current = {job.local_id: job for job in (random_job(n) for n in range(60))}
-    app = TableApp(list(current.values()))
+    # Odd seeds open with the history as the store hands it over (newest first, distinct times).
+    initial = [random_job(n, unique_age=seed % 2 == 1) for n in range(60)]
+    if seed % 2:
+        initial.sort(key=lambda job: -job.submitted_at)
+    current = {job.local_id: job for job in initial}
+    app = TableApp(initial)
     async with app.run_test(size=(120, 12)) as pilot:
         table = app.query_one(JobTable)
         await pilot.pause()

@@ -271,6 +271,28 @@ def _sort_key_function(column: str) -> Callable[[Job], tuple]:
     return lambda job: (job.submitted_at, job.local_id)
 
 
+class _Keys(dict):
+    """The sort key of each job as it was placed. Keys of the submitted column never change
+    (submitted_at and local_id are fixed), so for it they may be computed on first use."""
+
+    def __init__(self, jobs: dict[str, Job], key_of: Callable[[Job], tuple], keys: dict | None = None) -> None:
+        super().__init__(keys or {})
+        self.jobs = jobs
+        self.key_of = key_of
+
+    def __missing__(self, local_id: str) -> tuple:
+        key = self[local_id] = self.key_of(self.jobs[local_id])
+        return key
+
+
+def _strictly_ordered(jobs: list[Job], newest_first: bool) -> bool:
+    """Whether jobs are already in submitted order with no ties (so local ids need not break them)."""
+    times = [job.submitted_at for job in jobs]
+    if newest_first:
+        return all(a > b for a, b in zip(times, times[1:]))
+    return all(a < b for a, b in zip(times, times[1:]))
+
+
 class _Descending:
     """Inverts comparison so `bisect` works on a list sorted in reverse."""
 
@@ -383,8 +405,8 @@ class JobTable(ScrollView, can_focus=True):
         self._clock = clock
         self._tick_interval = tick_interval
         self._jobs: dict[str, Job] = {}
-        self._keys: dict[str, tuple] = {}  # sort key of each job, as placed in the lists
         self._key_of: Callable[[Job], tuple] = _sort_key_function("submitted")
+        self._keys: dict[str, tuple] = _Keys({}, self._key_of)  # each job's key, as placed in the lists
         self._all: list[str] = []  # every local id, in display order
         self._visible: list[str] = self._all  # the filtered ones; the same list when no filter is set
         self._haystacks: dict[str, str] | None = None  # built on the first text filter
@@ -404,9 +426,12 @@ class JobTable(ScrollView, can_focus=True):
         """Replace everything (the initial load). Keeps the cursor on its job if it is still there."""
         self._queue.clear()
         self._jobs = {job.local_id: job for job in jobs}
-        key_of = self._key_of
-        self._keys = {local_id: key_of(job) for local_id, job in self._jobs.items()}
-        self._all = sorted(self._keys, key=self._keys.__getitem__, reverse=self.sort_reverse)
+        if len(self._jobs) == len(jobs) and self.sort_column == "submitted" and _strictly_ordered(jobs, self.sort_reverse):
+            # The store hands the history over newest first: no keys or sort needed to open it.
+            self._keys = _Keys(self._jobs, self._key_of)
+            self._all = [job.local_id for job in jobs]
+        else:
+            self._sort_all()
         self._haystacks = None
         self._groups = None
         self._rows.clear()
@@ -561,11 +586,15 @@ class JobTable(ScrollView, can_focus=True):
 
     def _resort(self) -> None:
         self._key_of = _sort_key_function(self.sort_column)
-        key_of = self._key_of
-        self._keys = {local_id: key_of(job) for local_id, job in self._jobs.items()}
-        self._all = sorted(self._keys, key=self._keys.__getitem__, reverse=self.sort_reverse)
+        self._sort_all()
         self._header = None
         self._rebuild_visible(keep_scroll=False)
+
+    def _sort_all(self) -> None:
+        key_of = self._key_of
+        keys = {local_id: key_of(job) for local_id, job in self._jobs.items()}
+        self._keys = _Keys(self._jobs, key_of, keys)
+        self._all = sorted(keys, key=keys.__getitem__, reverse=self.sort_reverse)
 
     def _rebuild_visible(self, *, keep_scroll: bool = True) -> None:
         """Re-filter after a filter, sort or full load; the cursor stays on its job when it is still shown."""
@@ -590,9 +619,9 @@ class JobTable(ScrollView, can_focus=True):
         return bisect_left(ids, key, key=keys.__getitem__)
 
     def _index_in(self, ids: list[str], local_id: str) -> int | None:
-        key = self._keys.get(local_id)
-        if key is None:
+        if local_id not in self._jobs:
             return None
+        key = self._keys[local_id]
         index = self._bisect(ids, key)
         return index if index < len(ids) and ids[index] == local_id else None
 
