@@ -164,7 +164,8 @@ async def list_work(n: int, repeat: int) -> None:
 
         def measure(label: str, action, runs: int = repeat) -> None:
             seconds = timed(action, runs)
-            results.append([label, f"{seconds * 1000:.1f} ms", f"{job_table.visible_count:,}"])
+            shown = f"{seconds * 1000:.1f} ms" if seconds >= 0.001 else f"{seconds * 1e6:.0f} µs"
+            results.append([label, shown, f"{job_table.visible_count:,}"])
 
         def set_attr(name, value_a, value_b):
             def action():

@@ -504,7 +504,10 @@ class JobTable(ScrollView, can_focus=True):
         self._resort()
 
     def watch_sort_reverse(self) -> None:
-        self._resort()
+        # Keys are unique, so the reversed order is exactly the list reversed: no keys, no sort.
+        self._all.reverse()
+        self._header = None
+        self._rebuild_visible(keep_scroll=False)
 
     def watch_frozen(self, frozen: bool) -> None:
         self.set_class(frozen, "-frozen")  # so the stylesheet can show that live updates are paused
