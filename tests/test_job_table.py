@@ -624,3 +624,29 @@ async def test_jobs_changed_in_place_move_and_freeze_correctly() -> None:
         await pilot.pause()
         assert shown_ids(table)[0] == "srv000000005"  # failed sorts before completed
         assert "failed" in screen_lines(table)[1]
+
+
+async def test_shrinking_view_leaves_no_blank_lines_at_the_bottom() -> None:
+    data = jobs(200)
+    for job in data[:150]:
+        job.request["prompt"] = "kept " + job.request["prompt"]
+    app = TableApp(data)
+    async with app.run_test(size=(120, 12)) as pilot:
+        table = app.query_one(JobTable)
+        table.focus()
+        await pilot.press("G")
+        await pilot.pause()
+        for _ in range(3):
+            await pilot.press("k")  # the cursor a little above the bottom
+        table.filter_text = "kept"
+        await pilot.pause()
+        assert table.visible_count == 150
+        ids = shown_ids(table)
+        assert len(ids) == table.size.height - 1 and ids[-1] == "srv000000000"
+        for _ in range(20):
+            table.remove(f"local{199 - _:07d}")  # rows outside the filter: nothing on screen moves
+        for n in range(10):
+            table.remove(f"local{n:07d}")
+        await pilot.pause()
+        ids = shown_ids(table)
+        assert len(ids) == table.size.height - 1 and ids[-1] == "srv000000010"
