@@ -108,3 +108,10 @@ class SubmitOutcomeUnknownError(ApiError):
     def __init__(self, message: str, *, cause: ApiError | None = None) -> None:
         super().__init__(message, status=cause.status if cause else None)
         self.cause = cause
+
+
+class RedirectError(ApiError):
+    """The server redirected to another host (or too often): the request was not followed,
+    so the key never leaves the configured host."""
+
+    kind = "redirect"
