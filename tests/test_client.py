@@ -597,3 +597,54 @@ def test_sanitize_strips_escapes_and_caps():
     text = sanitize("\x1b[31mred\x1b[0m \x1b]8;;https://x\x07link\x1b]8;;\x07 \u202eevil\r\nnext", limit=200)
     assert text == "red link evil next"
     assert len(sanitize("y" * 1000, limit=50)) == 50
+
+
+# -- adversarial payloads -----------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+_data_objects = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": _json_values | st.text(min_size=1, max_size=20),
+        "status": _json_values,
+        "outputs": _json_values,
+        "urls": _json_values,
+        "error": _json_values,
+        "executionTime": _json_values | st.sampled_from(["1e400", "nan", "-inf"]),
+        "timings": _json_values,
+        "has_nsfw_contents": _json_values,
+        "created_at": _json_values | st.sampled_from(["2026-13-45 99:99:99", "Z", "2025-11-07T02:35:15.34950574Z"]),
+    },
+)
+_bodies = st.one_of(
+    st.binary(max_size=200),
+    _json_values.map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries({"data": _data_objects | _json_values, "code": _json_values}).map(lambda v: json.dumps(v).encode()),
+    st.integers(min_value=1000, max_value=100_000).map(lambda n: b"[" * n + b"]" * n),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_bodies, status=st.sampled_from([200, 201, 400, 404, 500]))
+async def test_any_payload_becomes_a_prediction_or_a_clear_error(body, status):
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=body, headers={"Content-Type": "application/json"})
+
+    async def no_sleep(_delay: float) -> None:
+        return None
+
+    async with HailuoClient(BASE, KEY, transport=httpx.MockTransport(handler), sleep=no_sleep, get_retries=1) as client:
+        try:
+            prediction = await client.result("pred-1")
+        except ApiError as error:
+            assert error.message and "\n" not in error.message and len(error.message) < 300
+            assert "\x1b" not in error.message
+        else:
+            assert prediction.id and isinstance(prediction.status, str)

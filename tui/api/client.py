@@ -256,7 +256,8 @@ class HailuoClient:
                 # No connection was made: the server cannot have seen this request.
                 failure = self._network_error(exc)
             except httpx.HTTPError as exc:
-                failure = SubmitOutcomeUnknownError(self._unknown_message(self._network_error(exc)), cause=self._network_error(exc))
+                cause = self._network_error(exc)
+                failure = SubmitOutcomeUnknownError(self._unknown_message(cause), cause=cause)
             if failure is None:
                 try:
                     return self._interpret(reply)
@@ -383,7 +384,8 @@ class HailuoClient:
         text = reply.text
         try:
             payload = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: absurdly deep nesting is as unusable as broken JSON.
             payload = None
         message, kind = _error_fields(payload)
         if reply.status >= 400:
@@ -414,7 +416,7 @@ class HailuoClient:
             raise self._malformed(reply.status, "`data` is not an object", text)
         try:
             return Prediction.from_data(data)
-        except ValueError as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise self._malformed(reply.status, str(exc), text) from None
 
     def _error_for(self, status: int, message: str, kind: str, headers: httpx.Headers) -> ApiError:

@@ -55,7 +55,7 @@ def _as_int(value: Any) -> int | None:
     if isinstance(value, str):
         try:
             return int(float(value))
-        except ValueError:
+        except (ValueError, OverflowError):  # "nan", "1e400"
             return None
     return None
 
