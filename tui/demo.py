@@ -1,0 +1,74 @@
+"""`hailuo-tui --demo`: the dashboard against the in-process simulator, with a separate history.
+
+Nothing leaves the machine: the simulator listens on a free loopback port and the key is fake.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from tui.config import Settings, demo_db_path
+
+DEMO_KEY = "demo-key-not-secret-0000"
+DEMO_JOB_SECONDS = 20.0
+DEMO_SEED = 7
+
+#: (status, model, prompt, age in seconds, error)
+DEMO_JOBS: tuple[tuple[str, str, str, float, str | None], ...] = (
+    ("completed", "hailuo-2.3-fast", "A red fox trotting through fresh snow at dawn, slow dolly shot", 900.0, None),
+    ("completed", "hailuo-02-pro", "Waves breaking over black volcanic rocks, drone shot, golden hour", 600.0, None),
+    ("processing", "hailuo-2.3-standard", "A paper boat drifting down a rain-soaked city gutter", 8.0, None),
+    ("created", "hailuo-2.3-pro", "Time-lapse of a glass greenhouse as clouds race overhead", 1.0, None),
+    ("failed", "hailuo-2.3-fast", "A crowd scene that the content policy refuses", 300.0,
+     "The request was rejected by the content policy"),
+)
+
+
+def _remove_history(path: Path) -> None:
+    # The demo history only ever holds demo jobs; each demo starts from the same seeded picture.
+    for candidate in path.parent.glob(path.name + "*"):
+        try:
+            candidate.unlink()
+        except OSError:
+            pass
+
+
+@contextmanager
+def demo_session(settings: Settings, *, job_seconds: float = DEMO_JOB_SECONDS,
+                 seed: int = DEMO_SEED) -> Iterator[tuple[Settings, Callable[[Any], Any]]]:
+    """A running simulator, settings pointing at it, and the hook that seeds the history once the app runs."""
+    from tui.simulator import Simulator
+
+    # The CLI passes the demo history (or the user's --db); anything else gets the demo path.
+    db_path = settings.db_path if settings.demo else demo_db_path()
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_history(db_path)
+    simulator = Simulator(job_seconds=job_seconds, seed=seed).start()
+    try:
+        demo_settings = settings.with_changes(base_url=simulator.base_url, api_key=DEMO_KEY, db_path=db_path,
+                                              demo=True, read_only=False, auth_scheme="raw")
+        yield demo_settings, lambda app: seed_demo_jobs(app.service, simulator)
+    finally:
+        simulator.stop()
+
+
+async def seed_demo_jobs(service: Any, simulator: Any) -> None:
+    """A few jobs in each state, so the first look is not empty."""
+    from tui.records import UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job, new_local_id
+
+    ids = [simulator.seed_job(status=status, model=model, prompt=prompt, age=age, error=error)
+           for status, model, prompt, age, error in DEMO_JOBS]
+    await service.attach(ids)
+    now = time.time()
+    lost = Job(local_id=new_local_id(), status=UNKNOWN, submitted_at=now - 120.0, error=UNKNOWN_OUTCOME_MESSAGE,
+               request={"model": "hailuo-02-fast", "scene": "text-to-video", "duration": 6, "resolution": "768P",
+                        "prompt_expansion": True,
+                        "prompt": "A lighthouse beam sweeping through fog (the connection dropped mid-submit)"},
+               status_history=[["submitting", now - 120.0], [UNKNOWN, now - 90.0]], finished_at=now - 90.0)
+    service.store.put(lost)
+    from tui.events import JobChanged
+
+    service.hub.emit(JobChanged(lost, None, added=True))

@@ -1,0 +1,87 @@
+"""Small modal screens: yes/no confirmation, the copy menu, and the help screen built from the bindings."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
+        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
+    ]
+
+    def __init__(self, question: str, detail: str = "") -> None:
+        super().__init__(classes="dialog-screen")
+        self.question = question
+        self.detail = detail
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(self.question), classes="dialog-title")
+            if self.detail:
+                yield Static(Text(self.detail), classes="dialog-detail")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Yes  y", variant="error", id="yes")
+                yield Button("No  n", id="no")
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+class CopyMenu(ModalScreen[str | None]):
+    """Pick what to copy; dismisses with the choice's id."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "dismiss(None)", "Close", id="copy.close")]
+
+    def __init__(self, choices: list[tuple[str, str]]) -> None:
+        super().__init__(classes="dialog-screen")
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Copy", classes="dialog-title")
+            yield OptionList(*[Option(label, id=key) for key, label in self.choices], id="copy-choices")
+
+    @on(OptionList.OptionSelected)
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key, read from the active bindings so it never drifts from what the keys do."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "dismiss(None)", "Close",
+                                                     id="help.close")]
+
+    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
+        super().__init__(classes="dialog-screen")
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        text = Text()
+        group = None
+        for section, keys, description in self.rows:
+            if section != group:
+                group = section
+                text.append(f"\n{section}\n", style="bold underline")
+            text.append(f"  {keys:<18}", style="bold")
+            text.append(f"{description}\n")
+        with Vertical(classes="dialog help-dialog"):
+            yield Label("Keys", classes="dialog-title")
+            with VerticalScroll():
+                yield Static(text, id="help-text")
+            yield Label("Escape closes · ctrl+p opens the command palette", classes="dialog-detail")

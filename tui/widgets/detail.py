@@ -1,0 +1,185 @@
+"""The selected job in full: request, timings, outputs (one selectable line each), errors, raw JSON.
+
+Everything that came from the server or the user is shown as plain text with control
+characters removed, so a prompt or an error can never restyle the screen or move the cursor.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import datetime
+from typing import Any, Callable, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.reactive import reactive
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from tui.records import Job
+
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(value: object) -> str:
+    """Plain text for the screen: escape sequences and control characters gone (newlines kept)."""
+    return _CONTROL.sub("", "" if value is None else str(value))
+
+
+def _stamp(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def phase_times(job: Job, now: float) -> dict[str, float]:
+    """Seconds spent in each status, from the recorded status changes."""
+    spans: dict[str, float] = {}
+    history = [(str(s), float(t)) for s, t in job.status_history]
+    for index, (status, started) in enumerate(history):
+        ended = history[index + 1][1] if index + 1 < len(history) else (job.finished_at or now)
+        if index + 1 == len(history) and job.is_finished:
+            continue  # a terminal status has no duration
+        spans[status.lower()] = spans.get(status.lower(), 0.0) + max(0.0, ended - started)
+    return spans
+
+
+def _image_line(value: Any) -> str:
+    if isinstance(value, dict):
+        parts = [clean(value.get("source", ""))]
+        if value.get("format"):
+            parts.append(f"{value['format']} {value.get('width')}×{value.get('height')}")
+        if value.get("size_bytes"):
+            from tui.catalog import human_bytes
+
+            parts.append(human_bytes(int(value["size_bytes"])))
+        if value.get("sha256"):
+            parts.append(f"sha256 {str(value['sha256'])[:12]}")
+        return ", ".join(p for p in parts if p)
+    return clean(value)
+
+
+def describe(job: Job, now: float) -> Text:
+    """The body of the pane, before the outputs list."""
+    text = Text()
+
+    def row(label: str, value: object, style: str = "") -> None:
+        text.append(f"{label:<14}", style="bold")
+        text.append(clean(value), style=style)
+        text.append("\n")
+
+    row("Status", job.status)
+    row("Id", job.server_id or "(not yet given by the server)")
+    row("Local id", job.local_id)
+    row("Model", job.model)
+    row("Scene", job.scene)
+    request = job.request or {}
+    for key in ("resolution", "duration", "prompt_expansion"):
+        if key in request:
+            row(key.replace("_", " ").capitalize(), request[key])
+    for key, label in (("image", "Image"), ("end_image", "End image")):
+        if request.get(key):
+            row(label, _image_line(request[key]))
+    text.append("Prompt\n", style="bold")
+    text.append(clean(job.prompt) + "\n\n")
+    row("Submitted", _stamp(job.submitted_at))
+    row("Server time", _stamp(job.created_at))
+    row("Finished", _stamp(job.finished_at))
+    spans = phase_times(job, now)
+    for status in ("created", "queued", "processing", "running"):
+        if status in spans:
+            row(f"In {status}", _span(spans[status]))
+    row("Inference", f"{job.inference_time_ms} ms" if job.inference_time_ms is not None else "—")
+    row("Execution", f"{job.execution_time_ms} ms" if job.execution_time_ms is not None else "—")
+    row("Total", _span((job.finished_at or now) - job.submitted_at))
+    if job.result_url:
+        row("Result URL", job.result_url)
+    if job.has_nsfw_contents:
+        row("NSFW flags", ", ".join("yes" if flag else "no" for flag in job.has_nsfw_contents))
+    if job.error:
+        text.append("Error\n", style="bold")
+        text.append(clean(job.error) + "\n")
+    if job.poll_errors:
+        row("Poll errors", f"{job.poll_errors} in a row")
+        if job.last_poll_error:
+            row("Last poll err", job.last_poll_error)
+    return text
+
+
+class DetailPane(VerticalScroll):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("v", "toggle_raw", "Raw JSON", id="detail.raw"),
+    ]
+
+    show_raw: reactive[bool] = reactive(False, init=False)
+
+    def __init__(self, *, clock: Callable[[], float] = time.time, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._clock = clock
+        self.job: Job | None = None
+        self._shown: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("No job selected"), id="detail-body")
+        yield Static(Text("Outputs"), id="outputs-title", classes="section-title")
+        yield OptionList(id="outputs", compact=True)
+        yield Static(Text(""), id="raw-json")
+
+    def show_job(self, job: Job | None, *, force: bool = False) -> None:
+        """Render a job; does nothing when the same job with the same state is shown already."""
+        key = None if job is None else (job.local_id, job.signature(), job.last_poll_error, job.finished_at,
+                                        len(job.status_history), self.show_raw)
+        if not force and key == self._shown and job is self.job:
+            return
+        self.job = job
+        self._shown = key
+        body = self.query_one("#detail-body", Static)
+        outputs = self.query_one("#outputs", OptionList)
+        raw = self.query_one("#raw-json", Static)
+        if job is None:
+            body.update(Text("No job selected"))
+            outputs.clear_options()
+            raw.update(Text(""))
+            self.set_class(True, "-no-outputs")
+            return
+        body.update(describe(job, self._clock()))
+        highlighted = outputs.highlighted
+        outputs.clear_options()
+        outputs.add_options([Option(Text(clean(url)), id=f"output-{i}") for i, url in enumerate(job.outputs)])
+        if job.outputs:
+            outputs.highlighted = min(highlighted or 0, len(job.outputs) - 1)
+        self.set_class(not job.outputs, "-no-outputs")
+        raw.display = self.show_raw
+        if self.show_raw:
+            dumped = json.dumps(job.raw, indent=2, ensure_ascii=False, default=str) if job.raw else "(no response yet)"
+            raw.update(Text(clean(dumped)))
+
+    @property
+    def selected_output(self) -> str | None:
+        if self.job is None or not self.job.outputs:
+            return None
+        index = self.query_one("#outputs", OptionList).highlighted or 0
+        return self.job.outputs[min(index, len(self.job.outputs) - 1)]
+
+    def watch_show_raw(self) -> None:
+        self.show_job(self.job, force=True)
+
+    def action_toggle_raw(self) -> None:
+        self.show_raw = not self.show_raw

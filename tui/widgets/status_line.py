@@ -1,0 +1,35 @@
+"""One line on top: API host, key (masked), pending count, poller state, last error."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from tui.events import PollerState
+from tui.widgets.detail import clean
+
+
+class StatusLine(Static):
+    host: reactive[str] = reactive("")
+    key: reactive[str] = reactive("no key")
+    state: reactive[PollerState | None] = reactive(None)
+    last_error: reactive[str | None] = reactive(None)
+    mode: reactive[str] = reactive("")  # "demo", "read-only"...
+
+    def render(self) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(" hailuo ", style="bold reverse")
+        if self.mode:
+            text.append(f" {self.mode} ", style="bold")
+        text.append(f" {self.host} ")
+        text.append(f"· key {self.key} ")
+        state = self.state
+        if state is not None:
+            text.append(f"· {state.pending} pending ")
+            described = state.describe()
+            text.append(f"· {described} ", style="bold" if described != "running" else "")
+        error = self.last_error or (state.last_error if state else None)
+        if error:
+            text.append(f"· {clean(error)}", style="italic")
+        return text
