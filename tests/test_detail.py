@@ -1,0 +1,101 @@
+"""The detail pane: every field, outputs as selectable lines, raw JSON, and server text kept inert."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+from textual.widgets import OptionList, Static
+
+from tui.app import curl_command
+from tui.config import Settings
+from tui.records import Job
+from tui.widgets.detail import DetailPane, clean, phase_times
+
+T0 = 1_800_000_000.0
+
+
+def _job(**changes) -> Job:
+    base = dict(
+        local_id="local-1", server_id="srv-abc", status="completed", submitted_at=T0,
+        request={"model": "hailuo-2.3-fast", "scene": "image-to-video", "prompt": "a heron takes off",
+                 "duration": 6, "resolution": "768P", "prompt_expansion": True,
+                 "image": {"source": "/tmp/heron.png", "format": "PNG", "width": 1024, "height": 768,
+                           "size_bytes": 204800, "sha256": "0123456789abcdef0123"}},
+        outputs=["https://cdn.example/1.mp4", "https://cdn.example/2.mp4"],
+        status_history=[["submitting", T0], ["created", T0 + 1], ["processing", T0 + 11], ["completed", T0 + 41]],
+        finished_at=T0 + 41, inference_time_ms=28000, execution_time_ms=30500,
+        has_nsfw_contents=[False, True], raw={"id": "srv-abc", "status": "completed"},
+    )
+    base.update(changes)
+    return Job(**base)
+
+
+class DetailApp(App):
+    def compose(self) -> ComposeResult:
+        yield DetailPane(id="detail", clock=lambda: T0 + 100)
+
+
+def _body(app: App) -> str:
+    return str(app.query_one("#detail-body", Static).render())
+
+
+async def test_every_field_of_a_completed_job_is_shown():
+    app = DetailApp()
+    async with app.run_test(size=(100, 60)) as pilot:
+        app.query_one(DetailPane).show_job(_job())
+        await pilot.pause()
+        body = _body(app)
+        for expected in ("completed", "srv-abc", "hailuo-2.3-fast", "image-to-video", "768P", "a heron takes off",
+                         "/tmp/heron.png", "PNG 1024×768", "200.0 KB", "sha256 0123456789ab",
+                         "In created", "10.0 s", "In processing", "30.0 s", "28000 ms", "30500 ms", "41.0 s",
+                         "no, yes"):
+            assert expected in body, expected
+        outputs = app.query_one("#outputs", OptionList)
+        assert outputs.option_count == 2
+        outputs.highlighted = 1
+        assert app.query_one(DetailPane).selected_output == "https://cdn.example/2.mp4"
+
+
+async def test_markup_and_escape_sequences_from_the_server_are_shown_as_plain_text():
+    app = DetailApp()
+    hostile = "[bold red]boom[/bold red] \x1b[2J\x1b]52;c;ZXZpbA==\x07done"
+    async with app.run_test(size=(100, 60)) as pilot:
+        app.query_one(DetailPane).show_job(_job(status="failed", error=hostile, outputs=[],
+                                                request={"model": "m", "scene": "s", "prompt": hostile}))
+        await pilot.pause()
+        body = _body(app)
+        assert "[bold red]boom[/bold red]" in body
+        assert "\x1b" not in body and "\x07" not in body
+        assert "done" in body
+
+
+async def test_raw_json_toggles_with_its_key():
+    app = DetailApp()
+    async with app.run_test(size=(100, 60)) as pilot:
+        pane = app.query_one(DetailPane)
+        pane.show_job(_job())
+        pane.focus()
+        await pilot.pause()
+        raw = app.query_one("#raw-json", Static)
+        assert not raw.display
+        await pilot.press("v")
+        await pilot.pause()
+        assert raw.display and '"status": "completed"' in str(raw.render())
+        await pilot.press("v")
+        await pilot.pause()
+        assert not raw.display
+
+
+def test_time_in_each_status_comes_from_the_status_history():
+    spans = phase_times(_job(), now=T0 + 100)
+    assert spans == {"submitting": 1.0, "created": 10.0, "processing": 30.0}
+
+
+def test_clean_removes_control_characters_and_keeps_newlines():
+    assert clean("a\x1b[31mb\x00c\nd\x9b") == "abc\nd"
+
+
+def test_curl_command_names_the_key_variable_never_the_key():
+    settings = Settings(api_key="sk-very-secret-key-1234", base_url="http://127.0.0.1:9999")
+    command = curl_command(settings, "srv-abc")
+    assert "sk-very-secret" not in command and "1234" not in command
+    assert "$GPTPROTO_API_KEY" in command and "/srv-abc/" in command
