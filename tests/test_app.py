@@ -1,0 +1,218 @@
+"""The dashboard as a user drives it, against the loopback simulator and a real history file."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable
+
+import pytest
+from textual.widgets import Button, Input, OptionList, Static, TextArea
+
+from tui.app import HailuoApp
+from tui.config import Settings
+from tui.widgets.composer import Composer
+from tui.widgets.detail import DetailPane
+from tui.widgets.job_table import JobTable
+from tui.widgets.status_line import StatusLine
+
+KEY = "test-key-0123456789abcd"
+
+
+def _settings(tmp_path, base_url: str, **changes) -> Settings:
+    values = dict(api_key=KEY, base_url=base_url, db_path=tmp_path / "history.json",
+                  config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
+                  poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=100.0)
+    values.update(changes)
+    return Settings(**values)
+
+
+async def _until(pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.02)
+
+
+async def _started(app: HailuoApp, pilot) -> None:
+    await asyncio.wait_for(app.ready.wait(), 10)
+    await pilot.pause()
+
+
+async def _type_prompt(app: HailuoApp, pilot, text: str) -> None:
+    app.query_one("#prompt", TextArea).text = text
+    await pilot.pause()
+
+
+def _toasts(app: HailuoApp) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def test_compose_submit_follow_to_completion_and_copy_the_output(tmp_path, make_simulator):
+    simulator = make_simulator(job_seconds=0.3)
+    app = HailuoApp(_settings(tmp_path, simulator.base_url))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await _started(app, pilot)
+        await _type_prompt(app, pilot, "a heron lifting off a misty lake")
+        await pilot.press("ctrl+s")
+        table = app.query_one(JobTable)
+        await _until(pilot, lambda: table.total_count == 1)
+        job = table.visible_jobs()[0]
+        assert job.prompt == "a heron lifting off a misty lake"
+        await _until(pilot, lambda: job.server_id is not None)
+        await _until(pilot, lambda: job.is_success and job.outputs)
+        await _until(pilot, lambda: app.query_one("#outputs", OptionList).option_count == len(job.outputs))
+        assert job.server_id in str(app.query_one("#detail-body", Static).render())
+        # The form keeps its values for a variation.
+        assert app.query_one("#prompt", TextArea).text == "a heron lifting off a misty lake"
+        app.query_one(JobTable).focus()
+        await pilot.press("y")
+        await pilot.pause()
+        choices = app.screen.query_one("#copy-choices", OptionList)
+        choices.highlighted = [o.id for o in choices._options].index("output")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.clipboard == job.outputs[0]
+        assert any("Copied the output URL" in t for t in _toasts(app))
+        assert any("completed" in t for t in _toasts(app))
+
+
+async def test_validation_errors_show_in_place_and_nothing_is_recorded(tmp_path, make_simulator):
+    simulator = make_simulator(job_seconds=0.3)
+    app = HailuoApp(_settings(tmp_path, simulator.base_url))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await _started(app, pilot)
+        app.query_one("#tier").value = "pro"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        error = app.query_one("#prompt-error", Static)
+        assert error.has_class("-visible") and "prompt is required" in str(error.render())
+        assert app.query_one(JobTable).total_count == 0
+        assert len(app.service.store) == 0
+        assert app.query_one(Composer).request.model == "hailuo-2.3-pro"
+
+
+async def test_a_refused_submit_keeps_the_form_and_says_why(tmp_path, make_simulator):
+    simulator = make_simulator(job_seconds=0.3, require_key="the-only-valid-key-0000")
+    app = HailuoApp(_settings(tmp_path, simulator.base_url))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await _started(app, pilot)
+        await _type_prompt(app, pilot, "a paper boat in the rain")
+        await pilot.press("ctrl+s")
+        note = app.query_one("#submit-note", Static)
+        await _until(pilot, lambda: "refused" in str(note.render()))
+        assert note.has_class("-error")
+        assert app.query_one("#prompt", TextArea).text == "a paper boat in the rain"
+        job = app.query_one(JobTable).visible_jobs()[0]
+        assert job.status == "rejected"
+        assert KEY not in str(note.render())
+
+
+async def test_filter_quick_filters_and_pause(tmp_path, make_simulator):
+    simulator = make_simulator(job_seconds=30)
+    ids = [simulator.seed_job(status="completed", prompt="a fox in snow"),
+           simulator.seed_job(status="failed", prompt="a refused crowd", error="policy"),
+           simulator.seed_job(status="processing", prompt="a paper boat")]
+
+    async def attach(app):
+        await app.service.attach(ids)
+
+    app = HailuoApp(_settings(tmp_path, simulator.base_url), on_started=attach)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await _started(app, pilot)
+        table = app.query_one(JobTable)
+        await _until(pilot, lambda: table.total_count == 3 and all(j.status != "attached" for j in table.visible_jobs()))
+        await pilot.press("slash")
+        assert app.query_one("#filter", Input).has_focus
+        await pilot.press(*"fox")
+        await pilot.pause()
+        assert [j.prompt for j in table.visible_jobs()] == ["a fox in snow"]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert table.visible_count == 3
+        await pilot.press("escape")
+        await pilot.press("3")
+        await pilot.pause()
+        assert [j.prompt for j in table.visible_jobs()] == ["a refused crowd"]
+        await pilot.press("2")
+        await pilot.pause()
+        assert [j.prompt for j in table.visible_jobs()] == ["a paper boat"]
+        await pilot.press("1")
+        await pilot.press("p")
+        await pilot.pause()
+        assert table.frozen
+        await _until(pilot, lambda: "paused" in str(app.query_one(StatusLine).render()))
+        await pilot.press("p")
+        await pilot.pause()
+        assert not table.frozen
+
+
+async def test_jobs_pending_at_exit_complete_after_a_restart(tmp_path, make_simulator):
+    simulator = make_simulator(job_seconds=1.0)
+    settings = _settings(tmp_path, simulator.base_url)
+    first = HailuoApp(settings)
+    async with first.run_test(size=(160, 45)) as pilot:
+        await _started(first, pilot)
+        await _type_prompt(first, pilot, "a lighthouse in fog")
+        await pilot.press("ctrl+s")
+        table = first.query_one(JobTable)
+        await _until(pilot, lambda: table.total_count == 1 and table.visible_jobs()[0].server_id is not None)
+        await pilot.press("q")
+        await pilot.pause()
+    second = HailuoApp(settings)
+    async with second.run_test(size=(160, 45)) as pilot:
+        await _started(second, pilot)
+        table = second.query_one(JobTable)
+        assert table.total_count == 1
+        job = table.visible_jobs()[0]
+        await _until(pilot, lambda: job.is_success and bool(job.outputs))
+
+
+async def test_without_a_key_the_history_opens_read_only_and_submit_says_why(tmp_path, make_simulator):
+    simulator = make_simulator(job_seconds=0.3)
+    app = HailuoApp(_settings(tmp_path, simulator.base_url, api_key=None))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _started(app, pilot)
+        assert "no key" in str(app.query_one(StatusLine).render())
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.query_one("#submit", Button).disabled
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "GPTPROTO_API_KEY" in str(app.query_one("#submit-note", Static).render())
+        assert app.query_one(JobTable).total_count == 0
+
+
+async def test_markup_in_a_server_error_is_inert_in_the_detail_pane(tmp_path, make_simulator):
+    simulator = make_simulator(job_seconds=30)
+    hostile = "[bold]boom[/bold] \x1b[2Jgone"
+    sid = simulator.seed_job(status="failed", prompt="[red]x[/red]", error=hostile)
+
+    async def attach(app):
+        await app.service.attach([sid])
+
+    app = HailuoApp(_settings(tmp_path, simulator.base_url), on_started=attach)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await _started(app, pilot)
+        table = app.query_one(JobTable)
+        await _until(pilot, lambda: table.total_count == 1 and table.visible_jobs()[0].status == "failed")
+        await _until(pilot, lambda: app.query_one(DetailPane).job is not None
+                     and app.query_one(DetailPane).job.error is not None)
+        body = str(app.query_one("#detail-body", Static).render())
+        assert "[bold]boom[/bold]" in body and "\x1b" not in body
+        assert "[red]x[/red]" in body
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 45)])
+async def test_help_lists_every_binding_with_its_description(tmp_path, make_simulator, size):
+    simulator = make_simulator(job_seconds=0.3)
+    app = HailuoApp(_settings(tmp_path, simulator.base_url))
+    async with app.run_test(size=size) as pilot:
+        await _started(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        text = str(app.screen.query_one("#help-text", Static).render())
+        for binding in HailuoApp.BINDINGS:
+            assert binding.description in text
+        assert "Submit" in text and "Raw JSON" in text and "Sort column" in text
