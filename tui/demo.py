@@ -72,3 +72,56 @@ async def seed_demo_jobs(service: Any, simulator: Any) -> None:
     from tui.events import JobChanged
 
     service.hub.emit(JobChanged(lost, None, added=True))
+
+
+def sample_jobs(now: float) -> list[Any]:
+    """A fixed set of jobs in every state, with times relative to `now` (screenshots and snapshot tests)."""
+    from tui.records import UNKNOWN_OUTCOME_MESSAGE, Job
+
+    def job(n: int, status: str, model: str, prompt: str, age: float, run: float, **extra: Any) -> Job:
+        submitted = now - age
+        history = [["submitting", submitted], ["created", submitted + 1.0]]
+        if status not in ("created", "unknown", "submitting"):
+            history.append(["processing", submitted + 4.0])
+        finished = None
+        if status in ("completed", "failed"):
+            finished = submitted + run
+            history.append([status, finished])
+        if status == "unknown":
+            history = [["submitting", submitted], ["unknown", submitted + 30.0]]
+            finished = submitted + 30.0
+        request = {"model": model, "scene": "text-to-video", "prompt": prompt, "duration": 6,
+                   "resolution": "1080P" if model.endswith("pro") else "768P", "prompt_expansion": True}
+        request.update(extra.pop("request", {}))
+        return Job(local_id=f"local-{n:04d}", server_id=None if status == "unknown" else f"{n:02d}f3c9a1d2e84b7c6a5",
+                   request=request, submitted_at=submitted, status=status, status_history=history,
+                   finished_at=finished, created_at=None if status == "unknown" else submitted + 1.0, **extra)
+
+    cdn = "https://cdn.example.invalid/videos"
+    return [
+        job(1, "completed", "hailuo-2.3-fast", "A red fox trotting through fresh snow at dawn, slow dolly shot",
+            5400, 95, outputs=[f"{cdn}/01-fox.mp4"], inference_time_ms=81250, execution_time_ms=90410,
+            has_nsfw_contents=[False], result_url=f"{cdn}/01-fox.json"),
+        job(2, "completed", "hailuo-02-pro", "Waves breaking over black volcanic rocks, drone shot, golden hour",
+            3600, 240, outputs=[f"{cdn}/02-waves-a.mp4", f"{cdn}/02-waves-b.mp4"], inference_time_ms=220000,
+            execution_time_ms=231500, has_nsfw_contents=[False, False]),
+        job(3, "failed", "hailuo-2.3-fast", "A dense crowd scene the content policy refuses", 2400, 12,
+            error="The request was rejected by the content policy"),
+        job(4, "unknown", "hailuo-02-fast", "A lighthouse beam sweeping through fog", 1800, 0,
+            error=UNKNOWN_OUTCOME_MESSAGE),
+        job(5, "processing", "hailuo-2.3-standard", "A paper boat drifting down a rain-soaked city gutter", 45, 0),
+        job(6, "created", "hailuo-2.3-pro", "Time-lapse of a glass greenhouse as clouds race overhead", 6, 0),
+    ]
+
+
+def write_history(path: Path, jobs: list[Any]) -> None:
+    """Put jobs into a history file (screenshots, snapshot tests)."""
+    from tui.store import HistoryStore
+
+    store = HistoryStore.open(path)
+    try:
+        for job in jobs:
+            store.put(job)
+        store.flush()
+    finally:
+        store.close()

@@ -1,0 +1,60 @@
+"""What the dashboard looks like: the same screens as screenshots/, from a fixed history and a frozen clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tui.app import HailuoApp
+from tui.config import Settings
+from tui.demo import DEMO_KEY, sample_jobs, write_history
+
+FROZEN_NOW = 1_790_000_000.0
+
+
+@pytest.fixture
+def seeded_app(tmp_path):
+    def build() -> HailuoApp:
+        write_history(tmp_path / "history.json", sample_jobs(FROZEN_NOW))
+        # Polling off and a loopback address that is never reached: nothing on screen moves.
+        settings = Settings(api_key=DEMO_KEY, base_url="http://127.0.0.1:9", db_path=tmp_path / "history.json",
+                            config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads")
+        return HailuoApp(settings, clock=lambda: FROZEN_NOW, poll=False)
+
+    return build
+
+
+async def _ready(pilot) -> None:
+    await asyncio.wait_for(pilot.app.ready.wait(), 10)
+    await pilot.pause()
+
+
+async def _ready_and_settled(pilot) -> None:
+    await _ready(pilot)
+    await pilot.pause(0.4)  # the debounced validation
+
+
+def test_main_screen_wide(snap_compare, seeded_app):
+    assert snap_compare(seeded_app(), terminal_size=(160, 45), run_before=_ready)
+
+
+def test_main_screen_80x24(snap_compare, seeded_app):
+    assert snap_compare(seeded_app(), terminal_size=(80, 24), run_before=_ready)
+
+
+def test_detail_of_a_completed_job(snap_compare, seeded_app):
+    assert snap_compare(seeded_app(), terminal_size=(160, 45), run_before=_ready, press=["j"])
+
+
+def test_composer_with_validation_errors(snap_compare, seeded_app):
+    async def before(pilot) -> None:
+        await _ready(pilot)
+        await pilot.press("n", "ctrl+s")
+        await pilot.pause(0.4)
+
+    assert snap_compare(seeded_app(), terminal_size=(80, 24), run_before=before)
+
+
+def test_help_screen(snap_compare, seeded_app):
+    assert snap_compare(seeded_app(), terminal_size=(100, 40), run_before=_ready, press=["question_mark"])
