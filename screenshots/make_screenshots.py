@@ -45,7 +45,7 @@ async def shoot(base_url: str, data_dir: Path, name: str, size: tuple[int, int],
 SHOTS = [
     ("main-wide", (160, 45), []),
     ("main-80x24", (80, 24), []),
-    ("detail-completed", (160, 45), ["j"]),
+    ("detail-completed", (160, 45), ["j", "j", "j", "j"]),
     ("composer-errors", (80, 24), ["n", "ctrl+s"]),
     ("help", (100, 40), ["question_mark"]),
 ]

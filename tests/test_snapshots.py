@@ -44,7 +44,7 @@ def test_main_screen_80x24(snap_compare, seeded_app):
 
 
 def test_detail_of_a_completed_job(snap_compare, seeded_app):
-    assert snap_compare(seeded_app(), terminal_size=(160, 45), run_before=_ready, press=["j"])
+    assert snap_compare(seeded_app(), terminal_size=(160, 45), run_before=_ready, press=["j", "j", "j", "j"])
 
 
 def test_composer_with_validation_errors(snap_compare, seeded_app):

@@ -107,7 +107,7 @@ class HailuoApp(App[int]):
         self._poll = poll
         self._unsubscribe: Callable[[], None] | None = None
         self._submits_in_flight = 0
-        self._closing = False
+        self._leaving = False
         self.ready = asyncio.Event()
 
     # -- layout -----------------------------------------------------------------------------
@@ -140,7 +140,7 @@ class HailuoApp(App[int]):
         composer.disabled_reason = "opening the history…"
         try:
             loop = asyncio.get_running_loop()
-            loop.add_signal_handler(signal.SIGHUP, lambda: self.call_later(self._shutdown))
+            loop.add_signal_handler(signal.SIGHUP, lambda: self.call_later(self._leave))
         except (NotImplementedError, RuntimeError, ValueError, AttributeError):
             pass  # no SIGHUP here (or not the main thread, as in tests)
         self._open_service()
@@ -485,17 +485,17 @@ class HailuoApp(App[int]):
         if self._submits_in_flight:
             def answered(yes: bool | None) -> None:
                 if yes:
-                    self.call_later(self._shutdown)
+                    self.call_later(self._leave)
 
             self.push_screen(ConfirmScreen("A submit is in flight. Quit anyway?",
                                            "Its outcome will be recorded as unknown if it is cut off."), answered)
             return
-        await self._shutdown()
+        await self._leave()
 
-    async def _shutdown(self) -> None:
-        if self._closing:
+    async def _leave(self) -> None:
+        if self._leaving:
             return
-        self._closing = True
+        self._leaving = True
         await self.close_service()
         self.exit(0)
 

@@ -61,7 +61,7 @@ class Composer(VerticalScroll, can_focus=False):
         self.allow_uncertain = allow_uncertain
         self._validate_timer: Timer | None = None
         self._errors: list[FieldError] = []
-        self._shown_once = False  # messages appear after the first edit or submit, not on an empty form
+        self._listening = False
 
     # -- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -110,6 +110,11 @@ class Composer(VerticalScroll, can_focus=False):
 
     def on_mount(self) -> None:
         self._sync_scene()
+        # Selects announce their first values after mounting; only the user's changes start validation.
+        self.call_after_refresh(self._start_listening)
+
+    def _start_listening(self) -> None:
+        self._listening = True
 
     # -- reading and writing the form ---------------------------------------------------------
     def _resolutions(self, model: str) -> tuple[str, ...]:
@@ -157,7 +162,8 @@ class Composer(VerticalScroll, can_focus=False):
         self._sync_scene()
         self._update_count()
         self._update_images()
-        self._shown_once = False
+        if self._validate_timer is not None:
+            self._validate_timer.stop()
         self.show_errors([])
 
     def clear(self) -> None:
@@ -188,7 +194,8 @@ class Composer(VerticalScroll, can_focus=False):
         return list(self._errors)
 
     def _schedule_validation(self) -> None:
-        self._shown_once = True
+        if not self._listening:
+            return
         if self._validate_timer is not None:
             self._validate_timer.stop()
         self._validate_timer = self.set_timer(VALIDATE_DELAY, self.validate_now)
@@ -282,11 +289,12 @@ class Composer(VerticalScroll, can_focus=False):
 
     # -- actions --------------------------------------------------------------------------------
     def action_submit(self) -> None:
+        self._update_images()
+        errors = self.validate_now()
         if self.disabled_reason is not None:
             self.set_note(self.disabled_reason, error=True)
             return
-        self._update_images()
-        if self.validate_now():
+        if errors:
             self.set_note("not sent: fix the fields marked above", error=True)
             return
         self.set_note("sending…")

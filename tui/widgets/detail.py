@@ -80,7 +80,7 @@ def describe(job: Job, now: float) -> Text:
     text = Text()
 
     def row(label: str, value: object, style: str = "") -> None:
-        text.append(f"{label:<14}", style="bold")
+        text.append(f"{label:<15} ", style="bold")
         text.append(clean(value), style=style)
         text.append("\n")
 
@@ -90,9 +90,12 @@ def describe(job: Job, now: float) -> Text:
     row("Model", job.model)
     row("Scene", job.scene)
     request = job.request or {}
-    for key in ("resolution", "duration", "prompt_expansion"):
-        if key in request:
-            row(key.replace("_", " ").capitalize(), request[key])
+    if "resolution" in request:
+        row("Resolution", request["resolution"])
+    if "duration" in request:
+        row("Duration", f"{request['duration']} s")
+    if "prompt_expansion" in request:
+        row("Expand prompt", "on" if request["prompt_expansion"] else "off")
     for key, label in (("image", "Image"), ("end_image", "End image")):
         if request.get(key):
             row(label, _image_line(request[key]))
