@@ -320,8 +320,8 @@ class HailuoApp(App[int]):
             by_action: dict[str, tuple[list[str], str]] = {}
             for key, bindings in node._bindings.key_to_bindings.items():
                 for binding in bindings:
-                    if not binding.description:
-                        continue
+                    if not binding.description or binding.id is None:
+                        continue  # inherited scroll keys carry no id: they are not part of the product's keys
                     entry = by_action.setdefault(binding.action, ([], binding.description))
                     entry[0].append(_key_label(key))
             for action, (keys, description) in by_action.items():
@@ -338,7 +338,8 @@ class HailuoApp(App[int]):
             done: set[str] = set()
             for bindings in node._bindings.key_to_bindings.values():
                 for binding in bindings:
-                    if not binding.description or binding.action in done or binding.action in ("back", "quit"):
+                    if (not binding.description or binding.id is None or binding.action in done
+                            or binding.action in ("back", "quit")):
                         continue
                     done.add(binding.action)
                     yield SystemCommand(f"{section}{binding.description}", f"key {binding.key}",
