@@ -1,0 +1,49 @@
+"""Fixtures shared by the suite: an isolated environment and a running loopback simulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tui.simulator import Simulator
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path, monkeypatch):
+    """No test reads or writes the user's real config, history or key."""
+    for name in ("GPTPROTO_API_KEY", "GPTPROTO_BASE_URL", "HAILUO_TUI_DB"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HAILUO_TUI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HAILUO_TUI_CONFIG", str(tmp_path / "config.toml"))
+
+
+@pytest.fixture
+def api_key() -> str:
+    return "sk-test-not-a-real-key-0000"
+
+
+@pytest.fixture
+def tmp_db(tmp_path) -> Path:
+    return tmp_path / "history" / "history.json"
+
+
+@pytest.fixture
+def make_simulator():
+    started: list[Simulator] = []
+
+    def make(**options) -> Simulator:
+        options.setdefault("seed", 1)
+        options.setdefault("job_seconds", 0.5)
+        sim = Simulator(**options).start()
+        started.append(sim)
+        return sim
+
+    yield make
+    for sim in started:
+        sim.stop()
+
+
+@pytest.fixture
+def simulator(make_simulator) -> Simulator:
+    return make_simulator()

@@ -1,0 +1,456 @@
+"""A loopback stand-in for the gptproto Hailuo API: same paths, same envelope, injectable faults.
+
+It serves real HTTP on 127.0.0.1 from a background thread, so the real client, poller and
+store are exercised end to end by the demo, the tests and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any, Callable
+
+from tui.catalog import MODELS, SCENES, durations_for, resolutions_for
+
+_CREATE = re.compile(r"^/api/v3/minimax/([^/]+)/([^/]+)$")
+_RESULT = re.compile(r"^/api/v3/predictions/([^/]+)/result$")
+_FILE = re.compile(r"^/files/([A-Za-z0-9_-]+)\.mp4$")
+
+#: Share of `job_seconds` a job spends in `created` before it turns `processing`.
+_CREATED_SHARE = 0.2
+
+
+@dataclass
+class Faults:
+    """Fault knobs. Counters (`rate_limit`, `server_errors`...) hit the next N API requests;
+    rates hit each request with that probability (seeded, so runs repeat)."""
+
+    latency: float = 0.0
+    # -- next-N counters ------------------------------------------------------------
+    rate_limit: int = 0  # 429 with Retry-After
+    server_errors: int = 0  # 500
+    malformed: int = 0  # invalid JSON under HTTP 200
+    truncated: int = 0  # JSON cut short
+    wrong_content_type: int = 0  # an HTML page
+    error_envelope: int = 0  # HTTP 200 whose envelope code is an error
+    drop: int = 0  # connection closed without an answer
+    drop_after_create: int = 0  # the job is created, then the connection is dropped
+    insufficient_balance: int = 0  # 403 on create
+    # -- rates ----------------------------------------------------------------------
+    rate_limit_rate: float = 0.0
+    get_error_rate: float = 0.0
+    get_error_status: int = 503
+    post_error_rate: float = 0.0
+    post_error_status: int = 500
+    malformed_rate: float = 0.0
+    drop_rate: float = 0.0
+    fail_rate: float = 0.0  # share of new jobs that end `failed`
+    # -- behaviour ------------------------------------------------------------------
+    retry_after: float = 1.0
+    retry_after_as_date: bool = False
+    policy_word: str = "forbidden"
+    policy_as_503: bool = False
+    fail_later_word: str = "flagged"
+    odd_status: str | None = None  # reported instead of `processing` while set
+    outputs_before_completed: bool = False
+    redirect_result_to: str | None = None
+
+    def update(self, values: dict[str, Any]) -> None:
+        names = {f.name for f in fields(self)}
+        for key, value in values.items():
+            if key not in names:
+                raise KeyError(key)
+            setattr(self, key, value)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    @property
+    def timestamp(self) -> float:
+        return self.at
+
+
+@dataclass
+class _SimJob:
+    id: str
+    model: str
+    scene: str
+    prompt: str
+    created_at: float  # shown to the client
+    started_at: float  # drives the lifecycle
+    fail_error: str | None = None
+    fixed_status: str | None = None
+    fixed_outputs: list[str] | None = None
+    execution_ms: int = 0
+    created_format: int = 0
+
+
+class Simulator:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        job_seconds: float = 3.0,
+        seed: int | None = None,
+        require_key: str | None = None,
+        retention_seconds: float = 7 * 86400,
+        faults: Faults | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.host, self.port = host, port
+        self.job_seconds = job_seconds
+        self.require_key = require_key
+        self.retention_seconds = retention_seconds
+        self.faults = faults or Faults()
+        self.clock = clock
+        self.requests: list[RequestRecord] = []
+        self._rng = random.Random(seed)
+        self._lock = threading.RLock()
+        self._jobs: dict[str, _SimJob] = {}
+        self._counter = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- life ---------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the simulator is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "Simulator":
+        handler = type("_BoundHandler", (_Handler,), {"sim": self})
+        self._server = ThreadingHTTPServer((self.host, self.port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="hailuo-simulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "Simulator":
+        return self.start() if self._server is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- jobs ---------------------------------------------------------------------------
+    def _new_id(self) -> str:
+        self._counter += 1
+        return f"sim{self._counter:05d}{self._rng.getrandbits(40):010x}"
+
+    def seed_job(
+        self,
+        *,
+        status: str,
+        model: str = "hailuo-2.3-fast",
+        scene: str = "text-to-video",
+        prompt: str = "a seeded job",
+        age: float = 0.0,
+        error: str | None = None,
+        outputs: list[str] | None = None,
+    ) -> str:
+        """Put a job straight into a state: `completed`/`failed` stay so; `created`/`processing` run on."""
+        now = self.clock()
+        with self._lock:
+            job_id = self._new_id()
+            started = now
+            if status == "processing":
+                started = now - self.job_seconds * (_CREATED_SHARE + 0.05)
+            job = _SimJob(job_id, model, scene, prompt, created_at=now - age, started_at=started,
+                          execution_ms=int(max(age, self.job_seconds) * 1000), created_format=self._counter % 2)
+            if status not in ("created", "processing"):
+                job.fixed_status = status
+                job.fail_error = error if status != "completed" else None
+                job.fixed_outputs = outputs
+            self._jobs[job_id] = job
+        return job_id
+
+    def _create(self, model: str, scene: str, body: dict[str, Any]) -> _SimJob:
+        now = self.clock()
+        with self._lock:
+            job = _SimJob(self._new_id(), model, scene, str(body.get("prompt", "")), created_at=now, started_at=now,
+                          execution_ms=int(self.job_seconds * 1000) + self._rng.randint(0, 999),
+                          created_format=self._counter % 2)
+            if self.faults.fail_later_word and self.faults.fail_later_word.lower() in job.prompt.lower():
+                job.fail_error = "content policy violation: the generated video was blocked by the safety checker"
+            elif self.faults.fail_rate and self._rng.random() < self.faults.fail_rate:
+                job.fail_error = "generation failed: the model could not render this request"
+            self._jobs[job.id] = job
+        return job
+
+    def _status_of(self, job: _SimJob) -> str:
+        if job.fixed_status:
+            return job.fixed_status
+        elapsed = self.clock() - job.started_at
+        if elapsed < self.job_seconds * _CREATED_SHARE:
+            return "created"
+        if elapsed < self.job_seconds:
+            return self.faults.odd_status or "processing"
+        return "failed" if job.fail_error else "completed"
+
+    def _data(self, job: _SimJob, base: str) -> dict[str, Any]:
+        status = self._status_of(job)
+        done = status == "completed"
+        outputs: list[str] = []
+        if done or (self.faults.outputs_before_completed and status != "failed"):
+            outputs = job.fixed_outputs if job.fixed_outputs is not None else [f"{base}/files/{job.id}.mp4"]
+        created = time.gmtime(job.created_at)
+        if job.created_format:
+            frac = f"{job.created_at % 1:.8f}"[2:]
+            created_at = time.strftime("%Y-%m-%dT%H:%M:%S", created) + f".{frac}Z"
+        else:
+            created_at = time.strftime("%Y-%m-%d %H:%M:%S", created)
+        ms = job.execution_ms if done else 0
+        return {
+            "id": job.id,
+            "model": job.model,
+            "outputs": outputs,
+            "urls": {"get": f"{base}/api/v3/predictions/{job.id}/result"},
+            "status": status,
+            "error": job.fail_error if status == "failed" else None,
+            "executionTime": ms,
+            "timings": {"inference": ms},
+            "has_nsfw_contents": [False] * len(outputs),
+            "created_at": created_at,
+        }
+
+    def job_count(self) -> int:
+        with self._lock:
+            return len(self._jobs)
+
+    # -- faults ---------------------------------------------------------------------------
+    def _take(self, name: str) -> bool:
+        """Use one unit of a next-N counter."""
+        with self._lock:
+            left = int(getattr(self.faults, name) or 0)
+            if left <= 0:
+                return False
+            setattr(self.faults, name, left - 1)
+            return True
+
+    def _chance(self, rate: float) -> bool:
+        if rate <= 0:
+            return False
+        with self._lock:
+            return self._rng.random() < rate
+
+
+def _error_body(message: str, type_: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_}}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    sim: Simulator
+    protocol_version = "HTTP/1.1"
+    server_version = "hailuo-simulator"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests and the demo own the terminal
+        pass
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, payload: Any = None, *, raw: bytes | None = None,
+              content_type: str = "application/json", headers: dict[str, str] | None = None) -> None:
+        data = raw if raw is not None else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(2)
+        except OSError:
+            pass
+
+    def _base(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def _key_ok(self) -> bool:
+        value = (self.headers.get("Authorization") or "").strip()
+        if value.lower().startswith("bearer "):
+            value = value[7:].strip()
+        if not value or (self.sim.require_key is not None and value != self.sim.require_key):
+            self._send(401, _error_body("Invalid API key provided", "invalid_api_key"))
+            return False
+        return True
+
+    # -- verbs ----------------------------------------------------------------------------
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path.startswith("/_sim/"):
+            return self._control("GET", b"")
+        match = _FILE.match(self.path)
+        if match:
+            return self._file(match.group(1))
+        self._api("GET", b"")
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self._body()
+        if self.path.startswith("/_sim/"):
+            return self._control("POST", body)
+        self._api("POST", body)
+
+    def _control(self, method: str, body: bytes) -> None:
+        sim = self.sim
+        if self.path == "/_sim/faults":
+            if method == "POST":
+                try:
+                    sim.faults.update(json.loads(body or b"{}"))
+                except (ValueError, KeyError, TypeError) as exc:
+                    return self._send(400, {"error": f"bad faults: {exc}"})
+            return self._send(200, asdict(sim.faults))
+        if self.path == "/_sim/stats":
+            with sim._lock:
+                counts: dict[str, int] = {}
+                for record in sim.requests:
+                    counts[record.method] = counts.get(record.method, 0) + 1
+                return self._send(200, {"requests": counts, "jobs": len(sim._jobs)})
+        self._send(404, {"error": "no such control endpoint"})
+
+    def _file(self, job_id: str) -> None:
+        data = sample_video()
+        total = len(data)
+        range_header = self.headers.get("Range")
+        match = re.match(r"bytes=(\d*)-(\d*)$", range_header or "")
+        if match and (match.group(1) or match.group(2)):
+            start = int(match.group(1)) if match.group(1) else total - int(match.group(2))
+            end = int(match.group(2)) if match.group(1) and match.group(2) else total - 1
+            if start >= total or start > end:
+                return self._send(416, raw=b"", content_type="video/mp4", headers={"Content-Range": f"bytes */{total}"})
+            end = min(end, total - 1)
+            return self._send(206, raw=data[start:end + 1], content_type="video/mp4",
+                              headers={"Content-Range": f"bytes {start}-{end}/{total}", "Accept-Ranges": "bytes"})
+        self._send(200, raw=data, content_type="video/mp4", headers={"Accept-Ranges": "bytes"})
+
+    def _api(self, method: str, body: bytes) -> None:
+        sim, faults = self.sim, self.sim.faults
+        with sim._lock:
+            sim.requests.append(RequestRecord(method, self.path, dict(self.headers.items()), body, time.time()))
+        if faults.latency:
+            time.sleep(faults.latency)
+        if not self._key_ok():
+            return
+        if sim._take("drop") or sim._chance(faults.drop_rate):
+            return self._drop()
+        if sim._take("rate_limit") or sim._chance(faults.rate_limit_rate):
+            if faults.retry_after_as_date:
+                value = email.utils.formatdate(time.time() + faults.retry_after, usegmt=True)
+            else:
+                value = f"{faults.retry_after:g}"
+            return self._send(429, _error_body("Rate limit reached for requests", "rate_limit_exceeded"),
+                              headers={"Retry-After": value})
+        rate, status = ((faults.get_error_rate, faults.get_error_status) if method == "GET"
+                        else (faults.post_error_rate, faults.post_error_status))
+        if sim._take("server_errors"):
+            return self._send(500, _error_body("The server had an error", "server_error"))
+        if sim._chance(rate):
+            return self._send(status, _error_body("The server had an error", "server_error"))
+        if sim._take("malformed") or sim._chance(faults.malformed_rate):
+            return self._send(200, raw=b'{"data": {"id": "x", "status": ', content_type="application/json")
+        if sim._take("truncated"):
+            return self._send(200, raw=b'{"data": {"id": "abc", "stat', content_type="application/json")
+        if sim._take("wrong_content_type"):
+            return self._send(200, raw=b"<html><body>Bad gateway</body></html>", content_type="text/html")
+        if sim._take("error_envelope"):
+            return self._send(200, {"code": 500, "message": "internal error, please retry", "data": None})
+        if method == "POST":
+            match = _CREATE.match(self.path)
+            return self._create(match, body) if match else self._send(404, _error_body("not found", "not_found"))
+        match = _RESULT.match(self.path)
+        if not match:
+            return self._send(404, _error_body("not found", "not_found"))
+        self._result(match.group(1))
+
+    def _create(self, match: re.Match[str], raw: bytes) -> None:
+        sim, faults = self.sim, self.sim.faults
+        model, scene = match.group(1), match.group(2)
+        try:
+            body = json.loads(raw or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError
+        except ValueError:
+            return self._send(400, _error_body("request body is not a JSON object", "invalid_request_error"))
+        problem = _invalid(model, scene, body)
+        if problem:
+            return self._send(400, _error_body(problem, "invalid_request_error"))
+        if sim._take("insufficient_balance"):
+            return self._send(403, _error_body("Insufficient balance: please top up your account",
+                                               "insufficient_permissions"))
+        prompt = str(body.get("prompt", ""))
+        if faults.policy_word and faults.policy_word.lower() in prompt.lower():
+            status = 503 if faults.policy_as_503 else 400
+            return self._send(status, _error_body(
+                "Content policy violation: the prompt was blocked due to safety concerns", "content_policy_violation"))
+        job = sim._create(model, scene, body)
+        if sim._take("drop_after_create"):
+            return self._drop()
+        self._send(200, {"data": sim._data(job, self._base()), "message": "success", "code": 200})
+
+    def _result(self, job_id: str) -> None:
+        sim = self.sim
+        if sim.faults.redirect_result_to:
+            return self._send(307, {}, headers={"Location": sim.faults.redirect_result_to})
+        with sim._lock:
+            job = sim._jobs.get(job_id)
+        if job is None or sim.clock() - job.created_at > sim.retention_seconds:
+            return self._send(404, _error_body(f"prediction {job_id} not found", "not_found"))
+        self._send(200, {"data": sim._data(job, self._base()), "message": "success", "code": 200})
+
+
+def _invalid(model: str, scene: str, body: dict[str, Any]) -> str | None:
+    """What the real API would refuse, in its words; None when the request is fine."""
+    if model not in MODELS:
+        return f"unknown model {model}"
+    if scene not in SCENES:
+        return f"unknown scene {scene}"
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        return "prompt is required"
+    if scene == "image-to-video" and not body.get("image"):
+        return "image is required for image-to-video"
+    resolution = body.get("resolution", "768P")
+    duration = body.get("duration", 6)
+    if resolution not in resolutions_for(model, allow_uncertain=True):
+        return f"resolution {resolution} is not supported by {model}"
+    if duration not in durations_for(model, resolution, allow_uncertain=True):
+        return f"duration {duration} is not supported by {model} at {resolution}"
+    return None
+
+
+_VIDEO: bytes | None = None
+
+
+def sample_video() -> bytes:
+    """The small real MP4 every completed job points at."""
+    global _VIDEO
+    if _VIDEO is None:
+        _VIDEO = resources.files("tui.simulator").joinpath("sample.mp4").read_bytes()
+    return _VIDEO
