@@ -411,6 +411,8 @@ class JobService:
     async def wait(self, local_ids: Iterable[str]) -> list[Job]:
         """Until every one of these jobs has ended (a forgotten job counts as ended)."""
         ids = list(local_ids)
+        if self.poller is not None:
+            await self.poller.start()  # waiting on a job means polling it, even before start()
         while True:
             jobs = [self.store.get(i) for i in ids]
             if all(j is None or j.is_finished for j in jobs):

@@ -75,7 +75,7 @@ class RequestRecord:
     method: str
     path: str
     headers: dict[str, str]
-    body: bytes
+    body: str  # as text: bodies here are JSON
     at: float
 
     @property
@@ -353,7 +353,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _api(self, method: str, body: bytes) -> None:
         sim, faults = self.sim, self.sim.faults
         with sim._lock:
-            sim.requests.append(RequestRecord(method, self.path, dict(self.headers.items()), body, time.time()))
+            sim.requests.append(RequestRecord(method, self.path, dict(self.headers.items()),
+                                              body.decode("utf-8", "replace"), time.time()))
         if faults.latency:
             time.sleep(faults.latency)
         if not self._key_ok():

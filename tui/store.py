@@ -1,0 +1,425 @@
+"""The job history: a TinyDB snapshot plus an append-only journal, loaded once into memory.
+
+Why two files: with TinyDB's default storage one status change rewrites the whole file
+(1.3 s at 50,000 jobs). Here a change is one small appended, fsynced journal line; the
+snapshot (a plain TinyDB database, written atomically) is rewritten only when the journal
+has grown, in the writer thread. A crash at any instant leaves both files parseable: the
+snapshot is replaced by rename, and a torn last journal line is ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import errno
+import fcntl
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from tinydb import TinyDB
+from tinydb.storages import Storage
+
+from tui.records import SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job
+
+JOURNAL_COMPACT_BYTES = 4 * 1024 * 1024
+
+
+class ReadOnlyHistoryError(Exception):
+    """A write was attempted on a history opened read-only."""
+
+
+class AtomicJSONStorage(Storage):
+    """TinyDB storage that replaces the file atomically (temp file, fsync, rename, dir fsync)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        if not text.strip():
+            return None
+        return json.loads(text)
+
+    def write(self, data: dict[str, Any]) -> None:
+        _atomic_write(self.path, json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+    def close(self) -> None:
+        pass
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _contains_data_url(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.lstrip().lower().startswith("data:")
+    if isinstance(value, dict):
+        return any(_contains_data_url(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_contains_data_url(v) for v in value)
+    return False
+
+
+class HistoryStore:
+    def __init__(self, path: Path, *, read_only: bool, flush_interval: float) -> None:
+        self.path = path
+        self.journal_path = path.with_name(path.name + ".journal")
+        self.lock_path = path.with_name(path.name + ".lock")
+        self.read_only = read_only
+        self.flush_interval = flush_interval
+        self.notices: list[str] = []
+        self.last_write_error: str | None = None
+        self._jobs: dict[str, Job] = {}
+        self._by_server: dict[str, str] = {}
+        self._by_key: dict[str, str] = {}
+        self._order: list[Job] | None = None
+        self._dirty: set[str] = set()
+        self._deleted: set[str] = set()
+        self._seq = 0
+        self._snapshot_seq = 0
+        self._journal_lines = 0
+        self._journal_offset = 0
+        self._lock = threading.RLock()
+        self._io_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._lock_fd: int | None = None
+        self._writer: threading.Thread | None = None
+
+    # -- opening ------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, read_only: bool = False, flush_interval: float = 0.5) -> "HistoryStore":
+        path = Path(path).expanduser()
+        store = cls(path, read_only=read_only, flush_interval=flush_interval)
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            store._take_lock()
+        store._load()
+        if not store.read_only:
+            store._writer = threading.Thread(target=store._write_loop, name="history-writer", daemon=True)
+            store._writer.start()
+            atexit.register(store.close)
+        return store
+
+    def _take_lock(self) -> None:
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            self.read_only = True
+            self.notices.append(f"another hailuo-tui is writing {self.path}; this one is read-only (watch only)")
+            return
+        self._lock_fd = fd
+
+    def _load(self) -> None:
+        jobs: dict[str, dict[str, Any]] = {}
+        try:
+            raw = AtomicJSONStorage(self.path).read()
+            if raw is not None:
+                db = TinyDB(storage=_Preloaded, data=raw)
+                for doc in db.table("jobs").all():
+                    jobs[doc["local_id"]] = dict(doc)
+                meta = db.table("_meta").all()
+                self._snapshot_seq = int(meta[0].get("seq", 0)) if meta else 0
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self._move_aside(exc)
+            jobs, self._snapshot_seq = {}, 0
+        self._seq = self._snapshot_seq
+        self._replay(jobs)
+        for doc in jobs.values():
+            try:
+                job = Job.from_doc(doc)
+            except TypeError:
+                continue
+            if job.status == SUBMITTING:
+                # Its POST may have been sent before the crash: never guess, never re-send.
+                job.set_status(UNKNOWN)
+                job.error = UNKNOWN_OUTCOME_MESSAGE
+                if not self.read_only:
+                    self._dirty.add(job.local_id)
+            self._index(job)
+
+    def _move_aside(self, exc: Exception) -> None:
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        if self.read_only:
+            self.notices.append(f"the history {self.path} does not parse ({type(exc).__name__}); showing the journal only")
+            return
+        os.replace(self.path, aside)
+        self.notices.append(f"the history file did not parse and was moved aside to {aside}; "
+                            "jobs from its journal were kept")
+
+    def _replay(self, jobs: dict[str, dict[str, Any]]) -> None:
+        try:
+            data = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return
+        offset = 0
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break  # torn tail of an interrupted append
+            try:
+                entry = json.loads(line)
+                seq, op, local_id = int(entry["seq"]), entry["op"], entry["id"]
+            except (ValueError, KeyError, TypeError):
+                if offset + len(line) < len(data):
+                    self.notices.append(f"the journal {self.journal_path} has a damaged line; later entries were ignored")
+                break
+            offset += len(line)
+            self._journal_lines += 1
+            if seq <= self._snapshot_seq:
+                continue
+            self._seq = max(self._seq, seq)
+            if op == "put":
+                jobs[local_id] = entry["doc"]
+            elif op == "del":
+                jobs.pop(local_id, None)
+        self._journal_offset = offset
+
+    def reload(self) -> None:
+        """Read the files again (for a read-only instance watching another writer)."""
+        with self._lock:
+            self._jobs.clear(), self._by_server.clear(), self._by_key.clear()
+            self._order = None
+            self._journal_lines = 0
+            self._load()
+
+    # -- indexes --------------------------------------------------------------------------
+    def _index(self, job: Job) -> None:
+        old = self._jobs.get(job.local_id)
+        if old is not None and old is not job:
+            self._unindex(old)
+        self._jobs[job.local_id] = job
+        if job.server_id:
+            self._by_server[job.server_id] = job.local_id
+        if job.idempotency_key:
+            self._by_key[job.idempotency_key] = job.local_id
+        self._order = None
+
+    def _unindex(self, job: Job) -> None:
+        if job.server_id and self._by_server.get(job.server_id) == job.local_id:
+            del self._by_server[job.server_id]
+        if job.idempotency_key and self._by_key.get(job.idempotency_key) == job.local_id:
+            del self._by_key[job.idempotency_key]
+
+    # -- queries --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(self.all())
+
+    def all(self) -> list[Job]:
+        with self._lock:
+            if self._order is None:
+                self._order = sorted(self._jobs.values(), key=lambda j: j.submitted_at, reverse=True)
+            return list(self._order)
+
+    def get(self, local_id: str) -> Job | None:
+        return self._jobs.get(local_id)
+
+    def find_by_server_id(self, server_id: str) -> Job | None:
+        local_id = self._by_server.get(server_id)
+        return self._jobs.get(local_id) if local_id else None
+
+    def find_by_idempotency_key(self, key: str) -> Job | None:
+        local_id = self._by_key.get(key)
+        return self._jobs.get(local_id) if local_id else None
+
+    def find(self, ident: str) -> Job | None:
+        ident = ident.strip()
+        if not ident:
+            return None
+        exact = self._jobs.get(ident) or self.find_by_server_id(ident)
+        if exact is not None:
+            return exact
+        matches = {j.local_id for j in self._jobs.values()
+                   if j.local_id.startswith(ident) or (j.server_id or "").startswith(ident)}
+        return self._jobs[matches.pop()] if len(matches) == 1 else None
+
+    def pending(self) -> list[Job]:
+        return [job for job in self.all() if job.is_pending]
+
+    # -- writes ---------------------------------------------------------------------------
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyHistoryError(f"the history {self.path} is open read-only")
+
+    def put(self, job: Job) -> None:
+        self._check_writable()
+        if _contains_data_url(job.request):
+            raise ValueError("image data must not be stored in the history: keep its path or URL and checksum")
+        with self._lock:
+            self._index(job)
+            self._deleted.discard(job.local_id)
+            self._dirty.add(job.local_id)
+        self._wake.set()
+
+    def remove(self, local_id: str) -> None:
+        self._check_writable()
+        with self._lock:
+            job = self._jobs.pop(local_id, None)
+            if job is None:
+                return
+            self._unindex(job)
+            self._order = None
+            self._dirty.discard(local_id)
+            self._deleted.add(local_id)
+        self._wake.set()
+
+    def flush(self) -> None:
+        """Block until everything put so far is on disk."""
+        if self.read_only:
+            return
+        with self._io_lock:
+            with self._lock:
+                dirty, deleted = self._dirty, self._deleted
+                self._dirty, self._deleted = set(), set()
+                lines = []
+                for local_id in sorted(dirty):
+                    job = self._jobs.get(local_id)
+                    if job is not None:
+                        self._seq += 1
+                        lines.append({"seq": self._seq, "op": "put", "id": local_id, "doc": job.to_doc()})
+                for local_id in sorted(deleted):
+                    self._seq += 1
+                    lines.append({"seq": self._seq, "op": "del", "id": local_id})
+            if not lines:
+                return
+            payload = "".join(json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n" for line in lines)
+            try:
+                self._append(payload.encode("utf-8"))
+            except OSError as exc:
+                with self._lock:  # keep them for the next try
+                    self._dirty |= {d for d in dirty if d in self._jobs}
+                    self._deleted |= deleted
+                reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+                self.last_write_error = f"could not write the history ({reason}); will retry — nothing on disk was lost"
+                if not self.notices or self.notices[-1] != self.last_write_error:
+                    self.notices.append(self.last_write_error)
+                raise
+            self.last_write_error = None
+            self._journal_lines += len(lines)
+            if self._journal_offset > JOURNAL_COMPACT_BYTES and self._journal_lines > len(self._jobs) // 4:
+                self._compact()
+
+    def _append(self, data: bytes) -> None:
+        new = not self.journal_path.exists()
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            # Start on a line boundary even after a torn write from an earlier crash.
+            size = os.fstat(fd).st_size
+            if size > self._journal_offset:
+                os.ftruncate(fd, self._journal_offset)
+            view = memoryview(data)
+            written = 0
+            try:
+                while view:
+                    n = os.write(fd, view)
+                    view, written = view[n:], written + n
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, self._journal_offset)
+                raise
+        finally:
+            os.close(fd)
+        if new:
+            _fsync_dir(self.journal_path.parent)
+        self._journal_offset += len(data)
+
+    def _compact(self) -> None:
+        """Fold the journal into the snapshot. Called with the I/O lock held."""
+        with self._lock:
+            docs = [job.to_doc() for job in self._jobs.values()]
+            seq = self._seq
+        db = TinyDB(self.path, storage=AtomicJSONStorage)
+        try:
+            payload = {"jobs": {str(i + 1): doc for i, doc in enumerate(docs)}, "_meta": {"1": {"seq": seq}}}
+            db.storage.write(payload)
+        finally:
+            db.close()
+        self._snapshot_seq = seq
+        _atomic_write(self.journal_path, b"")
+        self._journal_offset = 0
+        self._journal_lines = 0
+
+    async def flush_async(self) -> None:
+        await asyncio.to_thread(self.flush)
+
+    def _write_loop(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            if self._closed:
+                break
+            time.sleep(self.flush_interval)  # coalesce a burst into one append
+            self._wake.clear()
+            try:
+                self.flush()
+            except OSError:
+                self._wake.set()  # retry on the next round; the message is in last_write_error
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            if not self.read_only:
+                try:
+                    self.flush()
+                except OSError:
+                    pass
+        finally:
+            self._closed = True
+            self._wake.set()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+            atexit.unregister(self.close)
+
+    def __enter__(self) -> "HistoryStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Preloaded(Storage):
+    """Lets TinyDB's table API read data we already parsed."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def read(self) -> dict[str, Any]:
+        return self._data
+
+    def write(self, data: dict[str, Any]) -> None:
+        self._data = data
