@@ -79,6 +79,7 @@ class HailuoApp(App[int]):
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("n", "toggle_composer", "New", id="app.new"),
+        Binding("ctrl+s", "submit", "Submit", show=False, id="app.submit"),
         Binding("slash", "filter", "Filter", id="app.filter"),
         Binding("1", "quick_filter('1')", "Show all", show=False, id="app.filter-all"),
         Binding("2", "quick_filter('2')", "Show pending", show=False, id="app.filter-pending"),
@@ -356,6 +357,14 @@ class HailuoApp(App[int]):
                 self.query_one(JobTable).focus()
         else:
             self.query_one("#prompt").focus()
+
+    def action_submit(self) -> None:
+        """Submit the composer's request from anywhere; its messages show beside its fields."""
+        screen = self.screen
+        if screen.has_class("-narrow") and not screen.has_class("-show-composer"):
+            screen.add_class("-show-composer")
+            self.query_one("#prompt").focus()
+        self.query_one(Composer).action_submit()
 
     def action_toggle_detail(self) -> None:
         self.screen.toggle_class("-show-detail")
