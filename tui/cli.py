@@ -436,7 +436,8 @@ class Progress:
     def _clear(self) -> None:
         if self.live and self.status_text:
             with contextlib.suppress(OSError):
-                click.echo("\r\x1b[K", err=True, nl=False)
+                # color=True: we checked for a terminal ourselves; click would strip the erase code otherwise.
+                click.echo("\r\x1b[K", err=True, nl=False, color=True)
 
     def _draw(self) -> None:
         if self.live and self.status_text:
