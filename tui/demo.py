@@ -61,16 +61,24 @@ async def seed_demo_jobs(service: Any, simulator: Any) -> None:
 
     ids = [simulator.seed_job(status=status, model=model, prompt=prompt, age=age, error=error)
            for status, model, prompt, age, error in DEMO_JOBS]
-    await service.attach(ids)
+    attached = await service.attach(ids)
     now = time.time()
+    from tui.catalog import default_resolution
+    from tui.events import JobChanged
+
+    # Attaching learns only what the API returns; the demo knows what these jobs asked for.
+    for job, (_status, model, prompt, age, _error) in zip(attached, DEMO_JOBS):
+        job.request.update(model=model, scene="text-to-video", prompt=prompt, duration=6,
+                           resolution=default_resolution(model), prompt_expansion=True)
+        job.submitted_at = now - age
+        service.store.put(job)
+        service.hub.emit(JobChanged(job, job.status))
     lost = Job(local_id=new_local_id(), status=UNKNOWN, submitted_at=now - 120.0, error=UNKNOWN_OUTCOME_MESSAGE,
                request={"model": "hailuo-02-fast", "scene": "text-to-video", "duration": 6, "resolution": "768P",
                         "prompt_expansion": True,
                         "prompt": "A lighthouse beam sweeping through fog (the connection dropped mid-submit)"},
                status_history=[["submitting", now - 120.0], [UNKNOWN, now - 90.0]], finished_at=now - 90.0)
     service.store.put(lost)
-    from tui.events import JobChanged
-
     service.hub.emit(JobChanged(lost, None, added=True))
 
 
