@@ -16,6 +16,7 @@ def _isolated_environment(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HAILUO_TUI_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HAILUO_TUI_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("XDG_DOWNLOAD_DIR", str(tmp_path / "downloads"))
 
 
 @pytest.fixture

@@ -31,16 +31,6 @@ PUBLIC_FIELDS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path, monkeypatch):
-    """No test reads or writes the user's real config, history or key."""
-    for name in ("GPTPROTO_API_KEY", "GPTPROTO_BASE_URL", "HAILUO_TUI_DB"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HAILUO_TUI_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("HAILUO_TUI_CONFIG", str(tmp_path / "config.toml"))
-    monkeypatch.setenv("XDG_DOWNLOAD_DIR", str(tmp_path / "downloads"))
-
-
 @pytest.fixture
 def db(tmp_path) -> Path:
     return tmp_path / "history.json"
