@@ -19,7 +19,8 @@ MATRIX = {
     "hailuo-02-standard": {"768P": {6, 10}},
     "hailuo-02-pro": {"1080P": {6}},
 }
-COMBINATIONS = list(product(MATRIX, ("512P", "720P", "768P", "1080P"), (6, 10)))
+COMBINATIONS = list(product(MATRIX, ("text-to-video", "image-to-video"), ("512P", "720P", "768P", "1080P"), (6, 10)))
+IMAGE_URL = "https://example.com/first-frame.png"
 
 
 def fields(errors) -> set[str]:
@@ -30,9 +31,11 @@ def test_the_catalog_lists_the_six_models():
     assert set(MODELS) == set(MATRIX)
 
 
-@pytest.mark.parametrize("model,resolution,duration", COMBINATIONS)
-def test_every_combination_is_accepted_exactly_when_the_table_offers_it(model, resolution, duration):
-    request = VideoRequest(model=model, prompt="a fox", resolution=resolution, duration=duration)
+@pytest.mark.parametrize("model,scene,resolution,duration", COMBINATIONS)
+def test_every_combination_is_accepted_exactly_when_the_table_offers_it(model, scene, resolution, duration):
+    image = IMAGE_URL if scene == "image-to-video" else None
+    request = VideoRequest(model=model, scene=scene, prompt="a fox", resolution=resolution, duration=duration,
+                           image=image)
     offered = duration in MATRIX[model].get(resolution, set())
     errors = validate(request)
     assert (errors == []) == offered, errors
