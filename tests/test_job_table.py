@@ -412,7 +412,7 @@ def test_plain_text_strips_controls() -> None:
 def test_formats() -> None:
     assert [format_ago(s) for s in (12, 300, 3 * 3600, 2 * 86400, -5)] == ["12s ago", "5m ago", "3h ago", "2d ago", "0s ago"]
     assert [format_elapsed(s) for s in (9, 83, 3725, 200_000)] == ["9s", "1m23s", "1h02m", "2d07h"]
-    assert [format_exec(ms) for ms in (6200, None, 400_000)] == ["6.2s", "—", "6m40s"]
+    assert [format_exec(ms) for ms in (6200, None, 0, 400_000)] == ["6.2s", "—", "—", "6m40s"]
 
 
 @pytest.mark.parametrize("width", [80, 100, 200])

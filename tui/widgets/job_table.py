@@ -92,7 +92,8 @@ def format_elapsed(seconds: float) -> str:
 
 
 def format_exec(ms: int | None) -> str:
-    if ms is None:
+    # The API reports 0 until a job has run: that is "not measured", not "instant".
+    if not ms:
         return "—"
     seconds = ms / 1000
     if seconds < 100:
