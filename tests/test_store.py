@@ -206,3 +206,88 @@ def test_sigkill_at_random_moments_never_loses_an_acknowledged_job(tmp_path, run
             assert len(ids) == len(set(ids))
             assert acknowledged <= set(ids)
     assert acknowledged
+
+
+def _compacted(path, count: int, monkeypatch) -> None:
+    monkeypatch.setattr("tui.store.JOURNAL_COMPACT_BYTES", 2000)
+    with HistoryStore.open(path) as store:
+        for n in range(count):
+            store.put(make_job(n))
+            if n % 20 == 0:
+                store.flush()
+
+
+def test_the_snapshot_is_a_tinydb_database_with_one_job_a_line(tmp_path, monkeypatch):
+    from tinydb import TinyDB
+
+    path = tmp_path / "history.json"
+    _compacted(path, 200, monkeypatch)
+    db = TinyDB(path, access_mode="r")
+    try:
+        in_snapshot = {doc["local_id"] for doc in db.table("jobs").all()}
+    finally:
+        db.close()
+    lines = path.read_bytes().splitlines()
+    assert len(in_snapshot) > 150
+    assert sum(1 for line in lines if b'"local_id"' in line) == len(in_snapshot)
+    assert all(len(line) < 2000 for line in lines)
+
+
+def test_a_snapshot_on_one_line_as_tinydb_writes_it_still_opens(tmp_path):
+    from tinydb import TinyDB
+
+    path = tmp_path / "history.json"
+    db = TinyDB(path)
+    db.table("jobs").insert_multiple([make_job(n).to_doc() for n in range(30)])
+    db.table("_meta").insert({"seq": 0})
+    db.close()
+    assert len(path.read_bytes().splitlines()) == 1
+    with HistoryStore.open(path) as store:
+        assert len(store) == 30 and store.get("job000029").server_id == "srv000029"
+        assert not store.notices
+
+
+def test_a_snapshot_cut_short_is_moved_aside_and_the_journal_kept(tmp_path, monkeypatch):
+    path = tmp_path / "history.json"
+    _compacted(path, 200, monkeypatch)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with HistoryStore.open(path) as store:
+        assert any("moved aside" in notice for notice in store.notices)
+        assert len(list(tmp_path.glob("history.json.corrupt-*"))) == 1
+        assert len(store) < 200  # what the journal held since the last compaction
+
+
+def test_changes_made_while_the_snapshot_is_written_are_kept(tmp_path, monkeypatch):
+    import tui.store as store_module
+
+    monkeypatch.setattr(store_module, "SLICE", 10)
+    path = tmp_path / "history.json"
+    store = HistoryStore.open(path)
+    for n in range(100):
+        store.put(make_job(n))
+    store.flush()
+    real_chunks = store_module._snapshot_chunks
+
+    def chunks_with_changes_between_slices(tables):
+        for index, chunk in enumerate(real_chunks(tables)):
+            yield chunk
+            if index == 3:  # some jobs written, others not yet: change one of each, remove one of each
+                for n in (2, 90):
+                    job = store.get(f"job{n:06d}")
+                    job.set_status("completed")
+                    store.put(job)
+                store.remove("job000005")
+                store.remove("job000095")
+                store.put(make_job(500))
+
+    monkeypatch.setattr(store_module, "_snapshot_chunks", chunks_with_changes_between_slices)
+    with store._io_lock:
+        store._compact()
+    monkeypatch.setattr(store_module, "_snapshot_chunks", real_chunks)
+    store.close()
+    with HistoryStore.open(path) as again:
+        assert len(again) == 99
+        assert again.get("job000002").status == "completed" and again.get("job000090").status == "completed"
+        assert again.get("job000005") is None and again.get("job000095") is None
+        assert again.get("job000500") is not None
