@@ -221,3 +221,41 @@ async def test_help_lists_every_binding_with_its_description(tmp_path, make_simu
         for binding in HailuoApp.BINDINGS:
             assert binding.description in text
         assert "Submit" in text and "Raw JSON" in text and "Sort column" in text
+
+
+async def test_the_screen_and_the_form_come_up_while_a_big_history_is_still_being_read(tmp_path):
+    import threading
+
+    from tui.jobs import JobService
+    from tui.records import Job
+
+    settings = _settings(tmp_path, "http://127.0.0.1:9")
+    from tui.demo import write_history
+
+    write_history(settings.db_path, [Job(local_id=f"j{n}", request={"prompt": f"p{n}"}, submitted_at=1e9 + n,
+                                         status="completed") for n in range(3)])
+    release = threading.Event()
+    events: list[str] = []
+
+    class Watched(HailuoApp):
+        def on_ready(self) -> None:  # runs before the app's own handler
+            events.append("first frame")
+
+    def slow_history(opening_settings):
+        events.append("history read")
+        release.wait(10)
+        return JobService.open(opening_settings)
+
+    app = Watched(settings, service_factory=slow_history, poll=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        composer = await asyncio.wait_for(app.composer(), 10)
+        placeholder_gone = not app.query("#composer-placeholder")
+        # The form is there, in the place kept for it, and says why it cannot send yet.
+        assert placeholder_gone and composer.region.width > 40 and composer.region.x == 0
+        assert composer.disabled_reason == "opening the history…"
+        assert app.query_one(JobTable).total_count == 0 and not app.ready.is_set()
+        release.set()
+        await _started(app, pilot)
+        assert app.query_one(JobTable).total_count == 3
+        assert composer.disabled_reason is None
+    assert events == ["first frame", "history read"]

@@ -3,6 +3,11 @@
 The app routes keys and events; the job service does the work. Service events arrive on the
 same asyncio loop and are turned into Textual messages, so every widget update happens in a
 message handler.
+
+Start-up is staged so the first frame comes as early as a bare Textual app's: the first frame
+shows the status line, an empty table and the footer; then the history is read (in a thread,
+a slice at a time) while the request form, the costliest part of the screen, is built in the
+place kept for it.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 import shlex
 import signal
 import time
-from typing import Any, Callable, ClassVar, Iterable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -20,18 +25,19 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Footer, Input, Static
 
 from tui import clipboard
 from tui.catalog import VideoRequest
 from tui.config import ENV_KEY, Settings, styles_dir
 from tui.events import JobChanged, JobRemoved, Notice, PollerState
 from tui.records import Job
-from tui.screens.dialogs import ConfirmScreen, CopyMenu, HelpScreen
-from tui.widgets.composer import Composer
 from tui.widgets.detail import DetailPane, clean
 from tui.widgets.job_table import JobTable
 from tui.widgets.status_line import StatusLine
+
+if TYPE_CHECKING:
+    from tui.widgets.composer import Composer
 
 WIDE_COLUMNS = 140
 QUICK_FILTERS = {"1": None, "2": "pending", "3": "failed", "4": "completed"}
@@ -109,15 +115,22 @@ class HailuoApp(App[int]):
         self._unsubscribe: Callable[[], None] | None = None
         self._submits_in_flight = 0
         self._leaving = False
+        self._composer_task: asyncio.Task | None = None
         self.ready = asyncio.Event()
 
     # -- layout -----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        # Layout classes first: set later, they would restyle every widget a second time.
+        self._apply_width(self.size.width)
         yield StatusLine(id="status")
         with Horizontal(id="main"):
-            yield Composer(id="composer", allow_uncertain=self.settings.allow_uncertain_resolutions)
+            # Its place is kept (same size) so nothing moves when the form arrives after the first frame.
+            yield Static(id="composer-placeholder", classes="composer-pane")
             with Vertical(id="right"):
-                yield Input(placeholder="filter: id, prompt, model, status (Escape leaves)", compact=True, id="filter")
+                filter_box = Input(placeholder="filter: id, prompt, model, status (Escape leaves)", compact=True,
+                                   id="filter")
+                filter_box.display = False  # until `/`
+                yield filter_box
                 yield JobTable(id="jobs", clock=self._clock)
                 yield DetailPane(id="detail", clock=self._clock)
         yield Footer()
@@ -134,17 +147,43 @@ class HailuoApp(App[int]):
         status.host = self.settings.api_host
         status.key = self.settings.masked_key
         status.mode = "demo" if self.settings.demo else ""
-        self.query_one("#filter", Input).display = False
-        self._apply_width(self.size.width)
         self.query_one(JobTable).focus()
-        composer = self.query_one(Composer)
-        composer.disabled_reason = "opening the history…"
         try:
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGHUP, lambda: self.call_later(self._leave))
         except (NotImplementedError, RuntimeError, ValueError, AttributeError):
             pass  # no SIGHUP here (or not the main thread, as in tests)
+
+    async def on_ready(self) -> None:
+        # The first frame is on screen: now the history (in a thread) and the form.
         self._open_service()
+        await self.composer()
+
+    async def composer(self) -> "Composer":
+        """The request form, built once, right after the first frame (awaited by whatever needs it)."""
+        if self._composer_task is None:
+            self._composer_task = asyncio.ensure_future(self._build_composer())
+        return await asyncio.shield(self._composer_task)
+
+    async def _build_composer(self) -> "Composer":
+        from tui.widgets.composer import Composer
+
+        composer = Composer(id="composer", classes="composer-pane",
+                            allow_uncertain=self.settings.allow_uncertain_resolutions)
+        placeholder = self.query_one("#composer-placeholder")
+        with self.batch_update():
+            await self.query_one("#main").mount(composer, before=placeholder)
+            await placeholder.remove()
+        if self.service is not None:
+            composer.disabled_reason = self.service.submit_disabled_reason
+        elif composer.disabled_reason is None:
+            composer.disabled_reason = "opening the history…"
+        return composer
+
+    def _built_composer(self) -> "Composer | None":
+        """The form if it is built (for what must not wait)."""
+        task = self._composer_task
+        return task.result() if task is not None and task.done() and not task.exception() else None
 
     def on_resize(self, event) -> None:
         self._apply_width(event.size.width)
@@ -178,7 +217,7 @@ class HailuoApp(App[int]):
         elif event.state == WorkerState.ERROR:
             message = clean(getattr(event.worker.error, "message", None) or event.worker.error)
             self.query_one(StatusLine).last_error = f"history not opened: {message}"
-            self.query_one(Composer).disabled_reason = f"history not opened: {message}"
+            (await self.composer()).disabled_reason = f"history not opened: {message}"
             self.ready.set()
 
     async def _service_opened(self, service: Any) -> None:
@@ -186,7 +225,7 @@ class HailuoApp(App[int]):
         self._unsubscribe = service.subscribe(self._forward)
         table = self.query_one(JobTable)
         table.set_jobs(service.store.all())
-        composer = self.query_one(Composer)
+        composer = await self.composer()
         composer.disabled_reason = service.submit_disabled_reason
         for notice in getattr(service.store, "notices", []) or []:
             self.notify(clean(notice), severity="warning", timeout=8)
@@ -269,8 +308,7 @@ class HailuoApp(App[int]):
         return job
 
     # -- submitting ---------------------------------------------------------------------------------
-    @on(Composer.Submitted)
-    def _submit_requested(self, event: Composer.Submitted) -> None:
+    def on_composer_submitted(self, event: "Composer.Submitted") -> None:
         if self.service is None:
             event.composer.set_note("the history is still opening; try again in a moment", error=True)
             return
@@ -281,7 +319,7 @@ class HailuoApp(App[int]):
         from tui.api.errors import ApiError, SubmitOutcomeUnknownError
         from tui.jobs import SubmitDisabled, SubmitFailed, ValidationFailed
 
-        composer = self.query_one(Composer)
+        composer = await self.composer()
         self._submits_in_flight += 1
         try:
             job = await self.service.submit(request)
@@ -308,16 +346,15 @@ class HailuoApp(App[int]):
 
     # -- actions ------------------------------------------------------------------------------------
     def action_help(self) -> None:
+        from tui.screens.dialogs import HelpScreen
+
         self.push_screen(HelpScreen(self.binding_rows()))
 
     def binding_rows(self) -> list[tuple[str, str, str]]:
         """(section, keys, description) for every binding of the screen, the app and the widgets."""
         rows: list[tuple[str, str, str]] = []
         seen: set[tuple[str, str]] = set()
-        sources: list[tuple[str, Any]] = [("Dashboard", self), ("Jobs", self.query_one(JobTable)),
-                                          ("Composer", self.query_one(Composer)),
-                                          ("Detail", self.query_one(DetailPane))]
-        for section, node in sources:
+        for section, node in self._binding_sources(("Dashboard", "Jobs", "Composer", "Detail")):
             by_action: dict[str, tuple[list[str], str]] = {}
             for key, bindings in node._bindings.key_to_bindings.items():
                 for binding in bindings:
@@ -334,8 +371,7 @@ class HailuoApp(App[int]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for section, node in (("", self), ("Jobs: ", self.query_one(JobTable)),
-                              ("Composer: ", self.query_one(Composer)), ("Detail: ", self.query_one(DetailPane))):
+        for section, node in self._binding_sources(("", "Jobs: ", "Composer: ", "Detail: ")):
             done: set[str] = set()
             for bindings in node._bindings.key_to_bindings.values():
                 for binding in bindings:
@@ -346,7 +382,13 @@ class HailuoApp(App[int]):
                     yield SystemCommand(f"{section}{binding.description}", f"key {binding.key}",
                                         _runner(node, binding.action))
 
-    def action_toggle_composer(self) -> None:
+    def _binding_sources(self, names: tuple[str, str, str, str]) -> list[tuple[str, Any]]:
+        """(section name, node) of everything that has keys: the app, the table, the form, the detail."""
+        nodes = (self, self.query_one(JobTable), self._built_composer(), self.query_one(DetailPane))
+        return [(name, node) for name, node in zip(names, nodes) if node is not None]
+
+    async def action_toggle_composer(self) -> None:
+        await self.composer()
         screen = self.screen
         if screen.has_class("-narrow"):
             show = not screen.has_class("-show-composer")
@@ -358,13 +400,14 @@ class HailuoApp(App[int]):
         else:
             self.query_one("#prompt").focus()
 
-    def action_submit(self) -> None:
+    async def action_submit(self) -> None:
         """Submit the composer's request from anywhere; its messages show beside its fields."""
+        composer = await self.composer()
         screen = self.screen
         if screen.has_class("-narrow") and not screen.has_class("-show-composer"):
             screen.add_class("-show-composer")
             self.query_one("#prompt").focus()
-        self.query_one(Composer).action_submit()
+        composer.action_submit()
 
     def action_toggle_detail(self) -> None:
         self.screen.toggle_class("-show-detail")
@@ -421,11 +464,11 @@ class HailuoApp(App[int]):
             self.service.refresh_all()
             self.notify("refreshing every pending job", timeout=2)
 
-    def action_clone(self) -> None:
+    async def action_clone(self) -> None:
         job = self._need_job()
         if job is None:
             return
-        self.query_one(Composer).load(_request_of(job))
+        (await self.composer()).load(_request_of(job))
         if self.screen.has_class("-narrow"):
             self.screen.add_class("-show-composer")
         self.query_one("#prompt").focus()
@@ -440,6 +483,8 @@ class HailuoApp(App[int]):
             if yes:
                 self.service.forget(job.local_id)
                 self.notify(f"{clean(job.short_id)} forgotten here; it stays on the server", timeout=4)
+
+        from tui.screens.dialogs import ConfirmScreen
 
         self.push_screen(ConfirmScreen(f"Forget job {clean(job.short_id)}?",
                                        "It is removed from this history only; it stays on the server."), answered)
@@ -489,6 +534,8 @@ class HailuoApp(App[int]):
             if picked is not None:
                 clipboard.copy_text(self, clean(picked[0]) if choice != "request" else picked[0], picked[1])
 
+        from tui.screens.dialogs import CopyMenu
+
         self.push_screen(CopyMenu(self.copy_choices(job)), chosen)
 
     async def action_quit(self) -> None:
@@ -496,6 +543,8 @@ class HailuoApp(App[int]):
             def answered(yes: bool | None) -> None:
                 if yes:
                     self.call_later(self._leave)
+
+            from tui.screens.dialogs import ConfirmScreen
 
             self.push_screen(ConfirmScreen("A submit is in flight. Quit anyway?",
                                            "Its outcome will be recorded as unknown if it is cut off."), answered)
