@@ -23,7 +23,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -304,6 +304,46 @@ class _Descending:
 
     def __lt__(self, other: "_Descending") -> bool:
         return other.key < self.key
+
+
+#: Unchanged cells between two changes below which one repaint covers both: moving the
+#: terminal's cursor and setting the style again costs about this many bytes.
+_MERGE_GAP = 12
+
+
+def _cells(strip: Strip) -> list[tuple[str | None, Style | None]]:
+    """(character, style) per cell; the second cell of a wide character is (None, style)."""
+    cells: list[tuple[str | None, Style | None]] = []
+    for segment in strip:
+        style = segment.style
+        if segment.text.isascii():
+            cells.extend((char, style) for char in segment.text)
+            continue
+        for char in segment.text:
+            cells.append((char, style))
+            cells.extend((None, style) for _ in range(cell_len(char) - 1))
+    return cells
+
+
+def _changed_cells(old: Strip, new: Strip) -> list[tuple[int, int]]:
+    """(x, width) runs of the cells that differ, in text or style, between two renderings of a
+    line; runs closer than _MERGE_GAP are one. A wide character is never cut."""
+    before, after = _cells(old), _cells(new)
+    if len(before) != len(after):
+        return [(0, len(after))]
+    runs: list[list[int]] = []
+    for x, (was, now) in enumerate(zip(before, after)):
+        if was != now:
+            if runs and x - runs[-1][1] <= _MERGE_GAP:
+                runs[-1][1] = x + 1
+            else:
+                runs.append([x, x + 1])
+    for run in runs:
+        while run[0] > 0 and (before[run[0]][0] is None or after[run[0]][0] is None):
+            run[0] -= 1
+        while run[1] < len(after) and (before[run[1]][0] is None or after[run[1]][0] is None):
+            run[1] += 1
+    return [(start, stop - start) for start, stop in runs]
 
 
 def _haystack(job: Job) -> str:
@@ -653,7 +693,7 @@ class JobTable(ScrollView, can_focus=True):
             if filtered and old_row is not None:
                 del self._visible[old_row]
         self._rows.pop(local_id, None)
-        self._strips.pop(local_id, None)
+        old_strip = self._strips.pop(local_id, None)
 
         if job is None:
             self._jobs.pop(local_id, None)
@@ -688,7 +728,7 @@ class JobTable(ScrollView, can_focus=True):
             self._cursor_id = self._visible[0]
 
         if old_row is not None and old_row == new_row:
-            self.refresh_line(new_row + 1)  # only this row changed
+            self._refresh_row(new_row, local_id, old_strip)  # only this row changed
         else:
             self._update_virtual_size()
             if anchor is not None:
@@ -771,7 +811,7 @@ class JobTable(ScrollView, can_focus=True):
         return row
 
     def _tick(self) -> None:
-        """Redraw the rows on screen whose clock-driven text changed (elapsed time, '5m ago')."""
+        """Redraw what changed with time alone on the rows on screen (elapsed time, '5m ago')."""
         if not self._visible:
             return
         top = self.scroll_offset.y
@@ -780,7 +820,22 @@ class JobTable(ScrollView, can_focus=True):
         for row_index, local_id in enumerate(self._visible[top : top + self._page_rows()], start=top):
             cached = self._strips.get(local_id)
             if cached is None or cached[0] != (width, *self._row(local_id).clock_texts(now)):
-                self.refresh_line(row_index + 1)
+                self._refresh_row(row_index, local_id, cached)
+
+    def _refresh_row(self, row_index: int, local_id: str, old: tuple[tuple, Strip] | None) -> None:
+        """Repaint only the cells of a row that differ from what it showed (`old`, its cached strip).
+
+        Over a slow link this is most of the output: a clock tick rewrites a digit or two per
+        row, not the row.
+        """
+        width = self.scrollable_content_region.width
+        if old is None or old[0][0] != width:
+            self.refresh_line(row_index + 1)
+            return
+        y = row_index + 1 - self.scroll_offset.y
+        runs = _changed_cells(old[1], self._row_strip(local_id, width))
+        if runs:
+            self.refresh(*(Region(x, y, run_width, 1) for x, run_width in runs))
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
@@ -825,13 +880,14 @@ class JobTable(ScrollView, can_focus=True):
         muted = self.get_component_rich_style("job-table--muted")
         status_style = self.get_component_rich_style(f"job-table--status-{row.group}")
         plain = Style()
-        segments = [Segment(" " * _GAP)]
+        # A blank gap takes the style of the cell before it (it looks the same), so `simplify`
+        # merges them: every style change costs an escape sequence on the terminal.
+        segments = [Segment(" " * _GAP, muted)]
         for column, column_width in self._layout(width):
             name = column.key
             if name == "id":
                 # A cut id (no ellipsis) is still a prefix the user can type into a filter.
-                segments.append(Segment(fit(row.short_id[:column_width], column_width), muted))
-                segments.append(Segment(" " * _GAP))
+                segments.append(Segment(fit(row.short_id[:column_width], column_width) + " " * _GAP, muted))
                 continue
             elif name == "model":
                 text = row.model if cell_len(row.model) <= column_width else row.model_short
@@ -848,9 +904,8 @@ class JobTable(ScrollView, can_focus=True):
                 text, style = ago_text, muted
             else:
                 text, style = row.execution, muted
-            segments.append(Segment(fit(text, column_width, right=column.right), style))
-            segments.append(Segment(" " * _GAP))
-        strip = Strip(segments).adjust_cell_length(width).simplify()
+            segments.append(Segment(fit(text, column_width, right=column.right) + " " * _GAP, style))
+        strip = Strip(segments).adjust_cell_length(width, plain).simplify()
         if len(self._strips) > 4096:  # bound memory after a long scroll through a big history
             self._strips.clear()
         self._strips[local_id] = (key, strip)
