@@ -311,10 +311,10 @@ class _Descending:
 _MERGE_GAP = 12
 
 
-def _cells(strip: Strip) -> list[tuple[str | None, Style | None]]:
+def _cells(segments: Iterable[Segment]) -> list[tuple[str | None, Style | None]]:
     """(character, style) per cell; the second cell of a wide character is (None, style)."""
     cells: list[tuple[str | None, Style | None]] = []
-    for segment in strip:
+    for segment in segments:
         style = segment.style
         if segment.text.isascii():
             cells.extend((char, style) for char in segment.text)
@@ -328,9 +328,20 @@ def _cells(strip: Strip) -> list[tuple[str | None, Style | None]]:
 def _changed_cells(old: Strip, new: Strip) -> list[tuple[int, int]]:
     """(x, width) runs of the cells that differ, in text or style, between two renderings of a
     line; runs closer than _MERGE_GAP are one. A wide character is never cut."""
-    before, after = _cells(old), _cells(new)
-    if len(before) != len(after):
-        return [(0, len(after))]
+    if old.cell_length != new.cell_length:
+        return [(0, new.cell_length)]
+    # Whole segments alike at both ends are skipped without looking at their cells.
+    old_segments, new_segments = list(old), list(new)
+    same = min(len(old_segments), len(new_segments))
+    head = offset = 0
+    while head < same and old_segments[head] == new_segments[head]:
+        offset += cell_len(old_segments[head].text)
+        head += 1
+    tail = 0
+    while tail < same - head and old_segments[-1 - tail] == new_segments[-1 - tail]:
+        tail += 1
+    before = _cells(old_segments[head:len(old_segments) - tail])
+    after = _cells(new_segments[head:len(new_segments) - tail])
     runs: list[list[int]] = []
     for x, (was, now) in enumerate(zip(before, after)):
         if was != now:
@@ -343,7 +354,7 @@ def _changed_cells(old: Strip, new: Strip) -> list[tuple[int, int]]:
             run[0] -= 1
         while run[1] < len(after) and (before[run[1]][0] is None or after[run[1]][0] is None):
             run[1] += 1
-    return [(start, stop - start) for start, stop in runs]
+    return [(offset + start, stop - start) for start, stop in runs]
 
 
 def _haystack(job: Job) -> str:
@@ -455,6 +466,7 @@ class JobTable(ScrollView, can_focus=True):
         self._rows: dict[str, _Row] = {}
         self._strips: dict[str, tuple[tuple, Strip]] = {}
         self._header: tuple[tuple, Strip] | None = None
+        self._styles: dict[str, Style] = {}
         self._layouts: dict[int, list[tuple[Column, int]]] = {}
         self._queue: dict[str, Job | None] = {}
         self._cursor_id: str | None = None
@@ -787,8 +799,17 @@ class JobTable(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._styles.clear()
         self._strips.clear()
         self._header = None
+
+    def _style(self, component: str) -> Style:
+        """A component's style ("" for the widget's own), computed once per style change: working
+        it out takes longer than drawing the row."""
+        style = self._styles.get(component)
+        if style is None:
+            style = self._styles[component] = self.get_component_rich_style(component) if component else self.rich_style
+        return style
 
     def on_resize(self, event: events.Resize) -> None:
         self._update_virtual_size()
@@ -839,7 +860,7 @@ class JobTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base = self._style("")
         if y == 0:
             return self._header_strip(width).apply_style(base)
         row_index = y - 1 + self.scroll_offset.y
@@ -848,7 +869,7 @@ class JobTable(ScrollView, can_focus=True):
         local_id = self._visible[row_index]
         strip = self._row_strip(local_id, width).apply_style(base)
         if local_id == self._cursor_id:
-            cursor = self.get_component_rich_style("job-table--cursor")
+            cursor = self._style("job-table--cursor")
             strip = Strip(Segment.apply_style(strip, post_style=cursor), strip.cell_length)
         return strip
 
@@ -856,7 +877,7 @@ class JobTable(ScrollView, can_focus=True):
         key = (width, self.sort_column, self.sort_reverse)
         if self._header is not None and self._header[0] == key:
             return self._header[1]
-        style = self.get_component_rich_style("job-table--header")
+        style = self._style("job-table--header")
         segments = [Segment(" " * _GAP, style)]
         for column, column_width in self._layout(width):
             title = column.title
@@ -877,8 +898,8 @@ class JobTable(ScrollView, can_focus=True):
         if cached is not None and cached[0] == key:
             return cached[1]
         # Full (not partial) component styles: a partial style cannot blend a translucent theme colour.
-        muted = self.get_component_rich_style("job-table--muted")
-        status_style = self.get_component_rich_style(f"job-table--status-{row.group}")
+        muted = self._style("job-table--muted")
+        status_style = self._style(f"job-table--status-{row.group}")
         plain = Style()
         # A blank gap takes the style of the cell before it (it looks the same), so `simplify`
         # merges them: every style change costs an escape sequence on the terminal.
