@@ -75,7 +75,7 @@ async def press_and_time(app, pilot, frames, presses: int, cursor: Callable[[], 
             if time.perf_counter() > deadline:
                 raise RuntimeError(f"no frame showed the cursor on row {expected} after {key}")
             await asyncio.sleep(0.0005)
-        await asyncio.sleep(rng.uniform(0.02, 0.12))
+        await asyncio.sleep(rng.uniform(0.01, 0.06))
     return latencies
 
 
@@ -95,7 +95,7 @@ async def measure_ours(load: Workload, presses: int, warmup: float) -> tuple[lis
     from tui.app import HailuoApp
     from tui.widgets.job_table import JobTable
 
-    app = HailuoApp(load.settings())
+    app = HailuoApp(load.settings(), freeze_history=True)  # as run_app starts it
     async with app.run_test(size=TERMINAL_SIZE) as pilot:
         await asyncio.wait_for(app.ready.wait(), 60)
         job_table = app.query_one(JobTable)

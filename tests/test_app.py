@@ -259,3 +259,25 @@ async def test_the_screen_and_the_form_come_up_while_a_big_history_is_still_bein
         assert app.query_one(JobTable).total_count == 3
         assert composer.disabled_reason is None
     assert events == ["first frame", "history read"]
+
+
+async def test_the_dashboard_keeps_its_loaded_history_out_of_full_garbage_collections(tmp_path):
+    import gc
+
+    from tui.records import Job
+    from tui.demo import write_history
+
+    settings = _settings(tmp_path, "http://127.0.0.1:9")
+    write_history(settings.db_path, [Job(local_id=f"j{n}", request={"prompt": f"p{n}"}, submitted_at=1e9 + n,
+                                         status="completed") for n in range(50)])
+    assert gc.get_freeze_count() == 0
+    app = HailuoApp(settings, poll=False, freeze_history=True)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            await _started(app, pilot)
+            job = app.query_one(JobTable).visible_jobs()[0]
+            # Frozen: no longer in any generation a collection walks.
+            assert gc.get_freeze_count() > 0
+            assert not any(tracked is job for tracked in gc.get_objects())
+    finally:
+        gc.unfreeze()  # this test process runs many apps
