@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from _common import make_history  # noqa: E402
+from _common import child_environ, make_history  # noqa: E402
 
 KEY = "sk-bench-0000000000"
 #: Running jobs never end during a benchmark.
@@ -81,7 +81,7 @@ class Workload:
 
     def env(self) -> dict[str, str]:
         """Environment of a dashboard pointed at this simulator and history, with nothing of the user's."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TEXTUAL", "GPTPROTO", "HAILUO"))}
+        env = {k: v for k, v in child_environ().items() if not k.startswith(("TEXTUAL", "GPTPROTO", "HAILUO"))}
         env.update({"GPTPROTO_API_KEY": KEY, "GPTPROTO_BASE_URL": self.base_url, "HAILUO_TUI_DB": str(self.db),
                     "HAILUO_TUI_DATA_DIR": str(self.tmp / "data"), "HAILUO_TUI_CONFIG": str(self.tmp / "none.toml")})
         return env

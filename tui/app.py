@@ -6,8 +6,8 @@ message handler.
 
 Start-up is staged so the first frame comes as early as a bare Textual app's: the first frame
 shows the status line, an empty table and the footer; then the history is read (in a thread,
-a slice at a time) while the request form, the costliest part of the screen, is built in the
-place kept for it.
+a slice at a time) and shown; then the request form, the costliest part of the screen, is
+built in the place kept for it (at once if a key asks for it earlier).
 """
 
 from __future__ import annotations
@@ -159,10 +159,9 @@ class HailuoApp(App[int]):
         except (NotImplementedError, RuntimeError, ValueError, AttributeError):
             pass  # no SIGHUP here (or not the main thread, as in tests)
 
-    async def on_ready(self) -> None:
-        # The first frame is on screen: now the history (in a thread) and the form.
+    def on_ready(self) -> None:
+        # The first frame is on screen: now the history (in a thread), then the form.
         self._open_service()
-        await self.composer()
 
     async def composer(self) -> "Composer":
         """The request form, built once, right after the first frame (awaited by whatever needs it)."""
@@ -230,6 +229,7 @@ class HailuoApp(App[int]):
         self._unsubscribe = service.subscribe(self._forward)
         table = self.query_one(JobTable)
         table.set_jobs(service.store.all())
+        await asyncio.sleep(0)  # the jobs get their frame before the form is built
         composer = await self.composer()
         composer.disabled_reason = service.submit_disabled_reason
         for notice in getattr(service.store, "notices", []) or []:
