@@ -3,8 +3,9 @@
 A child process opens the history (`--history` jobs, the newest `--pending` of them running)
 with the real store and applies `--rate` poll answers a second for `--seconds`, each a status
 change of a running job (what the job service does with a poll result: `job.apply`, then
-`store.put`). The kernel's own counters (/proc/<pid>/io: write system calls and bytes)
-say how often and how much it wrote. Meanwhile this process opens the history read-only
+`store.put`). A file write is one durable write of a history file (its fsync: a journal
+append, or a new snapshot, however many system calls it takes); the kernel's own counters
+(/proc/<pid>/io) give the write system calls and the bytes. Meanwhile this process opens the history read-only
 again and again (what a second instance or a crash would find) and checks that it always
 parses, holds every job, and that every running job has a status the writer gave it.
 
@@ -48,9 +49,27 @@ def proc_io() -> dict[str, int]:
 # -- the writer (child) --------------------------------------------------------------------------------
 
 
+def count_file_syncs() -> list[int]:
+    """Count fsyncs of regular files (not of directories) from now on: [count]."""
+    import stat
+
+    counter = [0]
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            counter[0] += 1
+        real_fsync(fd)
+
+    os.fsync = fsync
+    return counter
+
+
 def writer(db: str, seconds: float, rate: float) -> None:
     from tui.api.models import Prediction
     from tui.store import HistoryStore
+
+    syncs = count_file_syncs()
 
     store = HistoryStore.open(Path(db))
     running = [job for job in store.all() if job.is_pending]
@@ -60,6 +79,7 @@ def writer(db: str, seconds: float, rate: float) -> None:
     print(json.dumps({"ready": True}), flush=True)
     sys.stdin.readline()  # go
     before = proc_io()
+    syncs_before = syncs[0]
     started = time.monotonic()
     changes = 0
     while True:
@@ -75,12 +95,12 @@ def writer(db: str, seconds: float, rate: float) -> None:
             changes += 1
         time.sleep(0.005)
     elapsed = time.monotonic() - started
-    during = proc_io()
+    during, syncs_during = proc_io(), syncs[0]
     store.close()  # the last coalesced write, and the lock
     after = proc_io()
-    print(json.dumps({"changes": changes, "seconds": elapsed,
-                      "writes": during["syscw"] - before["syscw"], "bytes": during["wchar"] - before["wchar"],
-                      "close_writes": after["syscw"] - during["syscw"], "close_bytes": after["wchar"] - during["wchar"],
+    print(json.dumps({"changes": changes, "seconds": elapsed, "writes": syncs_during - syncs_before,
+                      "syscalls": during["syscw"] - before["syscw"], "bytes": during["wchar"] - before["wchar"],
+                      "close_writes": syncs[0] - syncs_during, "close_bytes": after["wchar"] - during["wchar"],
                       "statuses": {job.local_id: job.status for job in running}}), flush=True)
 
 
@@ -176,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
          f"{naive_bytes_per_s / 1e6:,.1f} MB/s", f"{naive_seconds * 1000:.0f} ms per update: at most "
          f"{1 / naive_seconds:.1f} changes/s, {changes_per_s * naive_seconds:.0f}x behind"],
         ["ours: journal appends, coalesced", f"{writes_per_s:.2f}/s", f"{bytes_per_s / 1e3:,.1f} kB/s",
-         f"{result['changes']:,} changes in {seconds:.1f} s; close: {result['close_writes']} writes, "
-         f"{result['close_bytes'] / 1e3:.1f} kB"],
+         f"{result['changes']:,} changes in {seconds:.1f} s, {result['syscalls']} write calls; close: "
+         f"{result['close_writes']} writes, {result['close_bytes'] / 1e3:.1f} kB"],
     ]
     print(table(rows, ["design", "file writes", "bytes written", "notes"]))
     print(f"history on disk: {size_before / 1e6:.1f} MB before, {size_after / 1e6:.1f} MB "

@@ -412,27 +412,43 @@ class HistoryStore:
         self._wake.set()
 
     def flush(self) -> None:
-        """Block until everything put so far is on disk."""
+        """Block until everything put so far is on disk.
+
+        One write a call: an append of what changed to the journal, or, once the journal has
+        grown past JOURNAL_COMPACT_BYTES (and a quarter of the history), a new snapshot that
+        holds the changes instead (also when more than SLICE jobs changed at once). The writer calls it at most every `flush_interval`, so the
+        files are written at most 1 / flush_interval times a second.
+        """
         if self.read_only:
             return
         with self._io_lock:
             with self._lock:
                 dirty, deleted = self._dirty, self._deleted
                 self._dirty, self._deleted = set(), set()
+                if not dirty and not deleted:
+                    return
+                # A new snapshot rather than an append once the journal holds a quarter of the
+                # history and is big, or this write alone is more than a slice (an import, a
+                # first save): it then reads back at snapshot speed, not line by line.
+                waiting = len(dirty) + len(deleted)
+                compact = (self._journal_lines + waiting > len(self._jobs) // 4
+                           and (self._journal_offset > JOURNAL_COMPACT_BYTES or waiting > SLICE))
                 lines = []
-                for local_id in sorted(dirty):
-                    job = self._jobs.get(local_id)
-                    if job is not None:
+                if not compact:
+                    for local_id in sorted(dirty):
+                        job = self._jobs.get(local_id)
+                        if job is not None:
+                            self._seq += 1
+                            lines.append({"seq": self._seq, "op": "put", "id": local_id, "doc": job.to_doc()})
+                    for local_id in sorted(deleted):
                         self._seq += 1
-                        lines.append({"seq": self._seq, "op": "put", "id": local_id, "doc": job.to_doc()})
-                for local_id in sorted(deleted):
-                    self._seq += 1
-                    lines.append({"seq": self._seq, "op": "del", "id": local_id})
-            if not lines:
-                return
-            payload = "".join(json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n" for line in lines)
+                        lines.append({"seq": self._seq, "op": "del", "id": local_id})
             try:
-                self._append(payload.encode("utf-8"))
+                if compact:
+                    self._compact()
+                elif lines:
+                    self._append("".join(_dumps(line) + "\n" for line in lines).encode("utf-8"))
+                    self._journal_lines += len(lines)
             except OSError as exc:
                 with self._lock:  # keep them for the next try
                     self._dirty |= {d for d in dirty if d in self._jobs}
@@ -443,9 +459,6 @@ class HistoryStore:
                     self.notices.append(self.last_write_error)
                 raise
             self.last_write_error = None
-            self._journal_lines += len(lines)
-            if self._journal_offset > JOURNAL_COMPACT_BYTES and self._journal_lines > len(self._jobs) // 4:
-                self._compact()
 
     def _append(self, data: bytes) -> None:
         new = not self.journal_path.exists()
@@ -471,6 +484,21 @@ class HistoryStore:
             _fsync_dir(self.journal_path.parent)
         self._journal_offset += len(data)
 
+    def _trim_journal(self) -> None:
+        """Drop journal lines a compaction has put in the snapshot, if no append has since."""
+        with self._io_lock:
+            try:
+                size = self.journal_path.stat().st_size
+            except FileNotFoundError:
+                return
+            if size > self._journal_offset:
+                fd = os.open(self.journal_path, os.O_WRONLY)
+                try:
+                    os.ftruncate(fd, self._journal_offset)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
     def _compact(self) -> None:
         """Fold the journal into the snapshot. Called with the I/O lock held (no append meanwhile).
 
@@ -493,7 +521,9 @@ class HistoryStore:
 
         _atomic_write(self.path, _snapshot_chunks([("jobs", docs()), ("_meta", [("1", {"seq": seq})])]))
         self._snapshot_seq = seq
-        _atomic_write(self.journal_path, b"")
+        # The journal's lines are all in the snapshot now (numbered up to `seq`, so a reload
+        # skips them). It is emptied by the next append (it starts at this offset) or on close:
+        # not written again now.
         self._journal_offset = 0
         self._journal_lines = 0
 
@@ -519,6 +549,7 @@ class HistoryStore:
             if not self.read_only:
                 try:
                     self.flush()
+                    self._trim_journal()
                 except OSError:
                     pass
         finally:
