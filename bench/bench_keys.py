@@ -11,7 +11,7 @@ terminal bytes as a real terminal would get it.
 The baseline is the bare Textual app (Header, Input, DataTable with `--pending` rows, Footer)
 driven the same way with nothing else going on.
 
-    python bench/bench_keys.py                                   # 200 presses
+    python bench/bench_keys.py                                   # 150 presses
     python bench/bench_keys.py --presses 10 --warmup 1 --history 100 --pending 20   # smoke size
 """
 
@@ -111,7 +111,7 @@ async def measure_ours(load: Workload, presses: int, warmup: float) -> tuple[lis
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presses", type=int, default=200)
+    parser.add_argument("--presses", type=int, default=150)
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of polling before the first press")
     parser.add_argument("--history", type=int, default=10_000)
     parser.add_argument("--pending", type=int, default=500)

@@ -40,7 +40,7 @@ def kb(value: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--warmup", type=float, default=8.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--history", type=int, default=10_000)
     parser.add_argument("--pending", type=int, default=500)
     parser.add_argument("--flip-every", type=float, default=10.0, help="status flip period on the simulator (0: none)")

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rate", type=float, default=None,
                         help="rate cap, requests/s (default: 1.5 × concurrency / latency, so the cap is not the bottleneck)")
-    parser.add_argument("--naive-jobs", type=int, default=10, help="subset the naive loop is measured on")
+    parser.add_argument("--naive-jobs", type=int, default=5, help="subset the naive loop is measured on")
     parser.add_argument("--naive-sleep", type=float, default=1.0, help="sleep between two GETs of the naive loop")
     parser.add_argument("--json", action="store_true", help="print one JSON line as well")
     args = parser.parse_args(argv)

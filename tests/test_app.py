@@ -248,7 +248,9 @@ async def test_the_screen_and_the_form_come_up_while_a_big_history_is_still_bein
 
     app = Watched(settings, service_factory=slow_history, poll=False)
     async with app.run_test(size=(160, 45)) as pilot:
-        composer = await asyncio.wait_for(app.composer(), 10)
+        detail = await asyncio.wait_for(app.detail(), 10)
+        assert not app.query("#detail-placeholder") and detail.job is None
+        composer = await asyncio.wait_for(app.composer(), 10)  # asked for: built at once
         placeholder_gone = not app.query("#composer-placeholder")
         # The form is there, in the place kept for it, and says why it cannot send yet.
         assert placeholder_gone and composer.region.width > 40 and composer.region.x == 0
@@ -258,6 +260,7 @@ async def test_the_screen_and_the_form_come_up_while_a_big_history_is_still_bein
         await _started(app, pilot)
         assert app.query_one(JobTable).total_count == 3
         assert composer.disabled_reason is None
+        assert detail.job is app.query_one(JobTable).selected_job is not None
     assert events == ["first frame", "history read"]
 
 

@@ -5,9 +5,10 @@ same asyncio loop and are turned into Textual messages, so every widget update h
 message handler.
 
 Start-up is staged so the first frame comes as early as a bare Textual app's: the first frame
-shows the status line, an empty table and the footer; then the history is read (in a thread,
-a slice at a time) and shown; then the request form, the costliest part of the screen, is
-built in the place kept for it (at once if a key asks for it earlier).
+shows the status line, an empty table and the footer; then the detail pane is built and the
+history read (in a thread, a slice at a time) and shown; then the request form, the
+costliest part of the screen. Both panes are built in places kept at their size, and at once
+if a key asks for them earlier.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ class HailuoApp(App[int]):
         self._unsubscribe: Callable[[], None] | None = None
         self._submits_in_flight = 0
         self._leaving = False
-        self._composer_task: asyncio.Task | None = None
+        self._built: dict[str, asyncio.Task] = {}
         self.ready = asyncio.Event()
 
     # -- layout -----------------------------------------------------------------------------
@@ -137,7 +138,7 @@ class HailuoApp(App[int]):
                 filter_box.display = False  # until `/`
                 yield filter_box
                 yield JobTable(id="jobs", clock=self._clock)
-                yield DetailPane(id="detail", clock=self._clock)
+                yield Static(id="detail-placeholder", classes="detail-pane")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -159,34 +160,47 @@ class HailuoApp(App[int]):
         except (NotImplementedError, RuntimeError, ValueError, AttributeError):
             pass  # no SIGHUP here (or not the main thread, as in tests)
 
-    def on_ready(self) -> None:
-        # The first frame is on screen: now the history (in a thread), then the form.
+    async def on_ready(self) -> None:
+        # The first frame is on screen: now the history (in a thread) and the detail pane.
         self._open_service()
+        await self.detail()
 
     async def composer(self) -> "Composer":
-        """The request form, built once, right after the first frame (awaited by whatever needs it)."""
-        if self._composer_task is None:
-            self._composer_task = asyncio.ensure_future(self._build_composer())
-        return await asyncio.shield(self._composer_task)
-
-    async def _build_composer(self) -> "Composer":
+        """The request form, built once in its kept place (awaited by whatever needs it)."""
         from tui.widgets.composer import Composer
 
-        composer = Composer(id="composer", classes="composer-pane",
-                            allow_uncertain=self.settings.allow_uncertain_resolutions)
-        placeholder = self.query_one("#composer-placeholder")
-        with self.batch_update():
-            await self.query_one("#main").mount(composer, before=placeholder)
-            await placeholder.remove()
-        if self.service is not None:
-            composer.disabled_reason = self.service.submit_disabled_reason
-        elif composer.disabled_reason is None:
+        composer = await self._build_once("composer", lambda: Composer(
+            id="composer", classes="composer-pane", allow_uncertain=self.settings.allow_uncertain_resolutions))
+        if composer.disabled_reason is None and self.service is None:
             composer.disabled_reason = "opening the history…"
         return composer
 
-    def _built_composer(self) -> "Composer | None":
-        """The form if it is built (for what must not wait)."""
-        task = self._composer_task
+    async def detail(self) -> DetailPane:
+        """The detail pane, built once in its kept place, showing the selected job."""
+        pane = await self._build_once("detail", lambda: DetailPane(id="detail", classes="detail-pane",
+                                                                   clock=self._clock))
+        return pane
+
+    async def _build_once(self, name: str, make: Callable[[], Any]) -> Any:
+        task = self._built.get(name)
+        if task is None:
+            task = self._built[name] = asyncio.ensure_future(self._replace_placeholder(name, make()))
+        return await asyncio.shield(task)
+
+    async def _replace_placeholder(self, name: str, widget: Any) -> Any:
+        placeholder = self.query_one(f"#{name}-placeholder")
+        with self.batch_update():
+            await placeholder.parent.mount(widget, before=placeholder)
+            await placeholder.remove()
+        if name == "composer" and self.service is not None:
+            widget.disabled_reason = self.service.submit_disabled_reason
+        elif name == "detail":
+            widget.show_job(self.query_one(JobTable).selected_job, force=True)
+        return widget
+
+    def _built_now(self, name: str) -> Any:
+        """A pane if it is built already (for what must not wait), else None."""
+        task = self._built.get(name)
         return task.result() if task is not None and task.done() and not task.exception() else None
 
     def on_resize(self, event) -> None:
@@ -240,7 +254,7 @@ class HailuoApp(App[int]):
         if self._poll:
             await service.start()
         self.query_one(StatusLine).state = service.poller_state
-        self._show_selected(force=True)
+        (await self.detail()).show_job(table.selected_job, force=True)
         if self._on_started is not None:
             result = self._on_started(self)
             if asyncio.iscoroutine(result):
@@ -266,10 +280,10 @@ class HailuoApp(App[int]):
         table = self.query_one(JobTable)
         if isinstance(event, JobChanged):
             table.upsert(event.job)
-            detail = self.query_one(DetailPane)
-            if detail.job is not None and detail.job.local_id == event.job.local_id:
+            detail = self._built_now("detail")
+            if detail is not None and detail.job is not None and detail.job.local_id == event.job.local_id:
                 detail.show_job(event.job)
-            elif detail.job is None:
+            elif detail is not None and detail.job is None:
                 self._show_selected()
             if event.status_changed and event.job.is_finished and event.previous_status is not None:
                 self._announce_end(event.job)
@@ -294,17 +308,19 @@ class HailuoApp(App[int]):
     # -- selection --------------------------------------------------------------------------------
     @on(JobTable.Highlighted)
     def _highlighted(self, event: JobTable.Highlighted) -> None:
-        self.query_one(DetailPane).show_job(event.job)
+        self._show_selected()  # (before the pane is built, it shows the selected job when it is)
 
     @on(JobTable.Selected)
-    def _selected(self, event: JobTable.Selected) -> None:
-        self.query_one(DetailPane).show_job(event.job)
+    async def _selected(self, event: JobTable.Selected) -> None:
+        (await self.detail()).show_job(event.job)
         if self.screen.has_class("-narrow"):
             self.screen.add_class("-show-detail")
             self.query_one("#outputs").focus()
 
     def _show_selected(self, *, force: bool = False) -> None:
-        self.query_one(DetailPane).show_job(self.query_one(JobTable).selected_job, force=force)
+        detail = self._built_now("detail")
+        if detail is not None:
+            detail.show_job(self.query_one(JobTable).selected_job, force=force)
 
     @property
     def selected_job(self) -> Job | None:
@@ -393,7 +409,7 @@ class HailuoApp(App[int]):
 
     def _binding_sources(self, names: tuple[str, str, str, str]) -> list[tuple[str, Any]]:
         """(section name, node) of everything that has keys: the app, the table, the form, the detail."""
-        nodes = (self, self.query_one(JobTable), self._built_composer(), self.query_one(DetailPane))
+        nodes = (self, self.query_one(JobTable), self._built_now("composer"), self._built_now("detail"))
         return [(name, node) for name, node in zip(names, nodes) if node is not None]
 
     async def action_toggle_composer(self) -> None:
@@ -502,8 +518,9 @@ class HailuoApp(App[int]):
         job = self._need_job()
         if job is None:
             return
-        detail = self.query_one(DetailPane)
-        url = detail.selected_output if detail.job is job else (job.outputs[0] if job.outputs else None)
+        detail = self._built_now("detail")
+        url = (detail.selected_output if detail is not None and detail.job is job
+               else (job.outputs[0] if job.outputs else None))
         if not url:
             self.notify("this job has no output yet", severity="warning", timeout=3)
             return
