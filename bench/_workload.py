@@ -177,13 +177,17 @@ def run_in_pty(argv: list[str], *, env: dict[str, str], seconds: float, warmup: 
 
 
 def _stop(pid: int, fd: int, quit_keys: bytes) -> None:
-    """Quit the way a user would; kill only when that does not work."""
-    try:
-        os.write(fd, quit_keys)
-    except OSError:
-        pass
+    """Quit the way a user would (again each second: a key sent while the app is still
+    starting may be dropped); kill only when that does not work."""
     deadline = time.monotonic() + 10
+    next_keys = 0.0
     while time.monotonic() < deadline:
+        if time.monotonic() >= next_keys:
+            try:
+                os.write(fd, quit_keys)
+            except OSError:
+                pass
+            next_keys = time.monotonic() + 1.0
         try:
             ready, _, _ = select.select([fd], [], [], 0.05)
             if ready:
