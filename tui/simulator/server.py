@@ -124,6 +124,9 @@ class Simulator:
         self.faults = faults or Faults()
         self.clock = clock
         self.requests: list[RequestRecord] = []
+        #: API requests being answered now, and the most ever at once, by method.
+        self.in_flight: dict[str, int] = {"GET": 0, "POST": 0}
+        self.peak_in_flight: dict[str, int] = {"GET": 0, "POST": 0}
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._jobs: dict[str, _SimJob] = {}
@@ -386,6 +389,17 @@ class _Handler(BaseHTTPRequestHandler):
                                                    body.decode("utf-8", "replace"), time.time()))
 
     def _api(self, method: str, body: bytes) -> None:
+        sim = self.sim
+        with sim._lock:
+            sim.in_flight[method] += 1
+            sim.peak_in_flight[method] = max(sim.peak_in_flight[method], sim.in_flight[method])
+        try:
+            self._answer_api(method, body)
+        finally:
+            with sim._lock:
+                sim.in_flight[method] -= 1
+
+    def _answer_api(self, method: str, body: bytes) -> None:
         sim, faults = self.sim, self.sim.faults
         self._record(method, body)
         if faults.latency:
