@@ -210,7 +210,8 @@ async def test_a_re_run_skips_every_row_already_submitted(simulator, tmp_path):
     async with service_for(simulator, tmp_path) as service:
         summary = await BatchRun(service, rows).run()
     assert [o.outcome for o in summary.outcomes] == [SKIPPED, SKIPPED, SUBMITTED]
-    assert summary.outcomes[0].message == f"already submitted as {summary.outcomes[0].job.server_id}"
+    assert summary.outcomes[0].message == "already submitted (now created)"
+    assert summary.outcomes[0].job.server_id
     assert posts_by_prompt(simulator) == {"a fox": 1, "a heron": 1, "a kite": 1}
     assert summary.line() == "1 submitted, 2 skipped (already submitted), 0 failed, 0 unknown (not re-sent), 0 not sent"
 

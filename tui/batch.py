@@ -357,7 +357,7 @@ def plan(store: Any, rows: Iterable[BatchRow]) -> list[RowOutcome]:
                 f"`hailuo-tui forget {job.local_id}` lets a re-run send it)")))
         else:
             outcomes.append(RowOutcome(row, SKIPPED, job, earlier=True,
-                                       message=f"already submitted as {job.display_id}"))
+                                       message=f"already submitted (now {job.status})"))
     return outcomes
 
 
