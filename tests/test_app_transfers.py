@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections import Counter
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from textual.widgets import Button, Input, Static
@@ -20,33 +17,13 @@ from tui.widgets.detail import DetailPane
 from tui.widgets.job_table import JobTable
 from tui.widgets.status_line import StatusLine
 
-KEY = "test-key-0123456789abcd"
+from test_app import KEY, _settings as _app_settings, _started, _toasts, _until  # the dashboard tests' helpers
+
 VIDEO = sample_video()
 
 
 def _settings(tmp_path, base_url: str, **changes) -> Settings:
-    values = dict(api_key=KEY, base_url=base_url, db_path=tmp_path / "history.json",
-                  config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
-                  poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=100.0, submit_rate=0)
-    values.update(changes)
-    return Settings(**values)
-
-
-async def _until(pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
-
-
-async def _started(app: HailuoApp, pilot) -> None:
-    await asyncio.wait_for(app.ready.wait(), 10)
-    await pilot.pause()
-
-
-def _toasts(app: HailuoApp) -> list[str]:
-    return [str(n.message) for n in app._notifications]
+    return _app_settings(tmp_path, base_url, **{"submit_rate": 0, **changes})
 
 
 def _attaching(*sids: str):
