@@ -188,6 +188,8 @@ class HailuoApp(App[int]):
         table.set_jobs(service.store.all())
         composer = self.query_one(Composer)
         composer.disabled_reason = service.submit_disabled_reason
+        if self.read_only_reason is not None:
+            self.query_one(StatusLine).mode = "demo · read-only" if self.settings.demo else "read-only"
         for notice in getattr(service.store, "notices", []) or []:
             self.notify(clean(notice), severity="warning", timeout=8)
         if not self.settings.has_key:
@@ -261,6 +263,21 @@ class HailuoApp(App[int]):
     @property
     def selected_job(self) -> Job | None:
         return self.query_one(JobTable).selected_job
+
+    @property
+    def read_only_reason(self) -> str | None:
+        """Why this dashboard may not change the history (None when it may)."""
+        if self.service is None:
+            return "read-only mode (--read-only)" if self.settings.read_only else None
+        return self.service.read_only_reason
+
+    def _refused_in_read_only(self, what: str) -> bool:
+        """Say why `what` is not done here, when the history is read-only."""
+        reason = self.read_only_reason
+        if reason is None:
+            return False
+        self.notify(f"{what} is off: {clean(reason)}", title="Read-only", severity="warning", timeout=6)
+        return True
 
     def _need_job(self) -> Job | None:
         job = self.selected_job
@@ -360,6 +377,9 @@ class HailuoApp(App[int]):
 
     def action_submit(self) -> None:
         """Submit the composer's request from anywhere; its messages show beside its fields."""
+        if self._refused_in_read_only("Submit"):
+            self.query_one(Composer).set_note(clean(self.read_only_reason), error=True)
+            return
         screen = self.screen
         if screen.has_class("-narrow") and not screen.has_class("-show-composer"):
             screen.add_class("-show-composer")
@@ -422,6 +442,8 @@ class HailuoApp(App[int]):
             self.notify("refreshing every pending job", timeout=2)
 
     def action_clone(self) -> None:
+        if self._refused_in_read_only("Clone to submit"):
+            return
         job = self._need_job()
         if job is None:
             return
@@ -432,13 +454,21 @@ class HailuoApp(App[int]):
         self.notify(f"request of {clean(job.short_id)} copied into the form", timeout=3)
 
     def action_forget(self) -> None:
+        if self._refused_in_read_only("Forget"):
+            return
         job = self._need_job()
         if job is None or self.service is None:
             return
 
         def answered(yes: bool | None) -> None:
+            from tui.jobs import ReadOnlyRefused
+
             if yes:
-                self.service.forget(job.local_id)
+                try:
+                    self.service.forget(job.local_id)
+                except ReadOnlyRefused as exc:
+                    self.notify(f"Forget is off: {clean(exc)}", title="Read-only", severity="warning", timeout=6)
+                    return
                 self.notify(f"{clean(job.short_id)} forgotten here; it stays on the server", timeout=4)
 
         self.push_screen(ConfirmScreen(f"Forget job {clean(job.short_id)}?",

@@ -162,6 +162,14 @@ def settings_for(ctx: click.Context, base_url: str | None, db: str | None, *, ne
     return settings
 
 
+def refuse_in_read_only(ctx: click.Context, command: str) -> None:
+    """`--read-only` watches and copies: commands that change the history or send a job stop here (exit 2)."""
+    state = ctx.find_object(State)
+    if state is not None and state.read_only:
+        raise CliError(f"{command} is refused in read-only mode (--read-only watches and copies only; "
+                       "run without --read-only to change anything)", EXIT_USAGE)
+
+
 def require_key(settings: Settings) -> None:
     if not settings.has_key:
         raise CliError(f"no API key: set ${ENV_KEY} to your gptproto key (sk-...)", EXIT_AUTH)
@@ -634,6 +642,7 @@ def submit(ctx: click.Context, model: str, scene: str | None, prompt: str, image
            end_image: str | None, duration: int, resolution: str | None, no_expansion: bool,
            wait: bool, as_json: bool, max_poll_errors: int, base_url: str | None, db: str | None) -> None:
     """Submit one video job; print its id (or the job as JSON)."""
+    refuse_in_read_only(ctx, "submit")
     if prompt == "-":
         prompt = sys.stdin.read()
         prompt = prompt.rstrip("\n")
@@ -718,6 +727,7 @@ def _submit_error(exc: ApiError, job: "Job | None" = None) -> CliError:
 def attach(ctx: click.Context, ids: tuple[str, ...], wait: bool, as_json: bool, max_poll_errors: int,
            base_url: str | None, db: str | None) -> None:
     """Add existing prediction ids to the history and start watching them."""
+    refuse_in_read_only(ctx, "attach")
     cleaned = []
     for ident in ids:
         ident = ident.strip()
@@ -731,12 +741,16 @@ def attach(ctx: click.Context, ids: tuple[str, ...], wait: bool, as_json: bool, 
 
 
 async def _attach(settings: Settings, ids: list[str], *, wait: bool, as_json: bool, max_poll_errors: int) -> int:
+    from tui.jobs import ReadOnlyRefused
+
     service = open_service(settings)
     try:
         try:
             attached = await service.attach(ids)
         except ApiError as exc:
             raise CliError(plain(exc.message), exc.exit_code) from None
+        except ReadOnlyRefused as exc:
+            raise CliError(f"cannot attach: {plain(exc)}", EXIT_USAGE) from None
         if not wait:
             if as_json:
                 echo(to_json([j.to_public() for j in attached]))
@@ -823,6 +837,7 @@ def show(ctx: click.Context, ident: str, as_json: bool, base_url: str | None, db
 @click.pass_context
 def forget(ctx: click.Context, ident: str, yes: bool, base_url: str | None, db: str | None) -> None:
     """Remove one job from the local history (the job stays on the server)."""
+    refuse_in_read_only(ctx, "forget")
     settings = settings_for(ctx, base_url, db, need_key=False)
     store = open_store(settings, read_only=False)
     try:
