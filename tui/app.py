@@ -110,6 +110,9 @@ class HailuoApp(App[int]):
         self._submits_in_flight = 0
         self._leaving = False
         self.ready = asyncio.Event()
+        from tui.notify import DesktopNotifier
+
+        self.notifier = DesktopNotifier(enabled=settings.desktop_notifications)
 
     # -- layout -----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -236,12 +239,17 @@ class HailuoApp(App[int]):
                 self.query_one(StatusLine).last_error = event.message
 
     def _announce_end(self, job: Job) -> None:
+        """A job of this session ended: a toast, the bell if asked for, a desktop notification if there is a desktop."""
+        prompt = job.prompt if len(job.prompt) <= 80 else job.prompt[:79] + "…"
         if job.is_success:
             self.notify(f"{clean(job.short_id)} completed", title="Job done", timeout=5)
+            self.notifier.notify(f"Video ready: {job.short_id}", prompt)
         else:
             reason = clean(job.error or job.status)
             self.notify(f"{clean(job.short_id)} {clean(job.status)}: {reason}", title="Job ended",
                         severity="error", timeout=8)
+            self.notifier.notify(f"Job {job.status}: {job.short_id}", f"{job.error or job.status}\n{prompt}",
+                                 urgency="critical")
         if self.settings.bell:
             self.bell()
 

@@ -75,6 +75,8 @@ class Settings:
     poll_max_interval: float = 20.0
     retention_seconds: float = 7 * 24 * 3600
     bell: bool = False
+    #: `notify-send` on completion/failure, when a desktop session (DISPLAY / WAYLAND_DISPLAY) exists.
+    desktop_notifications: bool = True
     auto_download: bool = False
     read_only: bool = False
     theme: str | None = None
@@ -126,6 +128,7 @@ _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "poll_max_interval": (int, float),
     "retention_seconds": (int, float),
     "bell": bool,
+    "desktop_notifications": bool,
     "auto_download": bool,
     "theme": str,
     "keymap": dict,
