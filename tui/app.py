@@ -456,10 +456,86 @@ class HailuoApp(App[int]):
         if job is None:
             return
         self.query_one(Composer).load(_request_of(job))
+        self._show_composer()
+        self.notify(f"request of {clean(job.short_id)} copied into the form", timeout=3)
+
+    def _show_composer(self) -> None:
         if self.screen.has_class("-narrow"):
             self.screen.add_class("-show-composer")
         self.query_one("#prompt").focus()
-        self.notify(f"request of {clean(job.short_id)} copied into the form", timeout=3)
+
+    # -- prompt history and templates ----------------------------------------------------------------
+    def _templates(self):
+        from tui.prompts import TemplateStore
+
+        return TemplateStore(self.settings.templates_path, clock=self._clock)
+
+    @on(Composer.RecallRequested)
+    def _recall_requested(self, event: Composer.RecallRequested) -> None:
+        from tui.prompts import TemplateError, recent_prompts
+        from tui.screens.prompts import PromptPicker
+
+        if self._refused_in_read_only("Recalling a prompt"):
+            return
+        if self.service is None:
+            self.notify("the history is still opening; try again in a moment", severity="warning", timeout=3)
+            return
+        store = self._templates()
+        try:
+            templates = store.load()
+        except TemplateError as exc:
+            templates = []
+            self.notify(clean(exc), title="Templates", severity="error", timeout=8)
+        entries = templates + recent_prompts(self.service.store.all())
+        if not entries:
+            self.notify("no earlier prompts or templates yet", timeout=3)
+            return
+
+        def delete(entry) -> str | None:
+            try:
+                store.delete(entry.name)
+            except TemplateError as exc:
+                return str(exc)
+            return None
+
+        def picked(entry) -> None:
+            if entry is None:
+                return
+            composer = self.query_one(Composer)
+            composer.load(entry.request(composer.request))
+            self._show_composer()
+            what = f"template {clean(entry.name)!r}" if entry.is_template else "an earlier prompt"
+            self.notify(f"{what} is in the form", timeout=3)
+
+        self.push_screen(PromptPicker(entries, delete_template=delete, clock=self._clock), picked)
+
+    @on(Composer.SaveTemplateRequested)
+    def _save_template_requested(self, event: Composer.SaveTemplateRequested) -> None:
+        from tui.prompts import TemplateError
+        from tui.screens.prompts import TemplateNameScreen
+
+        if self._refused_in_read_only("Saving a template"):
+            return
+        store = self._templates()
+        try:
+            existing = [entry.name for entry in store.load()]
+        except TemplateError as exc:
+            self.notify(clean(exc), title="Templates", severity="error", timeout=8)
+            return
+        request = event.request
+
+        def named(name: str | None) -> None:
+            if not name:
+                return
+            try:
+                _entry, replaced = store.save(name, request)
+            except TemplateError as exc:
+                self.notify(clean(exc), title="Templates", severity="error", timeout=8)
+                return
+            self.notify(f"template {clean(name)!r} {'replaced' if replaced else 'saved'} (ctrl+r recalls it)",
+                        title="Templates", timeout=4)
+
+        self.push_screen(TemplateNameScreen(request.prompt, existing), named)
 
     def action_forget(self) -> None:
         if self._refused_in_read_only("Forget"):

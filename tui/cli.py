@@ -21,7 +21,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
@@ -31,6 +30,7 @@ import click
 from tui import __version__, catalog
 from tui.api.errors import ApiError, redact
 from tui.config import ENV_KEY, ConfigError, Settings, data_dir, demo_db_path, load_settings
+from tui.files import write_atomically
 
 if TYPE_CHECKING:
     from tui.records import Job
@@ -348,29 +348,6 @@ def render_csv(jobs: Iterable["Job"]) -> str:
     for job in jobs:
         writer.writerow(csv_record(job.to_public()))
     return buffer.getvalue()
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Temp file in the same directory, fsync, rename: the target is whole or untouched."""
-    path = path.expanduser()
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 # -- running the service --------------------------------------------------------------------
@@ -940,6 +917,7 @@ def locate(ctx: click.Context, as_json: bool, base_url: str | None, db: str | No
         "history_file": str(settings.db_path),
         "demo_history_file": str(demo_db_path()),
         "data_dir": str(data_dir()),
+        "templates_file": str(settings.templates_path),
         "download_dir": str(settings.download_dir),
         "base_url": settings.base_url,
         "api_key": f"${ENV_KEY} {key_state}",
@@ -949,7 +927,8 @@ def locate(ctx: click.Context, as_json: bool, base_url: str | None, db: str | No
         return
     labels = {
         "config_file": "config file", "history_file": "history file", "demo_history_file": "demo history",
-        "data_dir": "data dir", "download_dir": "download dir", "base_url": "base URL", "api_key": "API key",
+        "data_dir": "data dir", "templates_file": "templates", "download_dir": "download dir",
+        "base_url": "base URL", "api_key": "API key",
     }
     for name, value in info.items():
         echo(f"{labels[name] + ':':<14} {plain(value)}")
