@@ -31,6 +31,7 @@ from tui.screens.dialogs import ConfirmScreen, CopyMenu, HelpScreen
 from tui.widgets.composer import Composer
 from tui.widgets.detail import DetailPane, clean
 from tui.widgets.job_table import JobTable
+from tui.widgets.stats_panel import StatsPanel
 from tui.widgets.status_line import StatusLine
 
 WIDE_COLUMNS = 140
@@ -92,6 +93,9 @@ class HailuoApp(App[int]):
         Binding("c", "clone", "Clone", id="app.clone"),
         Binding("x", "forget", "Forget", show=False, id="app.forget"),
         Binding("o", "open_output", "Open", show=False, id="app.open"),
+        Binding("m", "mark", "Mark for compare", show=False, id="app.mark"),
+        Binding("equals_sign", "compare", "Compare with marked", show=False, id="app.compare"),
+        Binding("t", "toggle_stats", "Stats", show=False, id="app.stats"),
         Binding("d", "toggle_detail", "Detail", show=False, id="app.detail"),
         Binding("escape", "back", "Back", show=False, id="app.back"),
     ]
@@ -109,10 +113,22 @@ class HailuoApp(App[int]):
         self._unsubscribe: Callable[[], None] | None = None
         self._submits_in_flight = 0
         self._leaving = False
+        self._started_at = clock()
         self.ready = asyncio.Event()
         from tui.notify import DesktopNotifier
 
         self.notifier = DesktopNotifier(enabled=settings.desktop_notifications)
+        #: The job `m` marked for `=`; by local id.
+        self.marked: str | None = None
+        #: Figures for the stats panel: built from the history the first time it is shown, then kept up to date.
+        self.stats: Any = None
+        self._stats_timer: Any = None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The dashboard's keys act on the dashboard: not from under a dialog or the compare screen."""
+        if action in _DASHBOARD_ACTIONS and len(self.screen_stack) > 1:
+            return False
+        return True
 
     # -- layout -----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -122,6 +138,7 @@ class HailuoApp(App[int]):
             with Vertical(id="right"):
                 yield Input(placeholder="filter: id, prompt, model, status (Escape leaves)", compact=True, id="filter")
                 yield JobTable(id="jobs", clock=self._clock)
+                yield StatsPanel(id="stats")
                 yield DetailPane(id="detail", clock=self._clock)
         yield Footer()
 
@@ -223,6 +240,8 @@ class HailuoApp(App[int]):
         table = self.query_one(JobTable)
         if isinstance(event, JobChanged):
             table.upsert(event.job)
+            if self.stats is not None:
+                self.stats.update(event.job)
             detail = self.query_one(DetailPane)
             if detail.job is not None and detail.job.local_id == event.job.local_id:
                 detail.show_job(event.job)
@@ -233,6 +252,10 @@ class HailuoApp(App[int]):
         elif isinstance(event, JobRemoved):
             table.remove(event.local_id)
             self._show_selected()
+            if self.stats is not None:
+                self.stats.remove(event.local_id)
+            if self.marked == event.local_id:
+                self._set_mark(None)
         elif isinstance(event, Notice):
             self.notify(clean(event.message), severity=event.severity)
             if event.severity == "error":
@@ -368,7 +391,7 @@ class HailuoApp(App[int]):
                             or binding.action in ("back", "quit")):
                         continue
                     done.add(binding.action)
-                    yield SystemCommand(f"{section}{binding.description}", f"key {binding.key}",
+                    yield SystemCommand(f"{section}{binding.description}", f"key {_key_label(binding.key)}",
                                         _runner(node, binding.action))
 
     def action_toggle_composer(self) -> None:
@@ -463,6 +486,63 @@ class HailuoApp(App[int]):
         if self.screen.has_class("-narrow"):
             self.screen.add_class("-show-composer")
         self.query_one("#prompt").focus()
+
+    # -- compare two jobs -----------------------------------------------------------------------------
+    def _set_mark(self, job: Job | None) -> None:
+        self.marked = job.local_id if job is not None else None
+        self.query_one(StatusLine).marked = job.short_id if job is not None else ""
+
+    def action_mark(self) -> None:
+        job = self._need_job()
+        if job is None:
+            return
+        if self.marked == job.local_id:
+            self._set_mark(None)
+            self.notify(f"{clean(job.short_id)} unmarked", timeout=2)
+            return
+        self._set_mark(job)
+        self.notify(f"{clean(job.short_id)} marked: select another job and press = to compare", timeout=4)
+
+    def action_compare(self) -> None:
+        from tui.screens.compare import CompareScreen
+
+        job = self._need_job()
+        if job is None:
+            return
+        marked = self.service.store.get(self.marked) if self.service is not None and self.marked else None
+        if marked is None:
+            self.notify("mark a job with m first, then press = on another one", severity="warning", timeout=4)
+            return
+        if marked.local_id == job.local_id:
+            self.notify("this is the marked job: select another one to compare with", severity="warning", timeout=4)
+            return
+        self.push_screen(CompareScreen(marked, job, now=self._clock()))
+
+    # -- stats ---------------------------------------------------------------------------------------
+    def action_toggle_stats(self) -> None:
+        show = not self.screen.has_class("-show-stats")
+        self.screen.set_class(show, "-show-stats")
+        if not show:
+            if self._stats_timer is not None:
+                self._stats_timer.stop()
+                self._stats_timer = None
+            return
+        self._ensure_stats()
+        self._render_stats()
+        # Figures change with every poll and with the clock: redrawn once a second, never per event.
+        self._stats_timer = self.set_interval(1.0, self._render_stats)
+
+    def _ensure_stats(self) -> None:
+        if self.stats is None and self.service is not None:
+            from tui.stats import JobStats
+
+            self.stats = JobStats(session_start=self._started_at)
+            self.stats.reset(self.service.store.all())
+
+    def _render_stats(self) -> None:
+        self._ensure_stats()
+        if self.stats is not None:
+            self.query_one(StatsPanel).show_stats(self.stats.snapshot(self._clock()))
 
     # -- prompt history and templates ----------------------------------------------------------------
     def _templates(self):
@@ -637,8 +717,15 @@ class HailuoApp(App[int]):
         await self.close_service()
 
 
+#: Actions of the dashboard's own keys (quit stays everywhere).
+_DASHBOARD_ACTIONS = frozenset(
+    binding.action.split("(")[0] for binding in HailuoApp.BINDINGS
+    if isinstance(binding, Binding) and binding.action != "quit"
+)
+
+
 def _key_label(key: str) -> str:
-    return {"question_mark": "?", "slash": "/", "escape": "Esc"}.get(key, key)
+    return {"question_mark": "?", "slash": "/", "escape": "Esc", "equals_sign": "="}.get(key, key)
 
 
 def _runner(node: Any, action: str) -> Callable[[], Any]:
