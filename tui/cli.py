@@ -115,6 +115,7 @@ class State:
     base_url: str | None = None
     db: str | None = None
     read_only: bool = False
+    demo: bool = False
     #: The key, kept only to scrub it from anything printed.
     secret: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -563,7 +564,7 @@ def main(ctx: click.Context, demo: bool, read_only: bool, base_url: str | None, 
     """
     # Kept only so that anything printed can be scrubbed of it, whatever the command.
     secret = os.environ.get(ENV_KEY, "").strip() or None
-    ctx.obj = State(base_url=base_url, db=db, read_only=read_only, secret=secret)
+    ctx.obj = State(base_url=base_url, db=db, read_only=read_only, demo=demo, secret=secret)
     if ctx.invoked_subcommand is not None:
         return
     ctx.exit(start_dashboard(ctx, demo=demo))
@@ -932,6 +933,55 @@ def locate(ctx: click.Context, as_json: bool, base_url: str | None, db: str | No
     }
     for name, value in info.items():
         echo(f"{labels[name] + ':':<14} {plain(value)}")
+
+
+# -- serve ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="TCP port (0: any free port; the address is printed).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback exposes the dashboard, and the key's power, "
+                   "to that network.")
+@click.option("--demo", is_flag=True, help="Serve the demo dashboard (built-in simulator, no key).")
+@click.option("--read-only", "read_only", is_flag=True, help="Serve a dashboard that watches and copies only.")
+@_connection_options
+@click.pass_context
+def serve(ctx: click.Context, port: int, host: str, demo: bool, read_only: bool, base_url: str | None,
+          db: str | None) -> None:
+    """Serve the dashboard in a web browser (one dashboard per open tab)."""
+    try:
+        from tui.serve import DashboardServer, dashboard_command, is_loopback
+    except ModuleNotFoundError as exc:
+        raise CliError(f"browser mode needs the package {exc.name!r}: pip install textual-serve", EXIT_USAGE) from None
+    state = ctx.ensure_object(State)
+    demo = demo or state.demo
+    read_only = read_only or state.read_only
+    # Checked here, so a bad setting or key is one line now rather than a broken page later.
+    settings = settings_for(ctx, base_url, db, need_key=not demo, **({"read_only": True} if read_only else {}))
+    db_path = (db or state.db) and str(Path(db or state.db).expanduser().resolve())
+    if demo:
+        os.environ.pop(ENV_KEY, None)  # the demo never uses the real key: its dashboards do not inherit it
+    command = dashboard_command(demo=demo, read_only=read_only,
+                                base_url=None if demo else (base_url or state.base_url), db=db_path)
+    if not is_loopback(host):
+        warn(f"listening on {host}: anyone who can reach it can use this dashboard, and through it the API key "
+             "(submitting billed jobs). Prefer the default 127.0.0.1 with an SSH tunnel.")
+
+    def ready(url: str) -> None:
+        bound = url.rsplit(":", 1)[1].rstrip("/")
+        echo(f"hailuo-tui in the browser: {url}")
+        echo(f"  over SSH: ssh -L {bound}:127.0.0.1:{bound} HOST, then open http://127.0.0.1:{bound}/ here")
+        echo("  Ctrl+C stops the server; each open dashboard saves its history and exits")
+        sys.stdout.flush()
+
+    title = f"hailuo-tui{' (demo)' if demo else ''}{' (read-only)' if read_only else ''}"
+    server = DashboardServer(command, host=host, port=port, title=title, secret=settings.api_key, on_ready=ready)
+    try:
+        server.serve()
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_USAGE) from None
 
 
 # -- simulate (attached when the simulator is installed) -------------------------------------
