@@ -95,7 +95,7 @@ class HailuoApp(App[int]):
         Binding("o", "open_output", "Open", show=False, id="app.open"),
         Binding("m", "mark", "Mark for compare", show=False, id="app.mark"),
         Binding("equals_sign", "compare", "Compare with marked", show=False, id="app.compare"),
-        Binding("t", "toggle_stats", "Stats", show=False, id="app.stats"),
+        Binding("t", "toggle_stats", "Stats panel", show=False, id="app.stats"),
         Binding("d", "toggle_detail", "Detail", show=False, id="app.detail"),
         Binding("escape", "back", "Back", show=False, id="app.back"),
     ]

@@ -43,7 +43,7 @@ class Composer(VerticalScroll, can_focus=False):
         Binding("ctrl+s,ctrl+enter", "submit", "Submit", id="composer.submit", priority=True),
         Binding("ctrl+l", "clear", "Clear form", id="composer.clear"),
         Binding("ctrl+r", "recall", "Recall prompt", id="composer.recall"),
-        Binding("ctrl+t", "save_template", "Save as template", id="composer.save-template"),
+        Binding("ctrl+t", "save_template", "Save as template", show=False, id="composer.save-template"),
     ]
 
     #: Why submitting is off (no key, read-only history), or None.
