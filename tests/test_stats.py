@@ -136,3 +136,36 @@ async def test_the_panel_toggles_and_follows_jobs_live_without_rescanning(tmp_pa
         await pilot.press("t")
         await pilot.pause()
         assert not panel.display
+
+
+async def test_changes_while_the_history_is_being_counted_are_not_lost(tmp_path, make_simulator, monkeypatch):
+    import threading
+
+    from tui.stats import JobStats as Stats
+
+    simulator = make_simulator(job_seconds=0.2)
+    app = HailuoApp(_settings(tmp_path, simulator.base_url))
+    release = threading.Event()
+    original = Stats.reset
+
+    def slow_reset(self, jobs):
+        original(self, jobs)
+        release.wait(10)  # the count (off the event loop) finishes only when the test says so
+
+    monkeypatch.setattr(Stats, "reset", slow_reset)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 10)
+        first = await app.service.submit(VideoRequest(prompt="counted from the history"))
+        await _until(pilot, lambda: first.is_success)
+        await pilot.press("t")
+        await pilot.pause()
+        assert app.stats is None  # still counting; the dashboard is not held meanwhile
+        second = await app.service.submit(VideoRequest(prompt="arrives while counting"))
+        third = await app.service.submit(VideoRequest(prompt="so does this one"))
+        await _until(pilot, lambda: second.is_success and third.is_success)
+        app.service.forget(first.local_id)
+        release.set()
+        await _until(pilot, lambda: app.stats is not None)
+        snapshot = app.stats.snapshot(time.time())
+        # The counted job was forgotten meanwhile; the two new ones were added meanwhile.
+        assert snapshot.total == 2 and snapshot.by_status == [("completed", 2)]

@@ -122,6 +122,7 @@ class HailuoApp(App[int]):
         self.marked: str | None = None
         #: Figures for the stats panel: built from the history the first time it is shown, then kept up to date.
         self.stats: Any = None
+        self._stats_backlog: set[str] | None = None  # jobs changed while the history is being counted
         self._stats_timer: Any = None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -191,6 +192,13 @@ class HailuoApp(App[int]):
     async def on_worker_state_changed(self, event) -> None:
         from textual.worker import WorkerState
 
+        if event.worker.group == "stats":
+            if event.state == WorkerState.SUCCESS:
+                self._history_counted(event.worker.result)
+            elif event.state == WorkerState.ERROR:
+                self._stats_backlog = None
+                self.notify(f"stats not counted: {clean(event.worker.error)}", severity="error", timeout=6)
+            return
         if event.worker.group != "open":
             return
         if event.state == WorkerState.SUCCESS:
@@ -242,6 +250,8 @@ class HailuoApp(App[int]):
             table.upsert(event.job)
             if self.stats is not None:
                 self.stats.update(event.job)
+            elif self._stats_backlog is not None:
+                self._stats_backlog.add(event.job.local_id)
             detail = self.query_one(DetailPane)
             if detail.job is not None and detail.job.local_id == event.job.local_id:
                 detail.show_job(event.job)
@@ -254,6 +264,8 @@ class HailuoApp(App[int]):
             self._show_selected()
             if self.stats is not None:
                 self.stats.remove(event.local_id)
+            elif self._stats_backlog is not None:
+                self._stats_backlog.add(event.local_id)
             if self.marked == event.local_id:
                 self._set_mark(None)
         elif isinstance(event, Notice):
@@ -533,11 +545,30 @@ class HailuoApp(App[int]):
         self._stats_timer = self.set_interval(1.0, self._render_stats)
 
     def _ensure_stats(self) -> None:
-        if self.stats is None and self.service is not None:
-            from tui.stats import JobStats
+        """Count the history once, in a thread (50,000 jobs take a few hundred ms); changes meanwhile are kept."""
+        if self.stats is None and self._stats_backlog is None and self.service is not None:
+            self._stats_backlog = set()
+            self.query_one(StatsPanel).counting()
+            self._count_history(list(self.service.store.all()))
 
-            self.stats = JobStats(session_start=self._started_at)
-            self.stats.reset(self.service.store.all())
+    @work(thread=True, exit_on_error=False, group="stats")
+    def _count_history(self, jobs: list[Job]) -> Any:
+        from tui.stats import JobStats
+
+        stats = JobStats(session_start=self._started_at)
+        stats.reset(jobs)
+        return stats
+
+    def _history_counted(self, stats: Any) -> None:
+        for local_id in self._stats_backlog or ():
+            job = self.service.store.get(local_id)
+            if job is None:
+                stats.remove(local_id)
+            else:
+                stats.update(job)
+        self._stats_backlog = None
+        self.stats = stats
+        self._render_stats()
 
     def _render_stats(self) -> None:
         self._ensure_stats()

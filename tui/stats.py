@@ -13,7 +13,7 @@ import math
 from bisect import bisect_left, insort
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 #: Jobs per hour are counted over this window of the history.
 WINDOW_SECONDS = 24 * 3600.0
@@ -61,8 +61,7 @@ def _remove_sorted(values: list, value: Any) -> None:
         del values[index]
 
 
-@dataclass(frozen=True)
-class _Share:
+class _Share(NamedTuple):
     """What one job adds to the figures."""
 
     status: str
@@ -72,7 +71,7 @@ class _Share:
 
 
 def _share_of(job: Any) -> _Share:
-    execution = job.execution_time_ms if job.is_success and job.execution_time_ms else None
+    execution = job.execution_time_ms if job.execution_time_ms and job.is_success else None
     return _Share(job.status, job.model or "(unknown)", execution, float(job.submitted_at))
 
 

@@ -46,3 +46,6 @@ class StatsPanel(Static):
 
     def show_stats(self, stats: StatsSnapshot) -> None:
         self.update(render_stats(stats))
+
+    def counting(self) -> None:
+        self.update(Text("Stats  counting the history…"))
