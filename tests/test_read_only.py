@@ -149,3 +149,20 @@ async def test_dashboard_refuses_forget_submit_and_clone_but_copies(tmp_path, si
         assert app.clipboard == "https://cdn.example/fox.mp4"
     assert _post_count(simulator) == 0
     assert [j.local_id for j in _read(tmp_path / "history.json")] == ["cccc00000003"]
+
+
+async def test_the_demo_can_be_read_only_too(tmp_path):
+    from tui.app import demo_app
+    from tui.demo import DEMO_JOBS, demo_session
+
+    settings = Settings(db_path=tmp_path / "demo-history.json", config_file=tmp_path / "config.toml",
+                        download_dir=tmp_path / "downloads", demo=True, read_only=True)
+    with demo_session(settings, job_seconds=30) as (demo_settings, seed):
+        app = await asyncio.to_thread(demo_app, demo_settings, seed, read_only=True)
+        async with app.run_test(size=(160, 45)) as pilot:
+            await _started(app, pilot)
+            assert app.query_one(JobTable).total_count == len(DEMO_JOBS) + 1
+            assert "demo · read-only" in str(app.query_one(StatusLine).render())
+            await pilot.press("x")
+            await pilot.pause()
+            assert any("Forget is off" in t for t in _toasts(app))

@@ -766,14 +766,23 @@ def _runner(node: Any, action: str) -> Callable[[], Any]:
     return run
 
 
+def demo_app(demo_settings: Settings, seed: Callable[[Any], Any], *, read_only: bool = False) -> HailuoApp:
+    """The demo dashboard; read-only, its jobs are put in the history before it opens (it cannot write)."""
+    if not read_only:
+        return HailuoApp(demo_settings, on_started=seed)
+    from tui.demo import seed_before_start
+
+    seed_before_start(demo_settings, seed)
+    return HailuoApp(demo_settings.with_changes(read_only=True))
+
+
 def run_app(settings: Settings, *, demo: bool = False) -> int:
     """Run the dashboard until the user leaves; returns the exit code."""
     if demo:
         from tui.demo import demo_session
 
         with demo_session(settings) as (demo_settings, seed):
-            app = HailuoApp(demo_settings, on_started=seed)
-            result = app.run()
+            result = demo_app(demo_settings, seed, read_only=settings.read_only).run()
     else:
         app = HailuoApp(settings)
         result = app.run()
