@@ -35,12 +35,17 @@ async def shoot(base_url: str, data_dir: Path, name: str, size: tuple[int, int],
         await asyncio.wait_for(app.ready.wait(), 10)
         await pilot.pause()
         for key in keys:
-            await pilot.press(key)
+            if key == CLEAR_TOASTS:
+                app.clear_notifications()
+            else:
+                await pilot.press(key)
             await pilot.pause()
         await pilot.pause(0.3)  # let the debounced validation land
         app.save_screenshot(f"{name}.svg", path=str(HERE))
     return HERE / f"{name}.svg"
 
+
+CLEAR_TOASTS = "clear toasts"  # not a key: drops the toasts the keys before it raised
 
 SHOTS = [
     ("main-wide", (160, 45), []),
@@ -48,6 +53,8 @@ SHOTS = [
     ("detail-completed", (160, 45), ["j", "j", "j", "j"]),
     ("composer-errors", (80, 24), ["n", "ctrl+s"]),
     ("help", (100, 40), ["question_mark"]),
+    ("compare", (120, 40), ["G", "m", "k", "k", "equals_sign", CLEAR_TOASTS]),
+    ("stats", (160, 45), ["t"]),
 ]
 
 
