@@ -44,7 +44,10 @@ async def shoot(simulator: Any, data_dir: Path, name: str, size: tuple[int, int]
         await asyncio.wait_for(app.ready.wait(), 10)
         await pilot.pause()
         for key in keys:
-            await pilot.press(key)
+            if key == CLEAR_TOASTS:
+                app.clear_notifications()
+            else:
+                await pilot.press(key)
             await pilot.pause()
         if steps is not None:
             await steps(app, pilot, simulator)
@@ -120,12 +123,16 @@ def seeded_jobs(simulator: Any) -> list[Any]:
     return jobs
 
 
+CLEAR_TOASTS = "clear toasts"  # not a key: drops the toasts the keys before it raised
+
 SHOTS: list[tuple[str, tuple[int, int], list[str], Steps | None]] = [
     ("main-wide", (160, 45), [], None),
     ("main-80x24", (80, 24), [], None),
     ("detail-completed", (160, 45), ["j", "j", "j", "j"], None),
     ("composer-errors", (80, 24), ["n", "ctrl+s"], None),
     ("help", (100, 40), ["question_mark"], None),
+    ("compare", (120, 40), ["G", "m", "k", "k", "equals_sign", CLEAR_TOASTS], None),
+    ("stats", (160, 45), ["t"], None),
     ("downloads", (160, 45), ["j", "j", "j", "j"], downloading),
     ("batch-errors", (160, 45), ["b"], batch_errors),
     ("batch", (160, 45), ["b"], batch_run),

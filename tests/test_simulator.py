@@ -93,18 +93,18 @@ def test_policy_word_insufficient_balance_and_drop_after_create(simulator):
     assert simulator.job_count() == before + 1  # the job exists although no answer came
 
 
-def test_a_job_can_fail_later_for_policy_and_odd_statuses_are_reported(make_simulator):
-    sim = make_simulator(job_seconds=0.2)
-    job_id = post(sim, {"prompt": f"a {sim.faults.fail_later_word} parade"}).json()["data"]["id"]
-    sim.faults.odd_status = "warming-up"
-    other = post(sim).json()["data"]["id"]
-    import time
-
-    time.sleep(0.1)
-    assert get(sim, other).json()["data"]["status"] == "warming-up"
-    time.sleep(0.15)
-    failed = get(sim, job_id).json()["data"]
-    assert failed["status"] == "failed" and "policy" in failed["error"]
+def test_a_job_can_fail_later_for_policy_and_odd_statuses_are_reported():
+    # A controlled clock: a loaded machine must not turn "still processing" into "completed".
+    now = [1000.0]
+    with Simulator(job_seconds=10, clock=lambda: now[0]) as sim:
+        job_id = post(sim, {"prompt": f"a {sim.faults.fail_later_word} parade"}).json()["data"]["id"]
+        sim.faults.odd_status = "warming-up"
+        other = post(sim).json()["data"]["id"]
+        now[0] += 5
+        assert get(sim, other).json()["data"]["status"] == "warming-up"
+        now[0] += 6
+        failed = get(sim, job_id).json()["data"]
+        assert failed["status"] == "failed" and "policy" in failed["error"]
 
 
 def test_ids_past_retention_are_404_and_unknown_ids_too():

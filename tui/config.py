@@ -52,6 +52,11 @@ def demo_db_path(env: Mapping[str, str] = os.environ) -> Path:
     return data_dir(env) / "demo-history.json"
 
 
+def templates_path(env: Mapping[str, str] = os.environ) -> Path:
+    """Named prompt templates (JSON)."""
+    return data_dir(env) / "templates.json"
+
+
 def default_download_dir(env: Mapping[str, str] = os.environ) -> Path:
     override = env.get(ENV_DOWNLOAD_DIR)
     if override:
@@ -70,6 +75,7 @@ class Settings:
     db_path: Path = field(default_factory=default_db_path)
     config_file: Path = field(default_factory=config_path)
     download_dir: Path = field(default_factory=default_download_dir)
+    templates_path: Path = field(default_factory=templates_path)
     allow_uncertain_resolutions: bool = False
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
@@ -79,6 +85,8 @@ class Settings:
     poll_max_interval: float = 20.0
     retention_seconds: float = 7 * 24 * 3600
     bell: bool = False
+    #: `notify-send` on completion/failure, when a desktop session (DISPLAY / WAYLAND_DISPLAY) exists.
+    desktop_notifications: bool = True
     #: Download a job's outputs when it completes while the dashboard or `watch` runs.
     auto_download: bool = False
     #: Batch runs send at most this many submits a second (and pause on a 429).
@@ -133,6 +141,7 @@ _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "poll_max_interval": (int, float),
     "retention_seconds": (int, float),
     "bell": bool,
+    "desktop_notifications": bool,
     "auto_download": bool,
     "submit_rate": (int, float),
     "theme": str,
@@ -194,6 +203,7 @@ def load_settings(
     for key, value in file_values.items():
         values[key] = Path(value).expanduser() if key in ("db_path", "download_dir") else value
     values.setdefault("db_path", default_db_path(env))
+    values.setdefault("templates_path", templates_path(env))
     values["api_key"] = _check_key(env.get(ENV_KEY))
     if env.get(ENV_BASE_URL):
         values["base_url"] = env[ENV_BASE_URL]

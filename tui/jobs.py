@@ -35,6 +35,7 @@ ATTACHED = "attached"
 EXPIRED_MESSAGE = "the server no longer keeps this prediction (it is older than the retention time)"
 NO_KEY_SUBMIT = f"no API key: set {ENV_KEY} to submit (history is read-only)"
 NO_KEY_POLL = f"no API key: set {ENV_KEY} to follow running jobs"
+READ_ONLY_MODE = "read-only mode (--read-only): watching and copying only, nothing is submitted or forgotten"
 #: Initial lookups of attached ids run at most this many at a time.
 ATTACH_CONCURRENCY = 4
 
@@ -64,6 +65,10 @@ class SubmitFailed(ApiError):
 
 class SubmitDisabled(Exception):
     """Submitting is off (no key, read-only history); the message says why."""
+
+
+class ReadOnlyRefused(Exception):
+    """A change to the history was asked of a read-only instance; the message says why."""
 
 
 def _image_record(source: str) -> dict[str, Any]:
@@ -158,17 +163,26 @@ class JobService:
         return self._read_only or self.settings.read_only or bool(getattr(self.store, "read_only", False))
 
     @property
+    def read_only_reason(self) -> str | None:
+        """Why this instance may not change the history (None when it may)."""
+        if self._read_only or self.settings.read_only:
+            return READ_ONLY_MODE
+        if getattr(self.store, "read_only", False):
+            notices = [n for n in getattr(self.store, "notices", []) or [] if "read-only" in n]
+            return notices[-1] if notices else "the history is open read-only: submitting is off"
+        return None
+
+    @property
     def can_submit(self) -> bool:
         return self.submit_disabled_reason is None
 
     @property
     def submit_disabled_reason(self) -> str | None:
+        if self._read_only or self.settings.read_only:
+            return READ_ONLY_MODE  # asked for: say so before anything else
         if not self.settings.has_key or self.client is None:
             return NO_KEY_SUBMIT
-        if self.read_only:
-            notices = [n for n in getattr(self.store, "notices", []) or [] if "read-only" in n]
-            return notices[-1] if notices else "the history is open read-only: submitting is off"
-        return None
+        return self.read_only_reason
 
     @property
     def poller_state(self) -> PollerState:
@@ -279,6 +293,9 @@ class JobService:
         Each new id is looked up first; an id the server does not know, or a refused key,
         raises before anything is recorded.
         """
+        reason = self.read_only_reason
+        if reason is not None:
+            raise ReadOnlyRefused(reason)
         ids = list(dict.fromkeys(s.strip() for s in server_ids if s and s.strip()))
         existing = {sid: self.store.find_by_server_id(sid) for sid in ids}
         new_ids = [sid for sid in ids if existing[sid] is None]
@@ -391,6 +408,9 @@ class JobService:
     # -- user actions -----------------------------------------------------------------------
     def forget(self, local_id: str) -> None:
         """Remove from the history (the job stays on the server) and stop following it."""
+        reason = self.read_only_reason
+        if reason is not None:
+            raise ReadOnlyRefused(reason)
         job = self.store.get(local_id)
         if job is None:
             return
