@@ -159,6 +159,19 @@ def test_download_exit_codes(make_simulator, db, downloads, tmp_path):
     assert all("authorization" not in {h.lower() for h in r.headers} for r in requests_for_files)
 
 
+def test_download_beside_a_running_dashboard_saves_the_file_without_recording_it(make_simulator, db, downloads):
+    sim = make_simulator()
+    sid = sim.seed_job(status="completed")
+    attach(sim, db, sid)
+    with HistoryStore.open(db):  # the dashboard holds the history
+        proc = run_cli("download", sid, sim=sim, db=db)
+    assert proc.returncode == 0, proc.stderr
+    assert "saved but not recorded in the history" in proc.stderr
+    assert Path(proc.stdout.strip().split("\t")[1]).read_bytes() == VIDEO
+    (job,) = history(db)
+    assert job.downloads == []
+
+
 def test_watch_with_auto_download_saves_each_job_that_completes(make_simulator, db, downloads, tmp_path):
     (tmp_path / "config.toml").write_text("auto_download = true\n")
     sim = make_simulator(job_seconds=0.3)
@@ -246,6 +259,17 @@ def test_batch_unknown_outcome_is_exit_5_and_the_row_is_never_re_sent(make_simul
     again = run_cli("batch", str(path), sim=sim, db=db)
     assert again.returncode == 5 and "not re-sent" in again.stdout
     assert posts_by_prompt(sim) == {"a fox": 1}
+
+
+def test_batch_in_read_only_mode_is_refused_but_a_dry_run_works(make_simulator, db, tmp_path):
+    sim = make_simulator()
+    path = write_jsonl(tmp_path / "rows.jsonl", [{"prompt": "a fox"}])
+    proc = subprocess.run([sys.executable, "-m", "tui", "--read-only", *command("batch", str(path), sim=sim, db=db)[3:]],
+                          capture_output=True, text=True, timeout=60, env=environment())
+    assert proc.returncode == 2 and "read-only" in proc.stderr
+    dry = run_cli("batch", str(path), "--dry-run", sim=sim, db=db)
+    assert dry.returncode == 0 and dry.stdout.startswith("1\twould submit")
+    assert sim.requests == [] and not db.exists()
 
 
 def test_batch_with_a_refused_key_is_exit_3_and_stops(make_simulator, db, tmp_path, no_submit_rate):
