@@ -97,6 +97,23 @@ async def test_several_downloads_run_at_once_with_progress_and_the_app_stays_res
         assert len(list((tmp_path / "downloads").glob("*.mp4"))) == 2
 
 
+async def test_quitting_during_a_download_keeps_its_part_for_the_next_time(tmp_path, make_simulator):
+    sim = make_simulator()
+    sid = sim.seed_job(status="completed")
+    sim.faults.file_chunk_delay = 0.3
+    app = HailuoApp(_settings(tmp_path, sim.base_url), on_started=_attaching(sid))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await _started(app, pilot)
+        await _select(app, pilot, sid)
+        await pilot.press("d")
+        await _until(pilot, lambda: any(p.received > 0 for p in app.downloads.values()))
+        await pilot.press("q")
+        await _until(pilot, lambda: not app.is_running)
+    (part,) = (tmp_path / "downloads").glob("*.mp4.part")
+    assert 0 < part.stat().st_size < len(VIDEO) and VIDEO.startswith(part.read_bytes())
+    assert not list((tmp_path / "downloads").glob("*.mp4"))
+
+
 async def test_d_on_a_job_without_output_says_why(tmp_path, make_simulator):
     sim = make_simulator()
     sid = sim.seed_job(status="failed", error="generation failed")

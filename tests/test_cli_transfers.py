@@ -159,6 +159,37 @@ def test_download_exit_codes(make_simulator, db, downloads, tmp_path):
     assert all("authorization" not in {h.lower() for h in r.headers} for r in requests_for_files)
 
 
+def test_a_download_stopped_by_ctrl_c_resumes_on_the_next_run(make_simulator, db, downloads):
+    sim = make_simulator()
+    sid = sim.seed_job(status="completed")
+    attach(sim, db, sid)
+    sim.faults.file_chunk_delay = 0.3
+    child = subprocess.Popen(command("download", sid, sim=sim, db=db), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=environment())
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(p.stat().st_size for p in downloads.glob("*.part")):
+            time.sleep(0.02)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130 and "Traceback" not in err
+    assert "partial files are kept as .part; run the same command again to resume" in err
+    (part,) = downloads.glob("*.part")
+    kept = part.stat().st_size
+    assert 0 < kept < len(VIDEO)
+
+    sim.faults.file_chunk_delay = 0
+    again = run_cli("download", sid, "--json", sim=sim, db=db)
+    assert again.returncode == 0, again.stderr
+    (report,) = json.loads(again.stdout)
+    assert report["files"][0]["outcome"] == "resumed"
+    assert Path(report["files"][0]["path"]).read_bytes() == VIDEO and not part.exists()
+    assert [r.headers.get("Range") for r in sim.requests if r.path.startswith("/files/")][-1] == f"bytes={kept}-"
+
+
 def test_download_beside_a_running_dashboard_saves_the_file_without_recording_it(make_simulator, db, downloads):
     sim = make_simulator()
     sid = sim.seed_job(status="completed")

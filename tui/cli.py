@@ -354,7 +354,10 @@ def render_csv(jobs: Iterable["Job"]) -> str:
 # -- running the service --------------------------------------------------------------------
 
 
-def run_async(make_coro: Callable[[], Any]) -> Any:
+STOPPED_HINT = "history saved; unfinished jobs keep running on the server (`hailuo-tui watch` resumes them)"
+
+
+def run_async(make_coro: Callable[[], Any], *, stopped_hint: str = STOPPED_HINT) -> Any:
     """Run a coroutine; SIGTERM/SIGHUP/SIGINT cancel it so its `finally` flushes the history."""
 
     async def runner() -> Any:
@@ -389,8 +392,7 @@ def run_async(make_coro: Callable[[], Any]) -> Any:
     except Interrupted as exc:
         name = signal.Signals(exc.signum).name
         with contextlib.suppress(OSError):
-            echo(f"stopped by {name}: history saved; unfinished jobs keep running on the server "
-                 "(`hailuo-tui watch` resumes them)", err=True)
+            echo(f"stopped by {name}: {stopped_hint}", err=True)
         raise SystemExit(128 + exc.signum) from None
 
 

@@ -75,7 +75,8 @@ def download(ctx: click.Context, ids: tuple[str, ...], directory: str | None, as
     target = settings.download_dir
     if target.exists() and not target.is_dir():
         raise CliError(f"{target} is not a directory", EXIT_USAGE)
-    ctx.exit(run_async(lambda: _download(settings, list(dict.fromkeys(ids)), as_json=as_json)))
+    ctx.exit(run_async(lambda: _download(settings, list(dict.fromkeys(ids)), as_json=as_json),
+                       stopped_hint="partial files are kept as .part; run the same command again to resume"))
 
 
 class _Display:

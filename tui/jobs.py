@@ -130,6 +130,7 @@ class JobService:
         self._downloader: Downloader | None = None
         #: Jobs whose outputs are being saved now (local ids): one download per job at a time.
         self.downloading: set[str] = set()
+        #: Tasks running a download (started here or by a caller), cancelled by close().
         self._download_tasks: set[asyncio.Task] = set()
 
     # -- construction -----------------------------------------------------------------------
@@ -493,6 +494,9 @@ class JobService:
         target = Path(directory if directory is not None else self.settings.download_dir).expanduser()
         downloader = self._get_downloader()
         self.downloading.add(local_id)
+        task = asyncio.current_task()
+        if task is not None:
+            self._download_tasks.add(task)
         saved: list[SavedFile] = []
         urls = list(job.outputs)
 
@@ -518,6 +522,8 @@ class JobService:
             raise
         finally:
             self.downloading.discard(local_id)
+            if task is not None:
+                self._download_tasks.discard(task)
         self._emit(finished(None))
         return saved
 
@@ -546,9 +552,10 @@ class JobService:
         return task
 
     async def wait_downloads(self) -> None:
-        """Until every download started in the background has ended."""
-        while self._download_tasks:
-            await asyncio.gather(*list(self._download_tasks), return_exceptions=True)
+        """Until every download going on has ended."""
+        current = asyncio.current_task()
+        while others := [t for t in self._download_tasks if t is not current]:
+            await asyncio.gather(*others, return_exceptions=True)
 
     async def wait(self, local_ids: Iterable[str]) -> list[Job]:
         """Until every one of these jobs has ended (a forgotten job counts as ended)."""
@@ -573,10 +580,12 @@ class JobService:
         self._closed = True
         if self.poller is not None:
             await self.poller.stop()
-        for task in list(self._download_tasks):
+        current = asyncio.current_task()
+        downloads = [t for t in self._download_tasks if t is not current]
+        for task in downloads:
             task.cancel()  # a cut download keeps its .part; the next one resumes it
-        if self._download_tasks:
-            await asyncio.gather(*list(self._download_tasks), return_exceptions=True)
+        if downloads:
+            await asyncio.gather(*downloads, return_exceptions=True)
         if self._downloader is not None:
             await self._downloader.aclose()
         if not getattr(self.store, "read_only", False):
