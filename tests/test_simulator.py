@@ -146,3 +146,21 @@ def test_faults_can_be_set_over_http_and_seeded_jobs_keep_their_state(simulator)
     simulator.faults.server_errors = 0
     data = get(simulator, failed).json()["data"]
     assert data["status"] == "failed" and data["error"] == "content policy violation"
+
+
+def test_file_faults_cut_refuse_and_misreport_and_file_requests_are_recorded(simulator):
+    job_id = simulator.seed_job(status="completed")
+    url = f"{simulator.base_url}/files/{job_id}.mp4"
+    whole = httpx.get(url, timeout=5).content
+    simulator.faults.file_cut, simulator.faults.file_cut_after = 1, 1000
+    with pytest.raises(httpx.TransportError):
+        httpx.get(url, timeout=5)
+    simulator.faults.file_errors = 1
+    busy = httpx.get(url, timeout=5)
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "0"
+    simulator.faults.file_total_extra = 10
+    part = httpx.get(url, headers={"Range": "bytes=10-"}, timeout=5)
+    assert part.headers["Content-Range"] == f"bytes 10-{len(whole) - 1}/{len(whole) + 10}"
+    assert part.content == whole[10:]
+    files = [r for r in simulator.requests if r.path == f"/files/{job_id}.mp4"]
+    assert len(files) == 4 and files[-1].headers["Range"] == "bytes=10-"

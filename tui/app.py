@@ -25,8 +25,9 @@ from textual.widgets import Footer, Input
 from tui import clipboard
 from tui.catalog import VideoRequest
 from tui.config import ENV_KEY, Settings, styles_dir
-from tui.events import JobChanged, JobRemoved, Notice, PollerState
+from tui.events import DownloadFinished, DownloadProgress, JobChanged, JobRemoved, Notice, PollerState
 from tui.records import Job
+from tui.screens.batch import BatchProgress, BatchScreen
 from tui.screens.dialogs import ConfirmScreen, CopyMenu, HelpScreen
 from tui.widgets.composer import Composer
 from tui.widgets.detail import DetailPane, clean
@@ -44,6 +45,17 @@ class ServiceEvent(Message):
     def __init__(self, event: Any) -> None:
         super().__init__()
         self.event = event
+
+
+class DownloadProgressed(Message):
+    """Bytes arrived for a job's download; only the newest for each job matters."""
+
+    def __init__(self, progress: DownloadProgress) -> None:
+        super().__init__()
+        self.progress = progress
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, DownloadProgressed) and message.progress.local_id == self.progress.local_id
 
 
 class PollerStateChanged(Message):
@@ -96,7 +108,9 @@ class HailuoApp(App[int]):
         Binding("m", "mark", "Mark for compare", show=False, id="app.mark"),
         Binding("equals_sign", "compare", "Compare with marked", show=False, id="app.compare"),
         Binding("t", "toggle_stats", "Stats panel", show=False, id="app.stats"),
-        Binding("d", "toggle_detail", "Detail", show=False, id="app.detail"),
+        Binding("d", "download", "Download outputs", show=False, id="app.download"),
+        Binding("b", "batch", "Batch run from a file", show=False, id="app.batch"),
+        Binding("i", "toggle_detail", "Detail", show=False, id="app.detail"),
         Binding("escape", "back", "Back", show=False, id="app.back"),
     ]
 
@@ -112,6 +126,11 @@ class HailuoApp(App[int]):
         self._poll = poll
         self._unsubscribe: Callable[[], None] | None = None
         self._submits_in_flight = 0
+        #: The batch run going on (or the last one), as the batch dialog shows it.
+        self.batch: BatchProgress | None = None
+        self._batch_running = False
+        #: Downloads in progress, newest progress per job (local id).
+        self.downloads: dict[str, DownloadProgress] = {}
         self._leaving = False
         self._started_at = clock()
         self.ready = asyncio.Event()
@@ -237,6 +256,8 @@ class HailuoApp(App[int]):
         # Emitted on this loop by the service: queue as messages so handlers run in order.
         if isinstance(event, PollerState):
             self.post_message(PollerStateChanged(event))
+        elif isinstance(event, DownloadProgress):
+            self.post_message(DownloadProgressed(event))
         else:
             self.post_message(ServiceEvent(event))
 
@@ -272,6 +293,130 @@ class HailuoApp(App[int]):
             self.notify(clean(event.message), severity=event.severity)
             if event.severity == "error":
                 self.query_one(StatusLine).last_error = event.message
+        elif isinstance(event, DownloadFinished):
+            self._download_finished(event)
+
+    # -- downloads ----------------------------------------------------------------------------------
+    def on_download_progressed(self, message: DownloadProgressed) -> None:
+        progress = message.progress
+        if progress.local_id not in self.service_downloading():
+            return  # a late update of a download that has ended
+        self.downloads[progress.local_id] = progress
+        self.query_one(DetailPane).set_download(progress.local_id, progress)
+        self._show_activity()
+
+    def service_downloading(self) -> set[str]:
+        return getattr(self.service, "downloading", set()) if self.service is not None else set()
+
+    def _download_finished(self, event: DownloadFinished) -> None:
+        self.downloads.pop(event.local_id, None)
+        self.query_one(DetailPane).set_download(event.local_id, None)
+        self._show_activity()
+        job = self.service.store.get(event.local_id) if self.service is not None else None
+        name = clean(job.short_id if job is not None else event.local_id)
+        if event.error:
+            self.notify(f"{name}: {clean(event.error)}", title="Download failed", severity="error", timeout=10)
+            return
+        saved = [clean(path) for path in event.paths]
+        where = saved[0] if len(saved) == 1 else f"{len(saved)} files in {clean(str(self._folder_of(saved)))}"
+        already = all(outcome == "already there" for outcome in event.outcomes)
+        self.notify(f"{name} {'was already saved as' if already else 'saved to'} {where}", title="Downloaded",
+                    timeout=8)
+
+    @staticmethod
+    def _folder_of(paths: list[str]) -> str:
+        import os
+
+        return os.path.dirname(paths[0]) if paths else ""
+
+    def _show_activity(self) -> None:
+        parts = []
+        if self.downloads:
+            received = sum(p.received for p in self.downloads.values())
+            totals = [p.total for p in self.downloads.values()]
+            share = f" {100 * received // max(1, sum(totals))}%" if all(totals) else ""
+            parts.append(f"{len(self.downloads)} downloading{share}")
+        elif self.service_downloading():
+            parts.append(f"{len(self.service_downloading())} downloading")
+        if self._batch_running and self.batch is not None:
+            parts.append(f"batch {len(self.batch.settled)}/{self.batch.rows}")
+        self.query_one(StatusLine).activity = " · ".join(parts)
+
+    def action_download(self) -> None:
+        from tui.downloads import nothing_to_download
+
+        job = self._need_job()
+        if job is None or self.service is None:
+            return
+        reason = nothing_to_download(job)
+        if reason is not None:
+            self.notify(clean(reason), title="Nothing to download", severity="warning", timeout=5)
+            return
+        if job.local_id in self.service_downloading():
+            self.notify(f"{clean(job.short_id)} is being downloaded already", timeout=3)
+            return
+        self._download(job.local_id)
+        self._show_activity()
+
+    @work(exit_on_error=False, group="download")
+    async def _download(self, local_id: str) -> None:
+        from tui.downloads import DownloadError
+
+        try:
+            await self.service.download(local_id)
+        except DownloadError:
+            pass  # told by the DownloadFinished event, like every other download
+
+    # -- batch runs -----------------------------------------------------------------------------------
+    def action_batch(self) -> None:
+        if self.service is None:
+            self.notify("the history is still opening; try again in a moment", severity="warning", timeout=3)
+            return
+        running = self.batch if self.batch is not None and (self._batch_running or self.batch.summary) else None
+        self.push_screen(BatchScreen(store=self.service.store,
+                                     allow_uncertain=self.settings.allow_uncertain_resolutions,
+                                     submit_disabled=self.service.submit_disabled_reason,
+                                     running=running, path=self.batch.path if self.batch else ""))
+
+    @on(BatchScreen.Start)
+    def _batch_start(self, message: BatchScreen.Start) -> None:
+        if self._batch_running:
+            self.notify("a batch is running already; wait for it to end", severity="warning", timeout=4)
+            return
+        self.batch = BatchProgress(message.path, len(message.rows))
+        self._batch_running = True
+        self._run_batch(message.rows)
+        self._batch_changed()
+
+    @work(exit_on_error=False, group="batch")
+    async def _run_batch(self, rows: list) -> None:
+        from tui.batch import BatchRun
+
+        progress = self.batch
+        assert progress is not None
+
+        def settled(outcome) -> None:
+            progress.settled.append(outcome)
+            self._batch_changed()
+
+        run = BatchRun(self.service, rows, on_outcome=settled)
+        try:
+            progress.summary = await run.run()
+        except Exception as exc:  # noqa: BLE001 - shown, never a crash
+            progress.summary = run.summary()
+            progress.summary.stopped = f"stopped: {clean(exc) or type(exc).__name__}"
+        finally:
+            self._batch_running = False
+        summary = progress.summary
+        self._batch_changed()
+        self.notify(clean(summary.line()) + (f" — {clean(summary.stopped)}" if summary.stopped else ""),
+                    title=f"Batch {clean(progress.path)}",
+                    severity="information" if summary.exit_code() == 0 else "warning", timeout=12)
+
+    def _batch_changed(self) -> None:
+        self._show_activity()
+        if isinstance(self.screen, BatchScreen) and self.batch is not None:
+            self.screen.show_progress(self.batch)
 
     def _announce_end(self, job: Job) -> None:
         """A job of this session ended: a toast, the bell if asked for, a desktop notification if there is a desktop."""
@@ -717,6 +862,15 @@ class HailuoApp(App[int]):
         self.push_screen(CopyMenu(self.copy_choices(job)), chosen)
 
     async def action_quit(self) -> None:
+        if self._batch_running:
+            def leave(yes: bool | None) -> None:
+                if yes:
+                    self.call_later(self._leave)
+
+            self.push_screen(ConfirmScreen("A batch run is submitting. Quit anyway?",
+                                           "Rows not sent yet stay unsent; run the file again to send them "
+                                           "(rows already submitted are skipped)."), leave)
+            return
         if self._submits_in_flight:
             def answered(yes: bool | None) -> None:
                 if yes:

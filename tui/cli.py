@@ -354,7 +354,10 @@ def render_csv(jobs: Iterable["Job"]) -> str:
 # -- running the service --------------------------------------------------------------------
 
 
-def run_async(make_coro: Callable[[], Any]) -> Any:
+STOPPED_HINT = "history saved; unfinished jobs keep running on the server (`hailuo-tui watch` resumes them)"
+
+
+def run_async(make_coro: Callable[[], Any], *, stopped_hint: str = STOPPED_HINT) -> Any:
     """Run a coroutine; SIGTERM/SIGHUP/SIGINT cancel it so its `finally` flushes the history."""
 
     async def runner() -> Any:
@@ -389,8 +392,7 @@ def run_async(make_coro: Callable[[], Any]) -> Any:
     except Interrupted as exc:
         name = signal.Signals(exc.signum).name
         with contextlib.suppress(OSError):
-            echo(f"stopped by {name}: history saved; unfinished jobs keep running on the server "
-                 "(`hailuo-tui watch` resumes them)", err=True)
+            echo(f"stopped by {name}: {stopped_hint}", err=True)
         raise SystemExit(128 + exc.signum) from None
 
 
@@ -438,6 +440,12 @@ class Progress:
             echo(to_json_line({"event": "status", "previous_status": previous, "job": job.to_public()}))
         else:
             echo(job_summary(job))
+        self._draw()
+
+    def line(self, text: str, *, err: bool = False) -> None:
+        """Print one line above the status line."""
+        self._clear()
+        echo(text, err=err)
         self._draw()
 
     def status(self, text: str) -> None:
@@ -893,13 +901,37 @@ async def _watch(settings: Settings, *, exit_status: bool, as_json: bool, max_po
         if not as_json:
             echo(f"watching {len(pending)} job{'s' if len(pending) != 1 else ''}", err=True)
         await service.start()
-        final = await follow(service, pending, Progress(as_json=as_json), max_poll_errors=max_poll_errors)
+        progress = Progress(as_json=as_json)
+        unsubscribe = service.subscribe(lambda event: _print_download(service, event, progress, as_json=as_json))
+        try:
+            final = await follow(service, pending, progress, max_poll_errors=max_poll_errors)
+            await service.wait_downloads()  # auto_download: the files of the jobs that just completed
+        finally:
+            unsubscribe()
         if not as_json:
             completed = sum(1 for j in final if j.is_success)
             echo(f"done: {completed} completed, {len(final) - completed} failed or expired", err=True)
         return outcome_code(final) if exit_status else EXIT_OK
     finally:
         await service.close()
+
+
+def _print_download(service, event: Any, progress: Progress, *, as_json: bool) -> None:
+    """A download started by auto_download ended: where its files went, or why it failed."""
+    from tui.events import DownloadFinished
+
+    if not isinstance(event, DownloadFinished):
+        return
+    job = service.store.get(event.local_id)
+    ident = job.display_id if job is not None else event.local_id
+    if as_json:
+        echo(to_json_line({"event": "download", "id": job.server_id if job else None, "local_id": event.local_id,
+                           "paths": list(event.paths), "error": event.error}))
+        return
+    for path in event.paths:
+        progress.line(f"{ident}\t{plain(path)}")
+    if event.error:
+        progress.line(f"error: {ident}: {plain(event.error)}", err=True)
 
 
 # -- locate ---------------------------------------------------------------------------------
@@ -985,6 +1017,18 @@ def serve(ctx: click.Context, port: int, host: str, demo: bool, read_only: bool,
 
 
 # -- simulate (attached when the simulator is installed) -------------------------------------
+
+def _attach_commands() -> None:
+    """Commands kept in their own modules (they import their engines only when run)."""
+    from tui.cli_batch import batch
+    from tui.cli_download import download
+
+    main.add_command(download, name="download")
+    main.add_command(batch, name="batch")
+
+
+_attach_commands()
+
 
 def _attach_simulator() -> None:
     import importlib.util

@@ -21,6 +21,7 @@ ENV_BASE_URL = "GPTPROTO_BASE_URL"
 ENV_DB = "HAILUO_TUI_DB"
 ENV_CONFIG = "HAILUO_TUI_CONFIG"
 ENV_DATA_DIR = "HAILUO_TUI_DATA_DIR"
+ENV_DOWNLOAD_DIR = "HAILUO_TUI_DOWNLOAD_DIR"
 
 
 class ConfigError(Exception):
@@ -57,6 +58,9 @@ def templates_path(env: Mapping[str, str] = os.environ) -> Path:
 
 
 def default_download_dir(env: Mapping[str, str] = os.environ) -> Path:
+    override = env.get(ENV_DOWNLOAD_DIR)
+    if override:
+        return Path(override).expanduser()
     from platformdirs import user_downloads_dir
 
     return Path(user_downloads_dir()) / APP_NAME
@@ -83,7 +87,10 @@ class Settings:
     bell: bool = False
     #: `notify-send` on completion/failure, when a desktop session (DISPLAY / WAYLAND_DISPLAY) exists.
     desktop_notifications: bool = True
+    #: Download a job's outputs when it completes while the dashboard or `watch` runs.
     auto_download: bool = False
+    #: Batch runs send at most this many submits a second (and pause on a 429).
+    submit_rate: float = 1.0
     read_only: bool = False
     theme: str | None = None
     keymap: dict[str, str] = field(default_factory=dict)
@@ -136,6 +143,7 @@ _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "bell": bool,
     "desktop_notifications": bool,
     "auto_download": bool,
+    "submit_rate": (int, float),
     "theme": str,
     "keymap": dict,
 }
@@ -201,12 +209,16 @@ def load_settings(
         values["base_url"] = env[ENV_BASE_URL]
     if env.get(ENV_DB):
         values["db_path"] = Path(env[ENV_DB]).expanduser()
+    if env.get(ENV_DOWNLOAD_DIR):
+        values["download_dir"] = Path(env[ENV_DOWNLOAD_DIR]).expanduser()
     if base_url:
         values["base_url"] = base_url
     if db:
         values["db_path"] = Path(db).expanduser()
     values.update({k: v for k, v in overrides.items() if v is not None})
     values["base_url"] = _check_base_url(values.get("base_url", DEFAULT_BASE_URL))
+    if isinstance(values.get("download_dir"), str):
+        values["download_dir"] = Path(values["download_dir"]).expanduser()
     if values.get("auth_scheme", "raw") not in ("raw", "bearer"):
         raise ConfigError("auth_scheme must be 'raw' or 'bearer'")
     return Settings(**values)

@@ -16,6 +16,8 @@ class StatusLine(Static):
     state: reactive[PollerState | None] = reactive(None)
     last_error: reactive[str | None] = reactive(None)
     mode: reactive[str] = reactive("")  # "demo", "read-only"...
+    #: Work in the background: "2 downloading 45%", "batch 3/10"... (empty when none).
+    activity: reactive[str] = reactive("")
     marked: reactive[str] = reactive("")  # the short id of the job marked for compare
 
     def render(self) -> Text:
@@ -30,6 +32,8 @@ class StatusLine(Static):
             text.append(f"· {state.pending} pending ")
             described = state.describe()
             text.append(f"· {described} ", style="bold" if described != "running" else "")
+        if self.activity:
+            text.append(f"· {self.activity} ", style="bold")
         if self.marked:
             text.append(f"· marked {clean(self.marked)} (= compares) ")
         error = self.last_error or (state.last_error if state else None)
