@@ -17,7 +17,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
 from _common import SUMMARY_FIELDS, parse_summaries  # noqa: E402
-from _plan import BENCHMARKS  # noqa: E402
+from _plan import BENCHMARKS, EXTRAS  # noqa: E402
 
 FIGURE = re.compile(r"\d")
 RATIO = re.compile(r"^\d+(\.\d+)?x")
@@ -54,13 +54,13 @@ def test_run_all_gathers_every_summary_into_one_table(tmp_path):
 
 
 def test_every_benchmark_script_is_in_the_plan():
-    planned = {script for script, *_ in BENCHMARKS}
-    scripts = {path.name for path in BENCH.glob("bench_*.py")} - {"bench_table.py"}
-    assert scripts == planned
+    planned = {script for script, *_ in BENCHMARKS} | {script for script, *_ in EXTRAS}
+    assert {path.name for path in BENCH.glob("bench_*.py")} == planned
 
 
-def test_job_table_benchmark_runs_on_tiny_sizes():
-    proc = _run([str(BENCH / "bench_table.py"), "--repeat", "1", "--sizes", "0,200", "--work-jobs", "300"])
+@pytest.mark.parametrize("script,smoke", [(script, smoke) for script, _what, smoke in EXTRAS],
+                         ids=[script for script, *_ in EXTRAS])
+def test_benchmarks_of_parts_of_the_app_run_on_tiny_sizes(script, smoke):
+    proc = _run([str(BENCH / script), *smoke])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "JobTable, 200 jobs" in proc.stdout and "vs bare" in proc.stdout
-    assert "upsert of one existing job" in proc.stdout
+    assert FIGURE.search(proc.stdout) and len(proc.stdout.splitlines()) > 3

@@ -93,18 +93,18 @@ def test_policy_word_insufficient_balance_and_drop_after_create(simulator):
     assert simulator.job_count() == before + 1  # the job exists although no answer came
 
 
-def test_a_job_can_fail_later_for_policy_and_odd_statuses_are_reported(make_simulator):
-    sim = make_simulator(job_seconds=0.2)
-    job_id = post(sim, {"prompt": f"a {sim.faults.fail_later_word} parade"}).json()["data"]["id"]
-    sim.faults.odd_status = "warming-up"
-    other = post(sim).json()["data"]["id"]
-    import time
-
-    time.sleep(0.1)
-    assert get(sim, other).json()["data"]["status"] == "warming-up"
-    time.sleep(0.15)
-    failed = get(sim, job_id).json()["data"]
-    assert failed["status"] == "failed" and "policy" in failed["error"]
+def test_a_job_can_fail_later_for_policy_and_odd_statuses_are_reported():
+    # A controlled clock: a loaded machine must not turn "still processing" into "completed".
+    now = [1000.0]
+    with Simulator(job_seconds=10, clock=lambda: now[0]) as sim:
+        job_id = post(sim, {"prompt": f"a {sim.faults.fail_later_word} parade"}).json()["data"]["id"]
+        sim.faults.odd_status = "warming-up"
+        other = post(sim).json()["data"]["id"]
+        now[0] += 5
+        assert get(sim, other).json()["data"]["status"] == "warming-up"
+        now[0] += 6
+        failed = get(sim, job_id).json()["data"]
+        assert failed["status"] == "failed" and "policy" in failed["error"]
 
 
 def test_ids_past_retention_are_404_and_unknown_ids_too():
@@ -146,3 +146,21 @@ def test_faults_can_be_set_over_http_and_seeded_jobs_keep_their_state(simulator)
     simulator.faults.server_errors = 0
     data = get(simulator, failed).json()["data"]
     assert data["status"] == "failed" and data["error"] == "content policy violation"
+
+
+def test_file_faults_cut_refuse_and_misreport_and_file_requests_are_recorded(simulator):
+    job_id = simulator.seed_job(status="completed")
+    url = f"{simulator.base_url}/files/{job_id}.mp4"
+    whole = httpx.get(url, timeout=5).content
+    simulator.faults.file_cut, simulator.faults.file_cut_after = 1, 1000
+    with pytest.raises(httpx.TransportError):
+        httpx.get(url, timeout=5)
+    simulator.faults.file_errors = 1
+    busy = httpx.get(url, timeout=5)
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "0"
+    simulator.faults.file_total_extra = 10
+    part = httpx.get(url, headers={"Range": "bytes=10-"}, timeout=5)
+    assert part.headers["Content-Range"] == f"bytes 10-{len(whole) - 1}/{len(whole) + 10}"
+    assert part.content == whole[10:]
+    files = [r for r in simulator.requests if r.path == f"/files/{job_id}.mp4"]
+    assert len(files) == 4 and files[-1].headers["Range"] == "bytes=10-"
