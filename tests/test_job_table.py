@@ -706,3 +706,22 @@ def test_painting_the_changed_cells_over_the_old_line_gives_the_new_line() -> No
         assert painted == target
 
     check()
+
+
+async def test_a_change_to_a_job_off_screen_redraws_nothing_until_it_is_scrolled_to() -> None:
+    data = jobs(100)
+    app = TableApp(data)
+    async with app.run_test(size=(120, 12)) as pilot:
+        table = app.query_one(JobTable)
+        await pilot.pause()
+        refreshed: list = []
+        original = table.refresh
+        table.refresh = lambda *regions, **kw: (refreshed.append(regions), original(*regions, **kw))[1]
+        far = dataclasses.replace(data[5], status="failed", error="boom", execution_time_ms=None)  # row 94 of 100
+        table.upsert(far)
+        await pilot.pause()
+        assert refreshed == []
+        await pilot.press("G")
+        await pilot.pause()
+        row = next(line for line in screen_lines(table) if "srv000000005" in line)
+        assert "failed" in row

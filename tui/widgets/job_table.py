@@ -849,11 +849,14 @@ class JobTable(ScrollView, can_focus=True):
         Over a slow link this is most of the output: a clock tick rewrites a digit or two per
         row, not the row.
         """
+        top = self.scroll_offset.y
+        if not top <= row_index < top + self._page_rows():
+            return  # off screen (most of 500 running jobs are): drawn when scrolled to, from the job
         width = self.scrollable_content_region.width
         if old is None or old[0][0] != width:
             self.refresh_line(row_index + 1)
             return
-        y = row_index + 1 - self.scroll_offset.y
+        y = row_index + 1 - top
         runs = _changed_cells(old[1], self._row_strip(local_id, width))
         if runs:
             self.refresh(*(Region(x, y, run_width, 1) for x, run_width in runs))
