@@ -119,6 +119,14 @@ async def test_cells_show_status_prompt_resolution_times() -> None:
         assert all(len(line) == 160 for line in lines)
 
 
+def _record_refreshes(table: JobTable) -> list[tuple]:
+    """The regions of every `refresh` of the table from now on (one tuple a call)."""
+    calls: list[tuple] = []
+    original = table.refresh
+    table.refresh = lambda *regions, **kw: (calls.append(regions), original(*regions, **kw))[1]
+    return calls
+
+
 async def test_clock_redraws_only_visible_rows_whose_time_text_changed() -> None:
     clock = Clock()
     data = [make_job(n, age=3600 + n) for n in range(40)] + [make_job(99, age=5, status="processing")]
@@ -128,9 +136,7 @@ async def test_clock_redraws_only_visible_rows_whose_time_text_changed() -> None
         await pilot.pause(0.15)
         assert "processing 5s" in screen_lines(table)[1]
         before = screen_lines(table)[1]
-        refreshed: list = []
-        original = table.refresh
-        table.refresh = lambda *regions, **kw: (refreshed.append(regions), original(*regions, **kw))[1]
+        refreshed = _record_refreshes(table)
         await pilot.pause(0.2)
         assert refreshed == []  # nothing changed on screen: nothing redrawn
         clock.now += 60
@@ -714,9 +720,7 @@ async def test_a_change_to_a_job_off_screen_redraws_nothing_until_it_is_scrolled
     async with app.run_test(size=(120, 12)) as pilot:
         table = app.query_one(JobTable)
         await pilot.pause()
-        refreshed: list = []
-        original = table.refresh
-        table.refresh = lambda *regions, **kw: (refreshed.append(regions), original(*regions, **kw))[1]
+        refreshed = _record_refreshes(table)
         far = dataclasses.replace(data[5], status="failed", error="boom", execution_time_ms=None)  # row 94 of 100
         table.upsert(far)
         await pilot.pause()
