@@ -331,3 +331,35 @@ def test_many_jobs_saved_at_once_go_into_the_snapshot_not_a_long_journal(tmp_pat
         store.put(make_job(1, status="processing"))
         store.flush()  # one change: an append again
         assert len(journal.read_text().splitlines()) == 1
+
+
+def test_the_garbage_collector_is_paused_while_a_history_is_read_and_only_then(tmp_path):
+    import gc
+
+    path = tmp_path / "history.json"
+    with HistoryStore.open(path) as store:
+        for n in range(20):
+            store.put(make_job(n))
+    seen: list[bool] = []
+    real = Job.from_doc.__func__
+
+    def noting(cls, doc):
+        seen.append(gc.isenabled())
+        return real(cls, doc)
+
+    Job.from_doc = classmethod(noting)
+    try:
+        with HistoryStore.open(path) as store:
+            assert len(store) == 20 and gc.isenabled()
+        path.write_text("{ not json")  # a failed read restores it too
+        with HistoryStore.open(path) as store:
+            assert store.notices and gc.isenabled()
+        gc.disable()  # and one that was off stays off
+        try:
+            HistoryStore.open(path, read_only=True).close()
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    finally:
+        Job.from_doc = classmethod(real)
+    assert seen and not any(seen)

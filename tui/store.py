@@ -17,11 +17,13 @@ import asyncio
 import atexit
 import errno
 import fcntl
+import gc
 import json
 import os
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -185,6 +187,21 @@ def _read_snapshot_lines(handle, jobs: dict[str, Job]) -> dict[str, Any] | None:
     return None  # the jobs table never ended
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Reading a history builds hundreds of thousands of objects that all live on: the cyclic
+    garbage collector would walk the growing heap again and again meanwhile (half the time of
+    opening 50,000 jobs, and more than half at 100,000). Nothing read is garbage."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 class HistoryStore:
     def __init__(self, path: Path, *, read_only: bool, flush_interval: float) -> None:
         self.path = path
@@ -238,6 +255,10 @@ class HistoryStore:
         self._lock_fd = fd
 
     def _load(self) -> None:
+        with _collector_paused():
+            self._load_jobs()
+
+    def _load_jobs(self) -> None:
         jobs: dict[str, Job] = {}
         try:
             self._snapshot_seq = self._read_snapshot(jobs)
