@@ -31,6 +31,7 @@ import click
 from tui import __version__, catalog
 from tui.api.errors import ApiError, redact
 from tui.config import ENV_KEY, ConfigError, Settings, data_dir, demo_db_path, load_settings
+from tui.text import inert
 
 if TYPE_CHECKING:
     from tui.records import Job
@@ -48,23 +49,13 @@ DEFAULT_MAX_POLL_ERRORS = 3
 
 # -- output hygiene -------------------------------------------------------------------------
 
-# Terminal escape sequences (CSI, OSC, two-character ESC forms) are dropped whole, so that no
-# fragment like "[31m" is left behind; remaining C0/C1 controls and bidi overrides go too.
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]|\x9b[0-?]*[ -/]*[@-~]")
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_LINE_BREAKS = re.compile(r"[\t\n\r\v\f]+")
 # Characters json.dumps leaves raw that a terminal may act on.
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def plain(text: Any, *, multiline: bool = False) -> str:
     """Text from the server or the history, made safe to print: no escapes, no controls."""
-    if text is None:
-        return ""
-    text = _ESCAPES.sub("", str(text))
-    if not multiline:
-        text = _LINE_BREAKS.sub(" ", text)
-    return _CONTROLS.sub("", text)
+    return inert(text, multiline=multiline)
 
 
 def to_json(value: Any) -> str:

@@ -41,6 +41,7 @@ from tui.api.errors import (
     redact,
 )
 from tui.api.models import Prediction
+from tui.text import one_line
 
 log = logging.getLogger("tui.api")
 
@@ -60,18 +61,6 @@ EXCERPT_MAX = 80
 DETAIL_MAX = 500
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-
-# CSI, OSC, other ESC sequences and 8-bit CSI: what a terminal would act on.
-_ESCAPE_SEQUENCES = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
-    r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"
-    r"|\x1b[ -/]*[0-~]?"
-    r"|\x9b[0-?]*[ -/]*[@-~]"
-)
-# Control characters, bidi overrides and zero-width characters that could disguise text.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
-_SPACES = re.compile(r"\s+")
 
 _POLICY = re.compile(
     r"content[\s_-]*polic|policy[\s_-]*violat|safety|sensitive|moderation|nsfw|prohibited content",
@@ -93,13 +82,7 @@ _TYPE_STATUS = (
 def sanitize(text: str, *, secret: str | None = None, limit: int = MESSAGE_TEXT_MAX) -> str:
     """Server text made safe for one line of a terminal: no escape sequences, no control
     characters, no key, bounded length."""
-    text = _ESCAPE_SEQUENCES.sub("", text)
-    text = _CONTROL.sub(" ", text)
-    text = _SPACES.sub(" ", text).strip()
-    text = redact(text, secret)
-    if len(text) > limit:
-        text = text[: max(limit - 1, 0)].rstrip() + "…"
-    return text
+    return one_line(redact(one_line(text), secret), limit=limit)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -12,7 +12,6 @@ after `plain_text()` has removed control characters and escape sequences.
 
 from __future__ import annotations
 
-import re
 import time
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -30,30 +29,15 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tui.records import UNKNOWN, Job
+from tui.text import inert
 
 __all__ = ["JobTable", "STATUS_FILTERS", "SORT_COLUMNS", "plain_text", "format_ago", "format_elapsed", "format_exec", "status_group"]
 
 # -- text helpers ------------------------------------------------------------------------------
 
-_ESCAPE_SEQUENCES = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
-    r"|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC, DCS, SOS, PM, APC (to BEL or ST)
-    r"|\x1b[ -/]*[0-~]?"  # two-byte escapes
-    r"|\x9b[0-?]*[ -/]*[@-~]"  # 8-bit CSI
-)
-# C0/C1 controls, DEL, and the bidi/zero-width format characters that can reorder or hide text.
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_WHITESPACE_CONTROLS = re.compile(r"[\t\n\r]+")
-
-
 def plain_text(value: object) -> str:
     """One line of inert text: escape sequences and control characters removed, newlines as spaces."""
-    text = "" if value is None else str(value)
-    if text.isascii() and text.isprintable():
-        return text
-    text = _ESCAPE_SEQUENCES.sub("", text)
-    text = _WHITESPACE_CONTROLS.sub(" ", text)
-    return _CONTROLS.sub("", text)
+    return inert(value)
 
 
 def fit(text: str, width: int, *, right: bool = False) -> str:
