@@ -93,18 +93,18 @@ def test_policy_word_insufficient_balance_and_drop_after_create(simulator):
     assert simulator.job_count() == before + 1  # the job exists although no answer came
 
 
-def test_a_job_can_fail_later_for_policy_and_odd_statuses_are_reported(make_simulator):
-    sim = make_simulator(job_seconds=0.2)
-    job_id = post(sim, {"prompt": f"a {sim.faults.fail_later_word} parade"}).json()["data"]["id"]
-    sim.faults.odd_status = "warming-up"
-    other = post(sim).json()["data"]["id"]
-    import time
-
-    time.sleep(0.1)
-    assert get(sim, other).json()["data"]["status"] == "warming-up"
-    time.sleep(0.15)
-    failed = get(sim, job_id).json()["data"]
-    assert failed["status"] == "failed" and "policy" in failed["error"]
+def test_a_job_can_fail_later_for_policy_and_odd_statuses_are_reported():
+    # The simulator's own clock: a busy machine cannot move the job past `processing` early.
+    now = [1000.0]
+    with Simulator(job_seconds=10, clock=lambda: now[0]) as sim:
+        job_id = post(sim, {"prompt": f"a {sim.faults.fail_later_word} parade"}).json()["data"]["id"]
+        sim.faults.odd_status = "warming-up"
+        other = post(sim).json()["data"]["id"]
+        now[0] += 5
+        assert get(sim, other).json()["data"]["status"] == "warming-up"
+        now[0] += 6
+        failed = get(sim, job_id).json()["data"]
+        assert failed["status"] == "failed" and "policy" in failed["error"]
 
 
 def test_ids_past_retention_are_404_and_unknown_ids_too():
@@ -146,3 +146,54 @@ def test_faults_can_be_set_over_http_and_seeded_jobs_keep_their_state(simulator)
     simulator.faults.server_errors = 0
     data = get(simulator, failed).json()["data"]
     assert data["status"] == "failed" and data["error"] == "content policy violation"
+
+
+def test_bursts_of_any_5xx_and_envelope_codes_that_disagree_with_the_status(simulator):
+    job_id = post(simulator).json()["data"]["id"]
+    for status in (502, 503, 504):
+        simulator.faults.server_errors, simulator.faults.server_error_status = 2, status
+        assert [get(simulator, job_id).status_code for _ in range(3)] == [status, status, 200]
+    simulator.faults.error_envelope, simulator.faults.error_envelope_code = 1, 429
+    answer = get(simulator, job_id)
+    assert answer.status_code == 200 and answer.json()["code"] == 429 and answer.json()["data"] is None
+
+
+def test_stall_slow_body_and_reset_mid_body(simulator):
+    job_id = post(simulator).json()["data"]["id"]
+    simulator.faults.stall, simulator.faults.stall_seconds = 1, 0.6
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(f"{simulator.base_url}/api/v3/predictions/{job_id}/result", headers={"Authorization": KEY},
+                  timeout=httpx.Timeout(5, read=0.2))
+    simulator.faults.slow_body, simulator.faults.slow_body_seconds = 1, 0.5
+    with httpx.stream("GET", f"{simulator.base_url}/api/v3/predictions/{job_id}/result",
+                      headers={"Authorization": KEY}, timeout=5) as answer:
+        chunks = list(answer.iter_raw())
+    assert len(chunks) > 1 and json.loads(b"".join(chunks))["data"]["id"] == job_id
+    before = simulator.job_count()
+    simulator.faults.reset_mid_body = 1
+    with pytest.raises(httpx.TransportError):
+        post(simulator)
+    assert simulator.job_count() == before + 1  # the create went through; only its answer was cut
+
+
+def test_a_revoked_key_is_refused_while_others_work(simulator):
+    simulator.faults.revoked_key = KEY
+    assert post(simulator, key=KEY).status_code == 401
+    assert post(simulator, key="sk-the-new-key-00000000").status_code == 200
+
+
+def test_redirects_to_a_template_location_and_an_alias_that_does_not_redirect(simulator):
+    job_id = post(simulator).json()["data"]["id"]
+    simulator.faults.redirect_result_to = "/api/v3/results/{id}"
+    moved = get(simulator, job_id)
+    assert moved.status_code == 307 and moved.headers["Location"] == f"/api/v3/results/{job_id}"
+    final = httpx.get(simulator.base_url + moved.headers["Location"], headers={"Authorization": KEY}, timeout=5)
+    assert final.status_code == 200 and final.json()["data"]["id"] == job_id
+
+
+def test_every_request_with_an_authorization_header_is_on_record(simulator):
+    job_id = post(simulator).json()["data"]["id"]
+    httpx.get(f"{simulator.base_url}/files/{job_id}.mp4", timeout=5)
+    assert [(r.method, r.path) for r in simulator.authorized()] == [("POST", CREATE)]
+    assert simulator.requests[-1].path == f"/files/{job_id}.mp4"
+    assert simulator.requests[0].host == simulator.base_url.removeprefix("http://")
