@@ -109,7 +109,14 @@ class HailuoApp(App[int]):
         self._unsubscribe: Callable[[], None] | None = None
         self._submits_in_flight = 0
         self._leaving = False
+        self._signals: list[int] = []
         self.ready = asyncio.Event()
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Every toast is plain text: job ids, statuses and errors come from the server, so
+        they are never parsed as markup (a stray "[/]" would even raise) nor shown with escapes."""
+        super().notify(clean(message), title=clean(title), severity=severity, timeout=timeout, markup=markup)
 
     # -- layout -----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -139,12 +146,21 @@ class HailuoApp(App[int]):
         self.query_one(JobTable).focus()
         composer = self.query_one(Composer)
         composer.disabled_reason = "opening the history…"
-        try:
-            loop = asyncio.get_running_loop()
-            loop.add_signal_handler(signal.SIGHUP, lambda: self.call_later(self._leave))
-        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
-            pass  # no SIGHUP here (or not the main thread, as in tests)
+        self._handle_signals()
         self._open_service()
+
+    def _handle_signals(self) -> None:
+        """SIGHUP (the terminal went away) and SIGTERM: flush the history and leave cleanly."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGHUP, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, self._on_signal, signum)
+            except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+                continue  # not on this platform, or not the main thread
+            self._signals.append(signum)
+
+    def _on_signal(self, signum: int) -> None:
+        self.call_later(self._leave, 128 + signum)
 
     def on_resize(self, event) -> None:
         self._apply_width(event.size.width)
@@ -229,9 +245,12 @@ class HailuoApp(App[int]):
             table.remove(event.local_id)
             self._show_selected()
         elif isinstance(event, Notice):
-            self.notify(clean(event.message), severity=event.severity)
+            self.notify(event.message, severity=event.severity, timeout=8 if event.severity == "error" else 4)
+            status = self.query_one(StatusLine)
             if event.severity == "error":
-                self.query_one(StatusLine).last_error = event.message
+                status.last_error, status.last_error_topic = event.message, event.topic
+            elif event.topic is not None and status.last_error_topic == event.topic:
+                status.last_error, status.last_error_topic = None, None  # the problem it reported is over
 
     def _announce_end(self, job: Job) -> None:
         if job.is_success:
@@ -279,7 +298,7 @@ class HailuoApp(App[int]):
     @work(exit_on_error=False, group="submit")
     async def _submit(self, request: VideoRequest) -> None:
         from tui.api.errors import ApiError, SubmitOutcomeUnknownError
-        from tui.jobs import SubmitDisabled, SubmitFailed, ValidationFailed
+        from tui.jobs import HistoryNotWritten, SubmitDisabled, SubmitFailed, ValidationFailed
 
         composer = self.query_one(Composer)
         self._submits_in_flight += 1
@@ -288,12 +307,13 @@ class HailuoApp(App[int]):
         except ValidationFailed as exc:
             composer.show_errors(exc.errors)
             composer.set_note("not sent: fix the fields marked above", error=True)
-        except SubmitDisabled as exc:
+        except (SubmitDisabled, HistoryNotWritten) as exc:
             composer.set_note(clean(exc), error=True)
         except SubmitFailed as exc:
             if isinstance(exc.error, SubmitOutcomeUnknownError):
-                composer.set_note(f"outcome unknown: {clean(exc.message)} — not re-sent; check the job before "
-                                  "submitting again", error=True)
+                cause = exc.error.cause.message if exc.error.cause is not None else exc.message
+                composer.set_note(f"outcome unknown ({clean(cause)}): not re-sent, as it may exist and be billed; "
+                                  "check the job before submitting again", error=True)
             else:
                 composer.set_note(f"refused: {clean(exc.message)}", error=True)
         except ApiError as exc:
@@ -502,12 +522,12 @@ class HailuoApp(App[int]):
             return
         await self._leave()
 
-    async def _leave(self) -> None:
+    async def _leave(self, code: int = 0) -> None:
         if self._leaving:
             return
         self._leaving = True
         await self.close_service()
-        self.exit(0)
+        self.exit(code)
 
     async def close_service(self) -> None:
         if self._unsubscribe is not None:
@@ -521,6 +541,10 @@ class HailuoApp(App[int]):
 
     async def on_unmount(self) -> None:
         await self.close_service()
+        loop = asyncio.get_running_loop()
+        for signum in self._signals:
+            loop.remove_signal_handler(signum)
+        self._signals.clear()
 
 
 def _key_label(key: str) -> str:

@@ -658,6 +658,7 @@ async def _submit(settings: Settings, request: Any, *, wait: bool, as_json: bool
     from tui import jobs as jobs_module
 
     service = open_service(settings)
+    job = None
     try:
         if not service.can_submit:
             reason = service.submit_disabled_reason or "submitting is disabled"
@@ -666,13 +667,10 @@ async def _submit(settings: Settings, request: Any, *, wait: bool, as_json: bool
             job = await service.submit(request)
         except jobs_module.ValidationFailed as exc:
             raise_field_errors(list(exc.errors))
+        except jobs_module.HistoryNotWritten as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
         except ApiError as exc:
             raise _submit_error(exc) from None
-        except getattr(jobs_module, "SubmitFailed", ()) as exc:  # type: ignore[misc]
-            cause = getattr(exc, "error", None) or getattr(exc, "cause", None) or exc.__cause__
-            if isinstance(cause, ApiError):
-                raise _submit_error(cause, getattr(exc, "job", None)) from None
-            raise CliError(plain(str(exc)), EXIT_NETWORK) from None
         if not wait:
             echo(to_json(job.to_public()) if as_json else job.display_id)
             return EXIT_OK
@@ -685,6 +683,17 @@ async def _submit(settings: Settings, request: Any, *, wait: bool, as_json: bool
         return outcome_code(final)
     finally:
         await service.close()
+        _check_written(service, job)
+
+
+def _check_written(service: Any, job: "Job | None") -> None:
+    """A job the server has but the history could not keep: say so, with what brings it back."""
+    problem = getattr(service.store, "last_write_error", None)
+    if problem is None or job is None:
+        return
+    hint = (f"; `hailuo-tui attach {job.server_id}` records it once the history can be written"
+            if job.server_id else "")
+    raise CliError(f"{plain(problem)}: job {job.display_id} is not in the history{hint}", EXIT_USAGE)
 
 
 def _submit_error(exc: ApiError, job: "Job | None" = None) -> CliError:

@@ -160,6 +160,8 @@ def _check_key(key: str | None) -> str | None:
         return None
     if any(ch.isspace() or ord(ch) < 32 for ch in key):
         raise ConfigError(f"${ENV_KEY} contains spaces or control characters; paste the key alone")
+    if not key.isascii() or not key.isprintable():
+        raise ConfigError(f"${ENV_KEY} contains characters that are not plain ASCII; paste the key alone")
     if key.lower().startswith("bearer"):
         raise ConfigError(f"${ENV_KEY} should hold the key alone, without 'Bearer'")
     return key

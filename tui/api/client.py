@@ -16,8 +16,9 @@ import logging
 import math
 import random
 import re
+import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -56,6 +57,10 @@ MAX_REDIRECTS = 3
 RETRY_AFTER_MAX = 300.0
 #: Bodies larger than this are not read: no envelope of this API comes near it.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+#: The `data` object of an answer larger than this (or nested deeper than RAW_KEEP_DEPTH) is
+#: not kept for the raw view: the history must not grow by megabytes per poll.
+RAW_KEEP_BYTES = 16 * 1024
+RAW_KEEP_DEPTH = 12
 MESSAGE_TEXT_MAX = 160
 EXCERPT_MAX = 80
 DETAIL_MAX = 500
@@ -111,6 +116,23 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return None
 
 
+class AnswerTooSlow(httpx.TimeoutException):
+    """The whole exchange took longer than the client allows, though each read was in time
+    (a body trickling in)."""
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a JSON value, counted no further than `limit` + 1."""
+    depth, level = 0, [value]
+    while level and depth <= limit:
+        depth += 1
+        level = [child for item in level if isinstance(item, (dict, list))
+                 for child in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            break
+    return depth
+
+
 @dataclass
 class _Reply:
     """One HTTP answer, read in full (up to MAX_BODY_BYTES)."""
@@ -164,6 +186,25 @@ def _error_fields(payload: Any) -> tuple[str, str]:
     return message, kind
 
 
+def _connect_failure(exc: BaseException) -> str:
+    """Why a connection was never made, from the OS error underneath httpx's."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            return "the host name does not resolve (DNS)"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused (nothing listens there)"
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc).lower()
+    if "name or service not known" in text or "nodename nor servname" in text or "name resolution" in text:
+        return "the host name does not resolve (DNS)"
+    if "connection refused" in text:
+        return "connection refused (nothing listens there)"
+    return "could not connect"
+
+
 def _status_from_type(kind: str, message: str) -> int | None:
     for pattern, status in _TYPE_STATUS:
         if pattern.search(kind):
@@ -185,6 +226,7 @@ class HailuoClient:
         auth_scheme: str = "raw",
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
+        total_timeout: float | None = None,
         max_connections: int = 16,
         get_retries: int = 4,
         backoff_base: float = 0.5,
@@ -207,6 +249,8 @@ class HailuoClient:
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._sleep = sleep
+        # Per-read timeouts do not bound a body that trickles in: this bounds the whole exchange.
+        self._total_timeout = total_timeout if total_timeout is not None else connect_timeout + 2 * read_timeout
         self._rng = rng or random.Random()
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout),
@@ -346,19 +390,23 @@ class HailuoClient:
         raise RedirectError(f"too many redirects (more than {MAX_REDIRECTS}); the request was not followed", status=reply.status)
 
     async def _read(self, request: httpx.Request) -> _Reply:
-        response = await self._http.send(request, stream=True)
         try:
-            chunks: list[bytes] = []
-            size = 0
-            too_large = False
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    too_large = True
-                    break
-                chunks.append(chunk)
-        finally:
-            await response.aclose()
+            async with asyncio.timeout(self._total_timeout):
+                response = await self._http.send(request, stream=True)
+                try:
+                    chunks: list[bytes] = []
+                    size = 0
+                    too_large = False
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > MAX_BODY_BYTES:
+                            too_large = True
+                            break
+                        chunks.append(chunk)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise AnswerTooSlow(f"no complete answer within {self._total_timeout:g}s", request=request) from None
         return _Reply(response.status_code, response.headers, b"".join(chunks), too_large)
 
     # -- reading answers ----------------------------------------------------------------
@@ -398,9 +446,13 @@ class HailuoClient:
         if not isinstance(data, dict):
             raise self._malformed(reply.status, "`data` is not an object", text)
         try:
-            return Prediction.from_data(data)
+            prediction = Prediction.from_data(data)
         except (ValueError, TypeError, OverflowError) as exc:
             raise self._malformed(reply.status, str(exc), text) from None
+        if len(reply.content) > RAW_KEEP_BYTES or _depth(data, RAW_KEEP_DEPTH) > RAW_KEEP_DEPTH:
+            note = f"not kept: the answer was {len(reply.content):,} bytes or nested too deep to show"
+            prediction = replace(prediction, raw={"id": prediction.id, "status": prediction.status, "note": note})
+        return prediction
 
     def _error_for(self, status: int, message: str, kind: str, headers: httpx.Headers) -> ApiError:
         said = sanitize(message, secret=self._key)
@@ -440,7 +492,9 @@ class HailuoClient:
         )
 
     def _network_error(self, exc: httpx.HTTPError) -> NetworkError:
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, AnswerTooSlow):
+            what = f"the answer came too slowly (over {self._total_timeout:g}s)"
+        elif isinstance(exc, httpx.TimeoutException):
             what = {
                 httpx.ConnectTimeout: "connecting timed out",
                 httpx.ReadTimeout: "no answer in time",
@@ -448,7 +502,7 @@ class HailuoClient:
                 httpx.PoolTimeout: "no free connection in time",
             }.get(type(exc), "timed out")
         elif isinstance(exc, httpx.ConnectError):
-            what = "could not connect"
+            what = _connect_failure(exc)
         elif isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
             what = "the connection was dropped"
         else:

@@ -99,6 +99,26 @@ def status_group(job: Job) -> str:
     return "pending"
 
 
+#: What the status cell says about a job whose polls keep failing, by `ApiError.kind`.
+_PROBLEMS = {
+    "malformed": "malformed answer",
+    "network": "unreachable",
+    "server_error": "server error",
+    "invalid_key": "key refused",
+    "permission": "refused (403)",
+    "insufficient_balance": "no balance",
+    "not_found": "not found (404)",
+    "redirect": "redirected away",
+}
+
+
+def poll_problem(job: Job) -> str:
+    """A few words on why this job's polls fail ("" when they do not)."""
+    if not job.poll_errors or job.is_finished:
+        return ""
+    return _PROBLEMS.get(job.last_poll_error_kind or "", "poll failing")
+
+
 def _matches_group(group: str, wanted: str) -> bool:
     # An unknown outcome is a failure as far as the "failed" quick filter is concerned: the user must act.
     return group == wanted or (wanted == "failed" and group == "unknown")
@@ -195,6 +215,8 @@ class _Row:
     submitted_at: float
     execution: str
     pending: bool
+    #: Why polling this job keeps failing ("malformed answer"...), or "" while it works.
+    problem: str = ""
 
     @classmethod
     def of(cls, job: Job) -> "_Row":
@@ -217,11 +239,18 @@ class _Row:
             submitted_at=job.submitted_at,
             execution=format_exec(job.execution_time_ms),
             pending=not job.is_finished,
+            problem=poll_problem(job),
         )
 
     def clock_texts(self, now: float) -> tuple[str, str]:
-        """The cells that change with time alone: status with elapsed time, and submitted."""
-        status = f"{self.status} {format_elapsed(now - self.submitted_at)}" if self.pending else self.status
+        """The cells that change with time alone: status with elapsed time, and submitted.
+        While polls fail, the status cell says why instead of counting time."""
+        if self.pending and self.problem:
+            status = f"{self.status} ⚠ {self.problem}"
+        elif self.pending:
+            status = f"{self.status} {format_elapsed(now - self.submitted_at)}"
+        else:
+            status = self.status
         return status, format_ago(now - self.submitted_at)
 
 

@@ -15,6 +15,8 @@ class StatusLine(Static):
     key: reactive[str] = reactive("no key")
     state: reactive[PollerState | None] = reactive(None)
     last_error: reactive[str | None] = reactive(None)
+    #: What `last_error` is about (a Notice topic), so the notice that ends it can clear it.
+    last_error_topic: str | None = None
     mode: reactive[str] = reactive("")  # "demo", "read-only"...
 
     def render(self) -> Text:
