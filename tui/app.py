@@ -297,7 +297,7 @@ class HailuoApp(App[int]):
 
     @work(exit_on_error=False, group="submit")
     async def _submit(self, request: VideoRequest) -> None:
-        from tui.api.errors import ApiError, SubmitOutcomeUnknownError
+        from tui.api.errors import ApiError, NetworkError, SubmitOutcomeUnknownError
         from tui.jobs import HistoryNotWritten, SubmitDisabled, SubmitFailed, ValidationFailed
 
         composer = self.query_one(Composer)
@@ -314,6 +314,8 @@ class HailuoApp(App[int]):
                 cause = exc.error.cause.message if exc.error.cause is not None else exc.message
                 composer.set_note(f"outcome unknown ({clean(cause)}): not re-sent, as it may exist and be billed; "
                                   "check the job before submitting again", error=True)
+            elif isinstance(exc.error, NetworkError):
+                composer.set_note(f"not sent: {clean(exc.message)}", error=True)
             else:
                 composer.set_note(f"refused: {clean(exc.message)}", error=True)
         except ApiError as exc:

@@ -469,7 +469,8 @@ class _Handler(BaseHTTPRequestHandler):
             code = faults.error_envelope_code
             message = {401: "invalid api key", 403: "insufficient balance", 429: "rate limit exceeded"}.get(
                 code, "internal error, please retry")
-            return self._send(200, {"code": code, "message": message, "data": None})
+            headers = {"Retry-After": f"{faults.retry_after:g}"} if code == 429 else None
+            return self._send(200, {"code": code, "message": message, "data": None}, headers=headers)
         if method == "POST":
             match = _CREATE.match(self.path)
             return self._create(match, body) if match else self._send(404, _error_body("not found", "not_found"))

@@ -101,14 +101,14 @@ def status_group(job: Job) -> str:
 
 #: What the status cell says about a job whose polls keep failing, by `ApiError.kind`.
 _PROBLEMS = {
-    "malformed": "malformed answer",
+    "malformed": "malformed",
     "network": "unreachable",
     "server_error": "server error",
     "invalid_key": "key refused",
-    "permission": "refused (403)",
+    "permission": "refused",
     "insufficient_balance": "no balance",
-    "not_found": "not found (404)",
-    "redirect": "redirected away",
+    "not_found": "not found",
+    "redirect": "redirected",
 }
 
 
@@ -116,7 +116,7 @@ def poll_problem(job: Job) -> str:
     """A few words on why this job's polls fail ("" when they do not)."""
     if not job.poll_errors or job.is_finished:
         return ""
-    return _PROBLEMS.get(job.last_poll_error_kind or "", "poll failing")
+    return _PROBLEMS.get(job.last_poll_error_kind or "", "poll error")
 
 
 def _matches_group(group: str, wanted: str) -> bool:
@@ -244,9 +244,9 @@ class _Row:
 
     def clock_texts(self, now: float) -> tuple[str, str]:
         """The cells that change with time alone: status with elapsed time, and submitted.
-        While polls fail, the status cell says why instead of counting time."""
+        While polls fail, the status cell says why instead (the status is in the detail pane)."""
         if self.pending and self.problem:
-            status = f"{self.status} ⚠ {self.problem}"
+            status = f"⚠ {self.problem}"
         elif self.pending:
             status = f"{self.status} {format_elapsed(now - self.submitted_at)}"
         else:

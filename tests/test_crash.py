@@ -1,0 +1,444 @@
+"""Crash safety of the whole program, not only of the store: a process submitting and polling
+killed at random moments, a disk that fills up or turns read-only under a running dashboard,
+two instances on one history, and SIGHUP/SIGTERM while jobs poll.
+
+The store's own crash tests (torn journal tails, SIGKILL of a bare writer, a full disk at the
+syscall) are in tests/test_store.py; these build on them with the real service and simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tui.catalog import VideoRequest
+from tui.config import Settings
+from tui.jobs import JobService, SubmitDisabled
+from tui.records import UNKNOWN
+from tui.store import HistoryStore
+
+KEY = "sk-crash-0123456789abcdef"
+FAST = dict(poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=200.0)
+
+
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("GPTPROTO_API_KEY", "GPTPROTO_BASE_URL", "HAILUO_TUI_DB")}
+    env["GPTPROTO_API_KEY"] = KEY
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def history(db: Path) -> list:
+    """The history as a separate reader sees it; asserts it parsed without being moved aside."""
+    with HistoryStore.open(db, read_only=True) as store:
+        assert not [n for n in store.notices if "parse" in n or "damaged" in n], store.notices
+        return store.all()
+
+
+# -- SIGKILL while submitting and polling ---------------------------------------------------------
+
+SUBMITTER = textwrap.dedent("""
+    import asyncio, random, sys
+    from tui.catalog import VideoRequest
+    from tui.config import Settings
+    from tui.jobs import JobService
+
+    async def main(url, db, tag):
+        settings = Settings(api_key="%s", base_url=url, db_path=db, poll_base_interval=0.05,
+                            poll_max_interval=0.2, poll_rate=200.0)
+        service = JobService.open(settings)
+        await service.start()  # resumes what earlier runs left pending, while submitting more
+        rng = random.Random(tag)
+        n = 0
+        while True:
+            job = await service.submit(VideoRequest(prompt=f"{tag} job {n}"))
+            print(job.server_id, flush=True)  # the submit returned: this job must survive anything
+            n += 1
+            await asyncio.sleep(rng.random() * 0.05)
+
+    asyncio.run(main(*sys.argv[1:]))
+""" % KEY)
+
+
+@pytest.mark.parametrize("runs", [pytest.param(5, id="short"), pytest.param(50, id="long", marks=pytest.mark.slow)])
+async def test_sigkill_while_submitting_and_polling_loses_and_repeats_nothing(make_simulator, tmp_path, runs):
+    sim = make_simulator(job_seconds=0.5)
+    db = tmp_path / "history.json"
+    rng = random.Random(runs)
+    acknowledged: set[str] = set()
+    for run in range(runs):
+        child = subprocess.Popen([sys.executable, "-c", SUBMITTER, sim.base_url, str(db), f"r{run}"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
+        await asyncio.sleep(0.4 + rng.random() * 1.0)  # imports take a moment: some kills land in start-up
+        child.send_signal(signal.SIGKILL)
+        out, err = child.communicate()
+        assert "Traceback" not in err, err
+        acknowledged |= set(out.split())
+
+        jobs = history(db)
+        local_ids = [j.local_id for j in jobs]
+        server_ids = [j.server_id for j in jobs if j.server_id]
+        assert len(local_ids) == len(set(local_ids)), "a job appears twice"
+        assert len(server_ids) == len(set(server_ids)), "a server id appears twice"
+        assert acknowledged <= set(server_ids), "an acknowledged job was lost"
+        # Nothing sent twice: every job the server created is one record here, and the only ones
+        # without their id are those caught between the POST and its answer (recorded unknown).
+        posts = [r for r in sim.requests if r.method == "POST"]
+        assert len(posts) == sim.job_count() <= len(jobs)
+        unanswered = sim.job_ids() - set(server_ids)
+        caught = [j for j in jobs if j.server_id is None]
+        assert len(unanswered) <= len(caught) and all(j.status == UNKNOWN for j in caught)
+
+        # Starting again resumes every pending job.
+        service = JobService.open(Settings(api_key=KEY, base_url=sim.base_url, db_path=db, **FAST))
+        try:
+            pending = {j.server_id for j in service.store.pending()}
+            await service.start()
+            assert service.poller.tracked == pending
+        finally:
+            await service.close()
+    assert len(acknowledged) >= runs  # the kills did land after real work
+
+
+# -- the disk fills up under a running dashboard ------------------------------------------------------
+
+
+class FileSizeLimit:
+    """RLIMIT_FSIZE for this process: writes past `size` bytes of any file fail with EFBIG (the
+    kernel's own failure, as on a full disk). SIGXFSZ is ignored so the write returns an error."""
+
+    def __init__(self) -> None:
+        self.saved = resource.getrlimit(resource.RLIMIT_FSIZE)
+        self.saved_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    def limit(self, size: int) -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, self.saved[1]))
+
+    def lift(self) -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, self.saved)
+
+    def restore(self) -> None:
+        self.lift()
+        signal.signal(signal.SIGXFSZ, self.saved_handler)
+
+
+@pytest.fixture
+def file_size_limit():
+    limit = FileSizeLimit()
+    yield limit
+    limit.restore()
+
+
+def app_settings(tmp_path: Path, sim, **changes) -> Settings:
+    values = dict(api_key=KEY, base_url=sim.base_url, db_path=tmp_path / "history.json",
+                  config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads", **FAST)
+    values.update(changes)
+    return Settings(**values)
+
+
+async def pilot_until(pilot, predicate, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.02)
+
+
+async def test_a_full_disk_under_the_dashboard_keeps_the_file_tells_the_user_and_recovers(
+        tmp_path, make_simulator, file_size_limit):
+    from textual.widgets import Static, TextArea
+
+    from tui.app import HailuoApp
+    from tui.widgets.job_table import JobTable
+    from tui.widgets.status_line import StatusLine
+
+    sim = make_simulator(job_seconds=1.5)
+    app = HailuoApp(app_settings(tmp_path, sim))
+    journal = tmp_path / "history.json.journal"
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 10)
+        app.query_one("#prompt", TextArea).text = "a fox before the disk fills"
+        await pilot.press("ctrl+s")
+        table = app.query_one(JobTable)
+        await pilot_until(pilot, lambda: table.total_count == 1 and table.visible_jobs()[0].server_id)
+        job = table.visible_jobs()[0]
+        await asyncio.to_thread(app.service.store.flush)
+        before = journal.read_bytes()
+
+        file_size_limit.limit(len(before))  # not one more byte fits
+        status = app.query_one(StatusLine)
+        await pilot_until(pilot, lambda: "could not write the history" in str(status.render()))
+        assert "file size limit" in str(status.render())
+        assert any("could not write the history" in str(n.message) for n in app._notifications)
+        assert journal.read_bytes() == before  # the old file is intact, not torn
+
+        # The dashboard keeps running: the job completes on screen, keys work.
+        await pilot_until(pilot, lambda: job.status == "completed")
+        await pilot.press("2")
+        assert table.status_filter == "pending"
+        # A new submit cannot be recorded first, so it is not sent, and the form keeps it.
+        posts = len([r for r in sim.requests if r.method == "POST"])
+        app.query_one("#prompt", TextArea).text = "a second fox"
+        await pilot.press("ctrl+s")
+        note = app.query_one("#submit-note", Static)
+        await pilot_until(pilot, lambda: "not sent" in str(note.render()))
+        assert "could not be recorded" in str(note.render())
+        assert app.query_one("#prompt", TextArea).text == "a second fox"
+        assert len([r for r in sim.requests if r.method == "POST"]) == posts
+
+        file_size_limit.lift()  # room again: what waited in memory is written, and the user hears of it
+        await pilot_until(pilot, lambda: "could not write" not in str(status.render()))
+        assert any("written again" in str(n.message) for n in app._notifications)
+        await pilot.press("q")
+    (on_disk,) = history(tmp_path / "history.json")
+    assert on_disk.server_id == job.server_id and on_disk.status == "completed"
+
+
+def test_a_read_only_file_system_during_a_write_keeps_the_old_file_and_says_so(tmp_path, monkeypatch):
+    from tui.records import Job
+
+    path = tmp_path / "history.json"
+    store = HistoryStore.open(path)
+    reports: list[str | None] = []
+    store.on_write_error = reports.append
+    first = Job(local_id="a1", request={"prompt": "kept"}, submitted_at=1.0, server_id="s1")
+    store.put(first)
+    store.flush()
+    journal = path.with_name("history.json.journal")
+    before = journal.read_bytes()
+    real_open = os.open
+
+    def read_only_fs(file, flags, *args, **kwargs):
+        if str(file).startswith(str(tmp_path)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_fs)
+    store.put(Job(local_id="a2", request={"prompt": "waits"}, submitted_at=2.0, server_id="s2"))
+    with pytest.raises(OSError):
+        store.flush()
+    assert journal.read_bytes() == before
+    assert reports == [store.last_write_error] and "read-only" in store.last_write_error
+    monkeypatch.setattr(os, "open", real_open)
+    store.flush()
+    assert reports[-1] is None
+    store.close()
+    assert [j.local_id for j in history(path)] == ["a2", "a1"]
+
+
+def test_a_directory_that_cannot_be_written_opens_the_history_read_only(tmp_path, monkeypatch):
+    from tui.records import Job
+
+    path = tmp_path / "history.json"
+    with HistoryStore.open(path) as store:
+        store.put(Job(local_id="a1", request={"prompt": "kept"}, submitted_at=1.0, server_id="s1"))
+    real_open = os.open
+
+    def read_only_fs(file, flags, *args, **kwargs):
+        if str(file).startswith(str(tmp_path)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_fs)
+    with HistoryStore.open(path) as store:
+        assert store.read_only and [j.local_id for j in store.all()] == ["a1"]
+        assert any("the file system is read-only" in n and "open read-only" in n for n in store.notices)
+
+
+# -- two instances on one history -------------------------------------------------------------------
+
+INSTANCE = textwrap.dedent("""
+    import asyncio, sys
+    from tui.catalog import VideoRequest
+    from tui.config import Settings
+    from tui.jobs import JobService, SubmitDisabled
+
+    async def main(url, db, name):
+        settings = Settings(api_key="%s", base_url=url, db_path=db, poll_base_interval=0.05,
+                            poll_max_interval=0.2, poll_rate=200.0)
+        n = 0
+        for line in sys.stdin:
+            if line.strip() != "open":
+                break
+            service = JobService.open(settings)
+            if service.can_submit:
+                print("writer", flush=True)
+            else:
+                print("reader", service.submit_disabled_reason, flush=True)
+            sys.stdin.readline()  # "submit"
+            try:
+                job = await service.submit(VideoRequest(prompt=f"{name} {n}"))
+                print("submitted", job.server_id, flush=True)
+            except SubmitDisabled as exc:
+                print("refused", exc, flush=True)
+            n += 1
+            sys.stdin.readline()  # "close"
+            await service.close()
+            print("closed", flush=True)
+
+    asyncio.run(main(*sys.argv[1:]))
+""" % KEY)
+
+
+class Instance:
+    def __init__(self, sim, db: Path, name: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", INSTANCE, sim.base_url, str(db), name],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=child_env())
+
+    def say(self, word: str) -> str:
+        self.proc.stdin.write(word + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def stop(self) -> str:
+        self.proc.stdin.close()  # the instance leaves its loop
+        self.proc.wait(timeout=30)
+        return self.proc.stderr.read()
+
+
+def test_two_instances_on_one_history_one_writer_no_corruption_in_20_rounds(make_simulator, tmp_path):
+    sim = make_simulator(job_seconds=0.3)
+    db = tmp_path / "history.json"
+    a, b = Instance(sim, db, "a"), Instance(sim, db, "b")
+    submitted: list[str] = []
+    rng = random.Random(20)
+    try:
+        for round_ in range(20):
+            first, second = (a, b) if round_ % 2 == 0 else (b, a)
+            roles = [first.say("open"), second.say("open")]
+            # Exactly one writer; the other says clearly why it only watches.
+            assert roles[0] == "writer", roles
+            assert roles[1].startswith("reader another hailuo-tui is writing") and "read-only" in roles[1]
+            # Both try to submit, in either order: only the writer's job exists.
+            order = [first, second] if rng.random() < 0.5 else [second, first]
+            answers = {id(i): i.say("submit") for i in order}
+            assert answers[id(first)].startswith("submitted ")
+            assert answers[id(second)].startswith("refused ") and "read-only" in answers[id(second)]
+            submitted.append(answers[id(first)].split()[1])
+            # Close in either order; the history is whole after every round.
+            for instance in ([first, second] if rng.random() < 0.5 else [second, first]):
+                assert instance.say("close") == "closed"
+            jobs = history(db)
+            assert sorted(j.server_id for j in jobs) == sorted(submitted)
+            assert len({j.local_id for j in jobs}) == len(jobs)
+    finally:
+        errors = a.stop() + b.stop()
+    assert "Traceback" not in errors, errors
+    assert len([r for r in sim.requests if r.method == "POST"]) == 20
+
+
+async def test_a_second_dashboard_opens_read_only_and_says_so(tmp_path, make_simulator):
+    from textual.widgets import Button, Static
+
+    from tui.app import HailuoApp
+
+    sim = make_simulator(job_seconds=0.3)
+    holder = HistoryStore.open(tmp_path / "history.json")  # the first instance, holding the lock
+    try:
+        app = HailuoApp(app_settings(tmp_path, sim))
+        async with app.run_test(size=(160, 45)) as pilot:
+            await asyncio.wait_for(app.ready.wait(), 10)
+            await pilot.pause()
+            assert any("another hailuo-tui is writing" in str(n.message) for n in app._notifications)
+            assert app.query_one("#submit", Button).disabled
+            assert "read-only" in str(app.query_one("#submit-note", Static).render())
+    finally:
+        holder.close()
+
+
+# -- SIGHUP and SIGTERM while the dashboard polls ------------------------------------------------------
+
+
+def _drain(fd: int, sink: bytearray, done: threading.Event) -> None:
+    while not done.is_set():
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            return
+        if not data:
+            return
+        sink.extend(data)
+
+
+def start_dashboard(sim, db: Path, *, controlling_tty: bool):
+    """`hailuo-tui` in a pseudo-terminal, as a user would run it; returns what it drew."""
+    import fcntl
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, b"\x18\x00\x78\x00\x00\x00\x00\x00")  # 24 x 120
+
+    def own_terminal() -> None:
+        if controlling_tty:
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # so that losing the terminal sends SIGHUP
+
+    # Textual draws on stderr; a traceback would land there too: everything goes to the terminal.
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "--base-url", sim.base_url, "--db", str(db)],
+                            stdin=slave, stdout=slave, stderr=slave, env={**child_env(), "TERM": "xterm"},
+                            start_new_session=True, preexec_fn=own_terminal)
+    os.close(slave)
+    screen = bytearray()
+    done = threading.Event()
+    reader = threading.Thread(target=_drain, args=(master, screen, done), daemon=True)
+    reader.start()
+    return proc, master, screen, done
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "terminal closed"])
+async def test_signals_while_the_dashboard_polls_flush_and_exit_cleanly(make_simulator, tmp_path, how):
+    sim = make_simulator(job_seconds=4)
+    db = tmp_path / "history.json"
+    service = JobService.open(Settings(api_key=KEY, base_url=sim.base_url, db_path=db, **FAST))
+    job = await service.submit(VideoRequest(prompt="still running when the terminal goes"))
+    await service.close()
+    assert job.status == "created"
+
+    proc, master, screen, done = start_dashboard(sim, db, controlling_tty=how == "terminal closed")
+    try:
+        # Wait until the dashboard has seen the job move on (a change it holds and must save).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            gets = [r for r in sim.requests if r.method == "GET"]
+            if gets and gets[-1].at - job.submitted_at > 1.0:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
+        if how == "terminal closed":
+            os.close(master)  # the SSH connection drops: the kernel sends SIGHUP
+            master = None
+            expected = 128 + signal.SIGHUP
+        else:
+            signum = getattr(signal, how)
+            proc.send_signal(signum)
+            expected = 128 + signum
+        await asyncio.to_thread(proc.wait, 30)
+        await asyncio.sleep(0.2)  # the last of the output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        done.set()
+        if master is not None:
+            os.close(master)
+    text = screen.decode(errors="replace")
+    assert "Traceback" not in text, text[-2000:]
+    assert proc.returncode == expected, (proc.returncode, text[-2000:])
+    if how != "terminal closed":
+        assert b"\x1b[?1049l" in screen  # the terminal was given back (alternate screen left)
+    (on_disk,) = history(db)
+    assert on_disk.server_id == job.server_id and on_disk.status == "processing"
+    with HistoryStore.open(db) as again:
+        assert not again.read_only  # the lock was released
