@@ -338,7 +338,8 @@ def test_export_csv_defuses_formulas_and_strips_controls(history):
 
 @pytest.mark.parametrize("raw, cell", [
     ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"),
-    ("\t=1", "' =1"), ("\r=1", "' =1"), ("a\x1b[2Jb", "ab"), ("plain", "plain"), (None, ""), (5, "5"),
+    ("\t=1", "' =1"), ("\r=1", "' =1"), ("  =1", "'  =1"), ("\x1b[2J=1", "'=1"), ("a\x1b[2Jb", "ab"),
+    ("plain", "plain"), (None, ""), (5, "5"),
 ])
 def test_csv_cell(raw, cell):
     assert cli.csv_cell(raw) == cell

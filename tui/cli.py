@@ -298,7 +298,8 @@ def csv_cell(value: Any) -> str:
         return str(value)
     raw = str(value)
     text = plain(raw)
-    if raw.startswith(_FORMULA_START) or text.startswith(_FORMULA_START):
+    # Some spreadsheets skip leading blanks before deciding that a cell is a formula.
+    if raw.startswith(_FORMULA_START) or text.lstrip().startswith(_FORMULA_START):
         text = "'" + text
     return text
 

@@ -146,6 +146,14 @@ class _Reply:
     def text(self) -> str:
         return self.content.decode("utf-8", errors="replace")
 
+    @property
+    def utf8(self) -> bool:
+        try:
+            self.content.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return True
+
 
 def _as_code(value: Any) -> int | None:
     if isinstance(value, bool):
@@ -319,7 +327,11 @@ class HailuoClient:
                 failure = self._network_error(exc)
             else:
                 try:
-                    return self._interpret(reply)
+                    prediction = self._interpret(reply)
+                    if prediction.id != prediction_id.strip():
+                        raise self._malformed(reply.status, "the answer is about another prediction "
+                                              f"({sanitize(prediction.id, limit=40)})", "")
+                    return prediction
                 except ApiError as exc:
                     failure = exc
             if attempt >= self._get_retries or not self._get_retryable(failure):
@@ -431,6 +443,9 @@ class HailuoClient:
         if "json" not in content_type.lower():
             kind_shown = sanitize(content_type.split(";")[0], limit=40) or "no content type"
             raise self._malformed(reply.status, f"expected JSON, got {kind_shown}", text)
+        if not reply.utf8:
+            # JSON is UTF-8: replaced bytes would turn into ids and statuses nobody sent.
+            raise self._malformed(reply.status, "the response is not valid UTF-8", text)
         if payload is None:
             raise self._malformed(reply.status, "the response is not valid JSON", text)
         if not isinstance(payload, dict):

@@ -50,6 +50,7 @@ class Faults:
     stall: int = 0  # no answer for `stall_seconds` (a read timeout), then the request goes on
     slow_body: int = 0  # headers at once, then the body trickles in over `slow_body_seconds`
     reset_mid_body: int = 0  # headers and half the body, then a reset (a create has created the job)
+    canned: int = 0  # `canned_body` (any bytes: hostile payloads) under `canned_status`
     # -- rates ----------------------------------------------------------------------
     rate_limit_rate: float = 0.0
     get_error_rate: float = 0.0
@@ -65,6 +66,8 @@ class Faults:
     stall_seconds: float = 2.0
     slow_body_seconds: float = 2.0
     revoked_key: str | None = None  # a key rotated away: refused with 401 from now on
+    canned_body: str | bytes = ""
+    canned_status: int = 200
     retry_after: float = 1.0
     retry_after_as_date: bool = False
     policy_word: str = "forbidden"
@@ -192,7 +195,8 @@ class Simulator:
         error: str | None = None,
         outputs: list[str] | None = None,
     ) -> str:
-        """Put a job straight into a state: `completed`/`failed` stay so; `created`/`processing` run on."""
+        """Put a job straight into a state: `completed`/`failed` stay so; `created`/`processing` run on
+        (and end `failed` with `error` when one is given, or `completed` with `outputs`)."""
         now = self.clock()
         with self._lock:
             job_id = self._new_id()
@@ -204,7 +208,9 @@ class Simulator:
             if status not in ("created", "processing"):
                 job.fixed_status = status
                 job.fail_error = error if status != "completed" else None
-                job.fixed_outputs = outputs
+            else:
+                job.fail_error = error
+            job.fixed_outputs = outputs
             self._jobs[job_id] = job
         return job_id
 
@@ -287,6 +293,12 @@ class Simulator:
             return self._rng.random() < rate
 
 
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):  # a canned hostile body, shown by GET /_sim/faults
+        return value.decode("utf-8", "backslashreplace")
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
@@ -323,7 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, payload: Any = None, *, raw: bytes | None = None,
               content_type: str = "application/json", headers: dict[str, str] | None = None) -> None:
-        data = raw if raw is not None else json.dumps(payload).encode()
+        data = raw if raw is not None else json.dumps(payload, default=_jsonable).encode()
         mode, self._body_mode = self._body_mode, None
         try:
             self.send_response(status)
@@ -446,6 +458,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if sim._take("drop") or sim._chance(faults.drop_rate):
             return self._drop()
+        if sim._take("canned"):
+            body = faults.canned_body
+            return self._send(faults.canned_status, raw=body.encode() if isinstance(body, str) else bytes(body))
         if sim._take("rate_limit") or sim._chance(faults.rate_limit_rate):
             if faults.retry_after_as_date:
                 value = email.utils.formatdate(time.time() + faults.retry_after, usegmt=True)
