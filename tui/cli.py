@@ -106,8 +106,8 @@ class State:
     base_url: str | None = None
     db: str | None = None
     read_only: bool = False
-    #: The key, kept only to scrub it from anything printed.
-    secret: str | None = None
+    #: The key, kept only to scrub it from anything printed (and out of repr()).
+    secret: str | None = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -59,7 +59,8 @@ def default_download_dir(env: Mapping[str, str] = os.environ) -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    api_key: str | None = None
+    #: Never in repr(): a crash report that prints locals must not print the key.
+    api_key: str | None = field(default=None, repr=False)
     base_url: str = DEFAULT_BASE_URL
     #: "raw" sends `Authorization: <key>` as the reference page's examples do; "bearer" adds the prefix.
     auth_scheme: str = "raw"
