@@ -92,6 +92,12 @@ async def test_a_full_session_leaves_the_key_nowhere_and_sends_it_only_to_the_ap
         assert job.last_poll_error == "server error (500): bad key ***"
         await asyncio.to_thread(app.service.store.flush)
         seen += [str(app.query_one(StatusLine).render()), str(app.query_one("#detail-body", Static).render())]
+        # ...and inside an answer's data, which is kept in the history.
+        echo = {"id": job.server_id, "status": "processing", "error": f"echoed {KEY}", "note": KEY}
+        sim.faults.update({"canned": 1, "canned_status": 200, "canned_body": json.dumps({"data": echo})})
+        await until(pilot, lambda: job.error == "echoed ***")
+        await asyncio.to_thread(app.service.store.flush)
+        seen += [str(app.query_one("#detail-body", Static).render()), json.dumps(job.raw)]
         await until(pilot, lambda: job.is_success)
         app.query_one(JobTable).focus()
         copied = {}

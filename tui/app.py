@@ -514,13 +514,19 @@ class HailuoApp(App[int]):
         self.push_screen(CopyMenu(self.copy_choices(job)), chosen)
 
     async def action_quit(self) -> None:
-        if self._submits_in_flight:
-            def answered(yes: bool | None) -> None:
-                if yes:
-                    self.call_later(self._leave)
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.call_later(self._leave)
 
+        if self._submits_in_flight:
             self.push_screen(ConfirmScreen("A submit is in flight. Quit anyway?",
                                            "Its outcome will be recorded as unknown if it is cut off."), answered)
+            return
+        unwritten = getattr(getattr(self.service, "store", None), "last_write_error", None)
+        if unwritten:
+            self.push_screen(ConfirmScreen("The history could not be written. Quit anyway?",
+                                           f"{clean(unwritten)}. Changes since then are only in memory: "
+                                           "quitting now loses them (the jobs stay on the server)."), answered)
             return
         await self._leave()
 

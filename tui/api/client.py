@@ -425,6 +425,9 @@ class HailuoClient:
 
     def _interpret(self, reply: _Reply) -> Prediction:
         text = reply.text
+        if self._key and self._key in text:
+            # A server echoing the key back: it must not reach the history or the screen.
+            text = text.replace(self._key, "***")
         try:
             payload = json.loads(text)
         except (ValueError, RecursionError):
