@@ -25,12 +25,13 @@ import pytest
 
 from tui.catalog import VideoRequest
 from tui.config import Settings
-from tui.jobs import JobService, SubmitDisabled
+from tui.jobs import JobService
 from tui.records import UNKNOWN
 from tui.store import HistoryStore
 
+from helpers import FAST_POLLING as FAST, app_settings, posts, submit_from_the_composer, until
+
 KEY = "sk-crash-0123456789abcdef"
-FAST = dict(poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=200.0)
 
 
 def child_env() -> dict[str, str]:
@@ -96,8 +97,7 @@ async def test_sigkill_while_submitting_and_polling_loses_and_repeats_nothing(ma
         # Nothing sent twice: at most one POST per record (a POST cut off by the kill may create
         # nothing), and the only jobs the server has without a record holding their id are those
         # caught between the POST and its answer (recorded unknown).
-        posts = [r for r in sim.requests if r.method == "POST"]
-        assert sim.job_count() <= len(posts) <= len(jobs)
+        assert sim.job_count() <= len(posts(sim)) <= len(jobs)
         unanswered = sim.job_ids() - set(server_ids)
         caught = [j for j in jobs if j.server_id is None]
         assert len(unanswered) <= len(caught) and all(j.status == UNKNOWN for j in caught)
@@ -142,19 +142,6 @@ def file_size_limit():
     limit.restore()
 
 
-def app_settings(tmp_path: Path, sim, **changes) -> Settings:
-    values = dict(api_key=KEY, base_url=sim.base_url, db_path=tmp_path / "history.json",
-                  config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads", **FAST)
-    values.update(changes)
-    return Settings(**values)
-
-
-async def pilot_until(pilot, predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await pilot.pause(0.02)
 
 
 async def test_a_full_disk_under_the_dashboard_keeps_the_file_tells_the_user_and_recovers(
@@ -162,42 +149,36 @@ async def test_a_full_disk_under_the_dashboard_keeps_the_file_tells_the_user_and
     from textual.widgets import Static, TextArea
 
     from tui.app import HailuoApp
-    from tui.widgets.job_table import JobTable
     from tui.widgets.status_line import StatusLine
 
     sim = make_simulator(job_seconds=1.5)
-    app = HailuoApp(app_settings(tmp_path, sim))
+    app = HailuoApp(app_settings(tmp_path, sim, KEY))
     journal = tmp_path / "history.json.journal"
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 10)
-        app.query_one("#prompt", TextArea).text = "a fox before the disk fills"
-        await pilot.press("ctrl+s")
-        table = app.query_one(JobTable)
-        await pilot_until(pilot, lambda: table.total_count == 1 and table.visible_jobs()[0].server_id)
-        job = table.visible_jobs()[0]
+        table, job = await submit_from_the_composer(app, pilot, "a fox before the disk fills")
         await asyncio.to_thread(app.service.store.flush)
         before = journal.read_bytes()
 
         file_size_limit.limit(len(before))  # not one more byte fits
         status = app.query_one(StatusLine)
-        await pilot_until(pilot, lambda: "could not write the history" in str(status.render()))
+        await until(lambda: "could not write the history" in str(status.render()), pilot=pilot)
         assert "file size limit" in str(status.render())
         assert any("could not write the history" in str(n.message) for n in app._notifications)
         assert journal.read_bytes() == before  # the old file is intact, not torn
 
         # The dashboard keeps running: the job completes on screen, keys work.
-        await pilot_until(pilot, lambda: job.status == "completed")
+        await until(lambda: job.status == "completed", pilot=pilot)
         await pilot.press("2")
         assert table.status_filter == "pending"
         # A new submit cannot be recorded first, so it is not sent, and the form keeps it.
-        posts = len([r for r in sim.requests if r.method == "POST"])
+        sent = len(posts(sim))
         app.query_one("#prompt", TextArea).text = "a second fox"
         await pilot.press("ctrl+s")
         note = app.query_one("#submit-note", Static)
-        await pilot_until(pilot, lambda: "not sent" in str(note.render()))
+        await until(lambda: "not sent" in str(note.render()), pilot=pilot)
         assert "could not be recorded" in str(note.render())
         assert app.query_one("#prompt", TextArea).text == "a second fox"
-        assert len([r for r in sim.requests if r.method == "POST"]) == posts
+        assert len(posts(sim)) == sent
 
         # Quitting now would lose what waits in memory: it asks first.
         await pilot.press("q")
@@ -205,7 +186,7 @@ async def test_a_full_disk_under_the_dashboard_keeps_the_file_tells_the_user_and
         assert "could not be written" in str(app.screen.query_one(".dialog-title").render())
         await pilot.press("n")
         file_size_limit.lift()  # room again: what waited in memory is written, and the user hears of it
-        await pilot_until(pilot, lambda: "could not write" not in str(status.render()))
+        await until(lambda: "could not write" not in str(status.render()), pilot=pilot)
         assert any("written again" in str(n.message) for n in app._notifications)
         await pilot.press("q")
     (on_disk,) = history(tmp_path / "history.json")
@@ -244,55 +225,65 @@ def test_a_disk_that_fills_while_a_submit_is_answered_still_gives_the_id_and_how
                                   env={"GPTPROTO_API_KEY": KEY}, catch_exceptions=False)
     assert attached.exit_code == 0
     assert server_id in {j.server_id for j in history(db)}
-    assert len([r for r in sim.requests if r.method == "POST"]) == 1
+    assert len(posts(sim)) == 1
 
 
-def test_a_read_only_file_system_during_a_write_keeps_the_old_file_and_says_so(tmp_path, monkeypatch):
+class ReadOnlyFileSystem:
+    """Opening any file below `root` for writing fails with EROFS, as on a file system remounted
+    read-only. (Root ignores permission bits, so chmod cannot stand in for it.)"""
+
+    def __init__(self, root: Path, monkeypatch) -> None:
+        self.root, self.monkeypatch, self.real_open = str(root), monkeypatch, os.open
+
+    def _open(self, file, flags, *args, **kwargs):
+        if str(file).startswith(self.root) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return self.real_open(file, flags, *args, **kwargs)
+
+    def on(self) -> None:
+        self.monkeypatch.setattr(os, "open", self._open)
+
+    def off(self) -> None:
+        self.monkeypatch.setattr(os, "open", self.real_open)
+
+
+@pytest.fixture
+def read_only_fs(tmp_path, monkeypatch) -> ReadOnlyFileSystem:
+    return ReadOnlyFileSystem(tmp_path, monkeypatch)
+
+
+def test_a_read_only_file_system_during_a_write_keeps_the_old_file_and_says_so(tmp_path, read_only_fs):
     from tui.records import Job
 
     path = tmp_path / "history.json"
     store = HistoryStore.open(path)
     reports: list[str | None] = []
     store.on_write_error = reports.append
-    first = Job(local_id="a1", request={"prompt": "kept"}, submitted_at=1.0, server_id="s1")
-    store.put(first)
+    store.put(Job(local_id="a1", request={"prompt": "kept"}, submitted_at=1.0, server_id="s1"))
     store.flush()
     journal = path.with_name("history.json.journal")
     before = journal.read_bytes()
-    real_open = os.open
 
-    def read_only_fs(file, flags, *args, **kwargs):
-        if str(file).startswith(str(tmp_path)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
-            raise OSError(errno.EROFS, "Read-only file system", str(file))
-        return real_open(file, flags, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", read_only_fs)
+    read_only_fs.on()
     store.put(Job(local_id="a2", request={"prompt": "waits"}, submitted_at=2.0, server_id="s2"))
     with pytest.raises(OSError):
         store.flush()
     assert journal.read_bytes() == before
-    assert reports == [store.last_write_error] and "read-only" in store.last_write_error
-    monkeypatch.setattr(os, "open", real_open)
-    store.flush()
+    assert reports == [store.last_write_error] and "the file system is read-only" in store.last_write_error
+    read_only_fs.off()
+    store.flush()  # what waited in memory goes out, and the listener hears that all is well
     assert reports[-1] is None
     store.close()
     assert [j.local_id for j in history(path)] == ["a2", "a1"]
 
 
-def test_a_directory_that_cannot_be_written_opens_the_history_read_only(tmp_path, monkeypatch):
+def test_a_directory_that_cannot_be_written_opens_the_history_read_only(tmp_path, read_only_fs):
     from tui.records import Job
 
     path = tmp_path / "history.json"
     with HistoryStore.open(path) as store:
         store.put(Job(local_id="a1", request={"prompt": "kept"}, submitted_at=1.0, server_id="s1"))
-    real_open = os.open
-
-    def read_only_fs(file, flags, *args, **kwargs):
-        if str(file).startswith(str(tmp_path)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
-            raise OSError(errno.EROFS, "Read-only file system", str(file))
-        return real_open(file, flags, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", read_only_fs)
+    read_only_fs.on()
     with HistoryStore.open(path) as store:
         assert store.read_only and [j.local_id for j in store.all()] == ["a1"]
         assert any("the file system is read-only" in n and "open read-only" in n for n in store.notices)
@@ -378,7 +369,7 @@ def test_two_instances_on_one_history_one_writer_no_corruption_in_20_rounds(make
     finally:
         errors = a.stop() + b.stop()
     assert "Traceback" not in errors, errors
-    assert len([r for r in sim.requests if r.method == "POST"]) == 20
+    assert len(posts(sim)) == 20
 
 
 async def test_a_second_dashboard_opens_read_only_and_says_so(tmp_path, make_simulator):
@@ -389,7 +380,7 @@ async def test_a_second_dashboard_opens_read_only_and_says_so(tmp_path, make_sim
     sim = make_simulator(job_seconds=0.3)
     holder = HistoryStore.open(tmp_path / "history.json")  # the first instance, holding the lock
     try:
-        app = HailuoApp(app_settings(tmp_path, sim))
+        app = HailuoApp(app_settings(tmp_path, sim, KEY))
         async with app.run_test(size=(160, 45)) as pilot:
             await asyncio.wait_for(app.ready.wait(), 10)
             await pilot.pause()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +29,8 @@ from tui.jobs import JobService, SubmitFailed
 from tui.records import EXPIRED, REJECTED, UNKNOWN
 from tui.simulator import Simulator
 from tui.store import HistoryStore
+
+from helpers import app_settings, posts, submit_from_the_composer, until
 
 KEY = "sk-faults-0123456789abcdef"
 NEW_KEY = "sk-faults-rotated-000000000"
@@ -316,14 +318,6 @@ class Seen:
         }[case.met]()
 
 
-async def until(predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
-
-
 async def run_case(case: Fault, ctx: Ctx, db: Path, **settings_changes):
     """Submit one job under the fault, follow it through, and let it recover; return the job
     and everything the user was shown on the way."""
@@ -412,7 +406,7 @@ async def test_fault(case: Fault, make_simulator, blackhole, tmp_path):
     if job.server_id is not None:
         assert job.server_id in sim.job_ids()
     # Nothing double-submitted.
-    assert len([r for r in sim.requests if r.method == "POST"]) == case.posts
+    assert len(posts(sim)) == case.posts
     assert_created(sim, case.created)
     # The key only ever went to the configured host.
     assert {r.host for r in sim.authorized()} <= {sim.base_url.removeprefix("http://")}
@@ -495,7 +489,7 @@ def test_fault_while_watching_through_the_cli(name, make_simulator, blackhole, t
     with HistoryStore.open(db, read_only=True) as store:
         (job,) = store.all()
     assert job.server_id == server_id
-    assert len([r for r in sim.requests if r.method == "POST"]) == 1
+    assert len(posts(sim)) == 1
 
 
 # -- the documented matrix ----------------------------------------------------------------------------
@@ -515,33 +509,8 @@ def test_the_documented_matrix_is_this_one():
 # -- the dashboard through faults ------------------------------------------------------------------
 
 
-def app_settings(tmp_path: Path, sim: Simulator, **changes) -> Settings:
-    values = dict(api_key=KEY, base_url=sim.base_url, db_path=tmp_path / "history.json",
-                  config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads", **FAST)
-    values.update(changes)
-    return Settings(**values)
 
 
-async def dashboard_with_a_job(app, pilot, prompt: str):
-    from textual.widgets import TextArea
-
-    from tui.widgets.job_table import JobTable
-
-    await asyncio.wait_for(app.ready.wait(), 10)
-    app.query_one("#prompt", TextArea).text = prompt
-    await pilot.press("ctrl+s")
-    table = app.query_one(JobTable)
-    await pilot_until(pilot, lambda: table.total_count == 1 and table.visible_jobs()[0].server_id is not None)
-    table.focus()
-    return table, table.visible_jobs()[0]
-
-
-async def pilot_until(pilot, predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await pilot.pause(0.02)
 
 
 async def test_the_dashboard_answers_keys_through_a_429_storm_and_slow_answers(tmp_path, make_simulator):
@@ -551,13 +520,13 @@ async def test_the_dashboard_answers_keys_through_a_429_storm_and_slow_answers(t
     from tui.widgets.status_line import StatusLine
 
     sim = make_simulator(job_seconds=4)
-    app = HailuoApp(app_settings(tmp_path, sim))
+    app = HailuoApp(app_settings(tmp_path, sim, KEY, **FAST))
     async with app.run_test(size=(160, 45)) as pilot:
-        table, job = await dashboard_with_a_job(app, pilot, "a slow storm")
+        table, job = await submit_from_the_composer(app, pilot, "a slow storm")
         status = app.query_one(StatusLine)
         # Every answer takes 0.4 s and is a 429 asking for a 1 s pause.
         sim.faults.update({"latency": 0.4, "rate_limit_rate": 1.0, "retry_after": 1.0})
-        await pilot_until(pilot, lambda: "rate-limited until" in str(status.render()))
+        await until(lambda: "rate-limited until" in str(status.render()), pilot=pilot)
         # Keys are handled while the poller waits out the storm and requests hang.
         await pilot.press("slash", *"slow")
         assert app.query_one("#filter", Input).value == "slow" and table.visible_count == 1
@@ -570,9 +539,9 @@ async def test_the_dashboard_answers_keys_through_a_429_storm_and_slow_answers(t
         await pilot.press("p")
         assert not table.frozen
         sim.faults.update({"latency": 0.0, "rate_limit_rate": 0.0})
-        await pilot_until(pilot, lambda: job.is_finished, timeout=20)
+        await until(lambda: job.is_finished, timeout=20, pilot=pilot)
         assert job.status == "completed"
-    assert len([r for r in sim.requests if r.method == "POST"]) == 1
+    assert len(posts(sim)) == 1
 
 
 async def test_the_dashboard_shows_malformed_answers_as_such_then_recovers(tmp_path, make_simulator):
@@ -581,18 +550,18 @@ async def test_the_dashboard_shows_malformed_answers_as_such_then_recovers(tmp_p
     from tui.app import HailuoApp
 
     sim = make_simulator(job_seconds=2)
-    app = HailuoApp(app_settings(tmp_path, sim))
+    app = HailuoApp(app_settings(tmp_path, sim, KEY, **FAST))
     async with app.run_test(size=(160, 45)) as pilot:
-        table, job = await dashboard_with_a_job(app, pilot, "a garbled answer")
+        table, job = await submit_from_the_composer(app, pilot, "a garbled answer")
         sim.faults.malformed_rate = 1.0
 
         def row_text() -> str:
             return table.render_line(table.cursor_row + 1).text
 
-        await pilot_until(pilot, lambda: "⚠ malformed" in row_text())
+        await until(lambda: "⚠ malformed" in row_text(), pilot=pilot)
         detail = app.query_one("#detail-body", Static)
-        await pilot_until(pilot, lambda: "malformed response from the server" in str(detail.render()))
+        await until(lambda: "malformed response from the server" in str(detail.render()), pilot=pilot)
         assert job.is_pending  # a bad answer says nothing about the job: it is asked again
         sim.faults.malformed_rate = 0.0
-        await pilot_until(pilot, lambda: job.status == "completed", timeout=20)
-        await pilot_until(pilot, lambda: "⚠" not in row_text() and "completed" in row_text())
+        await until(lambda: job.status == "completed", timeout=20, pilot=pilot)
+        await until(lambda: "⚠" not in row_text() and "completed" in row_text(), pilot=pilot)

@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import re
-import time
 from pathlib import Path
 
 import httpx
@@ -29,12 +28,14 @@ from textual.widgets import Input, Select, Static, TextArea
 from tui import cli
 from tui.api.client import HailuoClient
 from tui.api.errors import ApiError
-from tui.config import Settings, styles_dir
+from tui.config import styles_dir
 from tui.records import Job
 from tui.store import HistoryStore
 from tui.widgets.composer import Composer
 from tui.widgets.detail import DetailPane
 from tui.widgets.job_table import JobTable
+
+from helpers import app_settings, submit_from_the_composer, until
 
 KEY = "sk-hostile-0123456789abcdef"
 NOW = 1_800_000_000.0
@@ -179,38 +180,24 @@ async def test_hostile_answers_from_the_simulator_mark_the_job_malformed_then_it
         ('{"data": {"id": "x", "status": "%s"}}' % ("s" * 200_000)).encode(),  # a huge string
         _nested(5000),  # deeper than any parser should follow
     ]
-    settings_ = Settings(api_key=KEY, base_url=sim.base_url, db_path=tmp_path / "history.json",
-                         config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
-                         poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=200.0)
-    app = HailuoApp(settings_)
+    app = HailuoApp(app_settings(tmp_path, sim, KEY))
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 10)
-        app.query_one("#prompt", TextArea).text = "a fox facing a hostile server"
-        await pilot.press("ctrl+s")
-        table = app.query_one(JobTable)
-        await until(pilot, lambda: table.total_count == 1 and table.visible_jobs()[0].server_id is not None)
-        job = table.visible_jobs()[0]
+        table, job = await submit_from_the_composer(app, pilot, "a fox facing a hostile server")
         table.focus()
         for body in bodies:
             sim.faults.update({"canned": 1, "canned_body": body})
-            await until(pilot, lambda: sim.faults.canned == 0 and job.poll_errors > 0, what=body[:60])
+            await until(lambda: sim.faults.canned == 0 and job.poll_errors > 0, what=body[:60], pilot=pilot)
             assert job.is_pending and job.last_poll_error_kind == "malformed"
             assert "⚠ malformed" in table.render_line(table.cursor_row + 1).text
             detail = str(app.query_one("#detail-body", Static).render())
             assert "malformed response from the server" in detail and not ACTIVE.search(detail)
         await pilot.press("j", "k")  # still answering keys
-        await until(pilot, lambda: job.status == "completed", timeout=20)
+        await until(lambda: job.status == "completed", timeout=20, pilot=pilot)
     with HistoryStore.open(tmp_path / "history.json", read_only=True) as store:
         (stored,) = store.all()
     assert stored.status == "completed" and len(json.dumps(stored.to_doc())) < 10_000
 
 
-async def until(pilot, predicate, timeout: float = 15.0, what: object = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached in time {what or ''}")
-        await pilot.pause(0.02)
 
 
 # -- what the user types -----------------------------------------------------------------------
@@ -373,20 +360,17 @@ async def test_server_text_is_inert_in_the_table_detail_toasts_and_status_line(t
     async def attach(app):
         await app.service.attach(list(ids.values()))
 
-    settings_ = Settings(api_key=KEY, base_url=sim.base_url, db_path=tmp_path / "history.json",
-                         config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
-                         poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=200.0)
-    app = HailuoApp(settings_, on_started=attach)
+    app = HailuoApp(app_settings(tmp_path, sim, KEY), on_started=attach)
     async with app.run_test(size=(200, 45), notifications=True) as pilot:
         await asyncio.wait_for(app.ready.wait(), 10)
         table = app.query_one(JobTable)
-        await until(pilot, lambda: table.total_count == 3)
+        await until(lambda: table.total_count == 3, pilot=pilot)
         failed = next(j for j in table.visible_jobs() if j.server_id == ids["ends failed"])
-        await until(pilot, lambda: failed.status == "failed")
+        await until(lambda: failed.status == "failed", pilot=pilot)
         # What the toasts draw: the brackets as text (as markup, "[/]" would even crash the app).
         from textual.widgets._toast import Toast
 
-        await until(pilot, lambda: len(app.screen.query(Toast)) > 0)
+        await until(lambda: len(app.screen.query(Toast)) > 0, pilot=pilot)
         drawn = [str(toast.render()) for toast in app.screen.query(Toast)]
         assert any("[bold red]BOOM[/] [/]" in text for text in drawn), drawn
         assert not any(ACTIVE.search(text) for text in drawn)

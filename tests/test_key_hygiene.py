@@ -23,6 +23,8 @@ from click.testing import CliRunner
 from tui import cli
 from tui.config import ConfigError, Settings, load_settings
 
+from helpers import FAST_POLLING, submit_from_the_composer, until
+
 KEY = "sk-hygiene-7f3a9c2b1d4e5f60a1b2c3d4e5f6a7b8"
 #: Any long piece of the key is a leak too (a cut or partly masked key).
 PIECES = [KEY, KEY[3:], KEY[11:27], KEY[-16:]]
@@ -46,17 +48,11 @@ def session_env(root: Path, base_url: str) -> dict[str, str]:
     return env
 
 
-async def until(pilot, predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await pilot.pause(0.02)
 
 
 async def test_a_full_session_leaves_the_key_nowhere_and_sends_it_only_to_the_api_host(
         tmp_path, make_simulator, monkeypatch):
-    from textual.widgets import OptionList, Static, TextArea
+    from textual.widgets import OptionList, Static
 
     from tui.app import HailuoApp
     from tui.widgets.job_table import JobTable
@@ -75,30 +71,25 @@ async def test_a_full_session_leaves_the_key_nowhere_and_sends_it_only_to_the_ap
     seen: list[str] = []  # everything printed, drawn, copied or said
 
     # -- the dashboard ----------------------------------------------------------------------------
-    settings = load_settings().with_changes(poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=200.0)
+    settings = load_settings().with_changes(**FAST_POLLING)
     assert settings.api_key == KEY and KEY not in repr(settings)
     app = HailuoApp(settings)
     async with app.run_test(size=(160, 45), notifications=True) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 10)
-        app.query_one("#prompt", TextArea).text = "a heron over a misty lake"
-        await pilot.press("ctrl+s")
-        table = app.query_one(JobTable)
-        await until(pilot, lambda: table.total_count == 1 and table.visible_jobs()[0].server_id)
-        job = table.visible_jobs()[0]
+        table, job = await submit_from_the_composer(app, pilot, "a heron over a misty lake")
         # A server that echoes the key in an error: it is scrubbed before anyone sees it or it is saved.
         sim.faults.update({"canned": 2, "canned_status": 500,
                            "canned_body": json.dumps({"error": {"message": f"bad key {KEY}"}})})
-        await until(pilot, lambda: job.poll_errors > 0)
+        await until(lambda: job.poll_errors > 0, pilot=pilot)
         assert job.last_poll_error == "server error (500): bad key ***"
         await asyncio.to_thread(app.service.store.flush)
         seen += [str(app.query_one(StatusLine).render()), str(app.query_one("#detail-body", Static).render())]
         # ...and inside an answer's data, which is kept in the history.
         echo = {"id": job.server_id, "status": "processing", "error": f"echoed {KEY}", "note": KEY}
         sim.faults.update({"canned": 1, "canned_status": 200, "canned_body": json.dumps({"data": echo})})
-        await until(pilot, lambda: job.error == "echoed ***")
+        await until(lambda: job.error == "echoed ***", pilot=pilot)
         await asyncio.to_thread(app.service.store.flush)
         seen += [str(app.query_one("#detail-body", Static).render()), json.dumps(job.raw)]
-        await until(pilot, lambda: job.is_success)
+        await until(lambda: job.is_success, pilot=pilot)
         app.query_one(JobTable).focus()
         copied = {}
         for choice in ("curl", "request", "output", "id"):
@@ -178,8 +169,7 @@ async def test_a_redirect_to_another_host_never_carries_the_key(make_simulator, 
 
     sim = make_simulator(job_seconds=0.4, require_key=KEY)
     other = make_simulator(host="127.0.0.2")  # another host, listening and recording
-    settings = Settings(api_key=KEY, base_url=sim.base_url, db_path=tmp_path / "history.json",
-                        poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=200.0)
+    settings = Settings(api_key=KEY, base_url=sim.base_url, db_path=tmp_path / "history.json", **FAST_POLLING)
     service = JobService.open(settings)
     try:
         job = await service.submit(VideoRequest(prompt="a redirected fox"))
