@@ -82,9 +82,15 @@ async def test_sigkill_while_submitting_and_polling_loses_and_repeats_nothing(ma
     for run in range(runs):
         child = subprocess.Popen([sys.executable, "-c", SUBMITTER, sim.base_url, str(db), f"r{run}"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
-        await asyncio.sleep(0.4 + rng.random() * 1.0)  # imports take a moment: some kills land in start-up
+        first = ""
+        if run % 2:
+            # Half the kills land while it works (after its first submit returned), the others at
+            # any moment, start-up included.
+            first = await asyncio.to_thread(child.stdout.readline)
+        await asyncio.sleep(rng.random() * 1.0 + (0 if run % 2 else 0.3))
         child.send_signal(signal.SIGKILL)
         out, err = child.communicate()
+        out = first + out
         assert "Traceback" not in err, err
         acknowledged |= set(out.split())
 
@@ -110,7 +116,7 @@ async def test_sigkill_while_submitting_and_polling_loses_and_repeats_nothing(ma
             assert service.poller.tracked == pending
         finally:
             await service.close()
-    assert len(acknowledged) >= runs  # the kills did land after real work
+    assert len(acknowledged) >= runs // 2  # the kills did land after real work
 
 
 # -- the disk fills up under a running dashboard ------------------------------------------------------
@@ -151,7 +157,7 @@ async def test_a_full_disk_under_the_dashboard_keeps_the_file_tells_the_user_and
     from tui.app import HailuoApp
     from tui.widgets.status_line import StatusLine
 
-    sim = make_simulator(job_seconds=1.5)
+    sim = make_simulator(job_seconds=4)  # it completes after the disk is full: a change to write
     app = HailuoApp(app_settings(tmp_path, sim, KEY))
     journal = tmp_path / "history.json.journal"
     async with app.run_test(size=(160, 45)) as pilot:
@@ -432,7 +438,7 @@ def start_dashboard(sim, db: Path, *, controlling_tty: bool):
 
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "terminal closed"])
 async def test_signals_while_the_dashboard_polls_flush_and_exit_cleanly(make_simulator, tmp_path, how):
-    sim = make_simulator(job_seconds=4)
+    sim = make_simulator(job_seconds=8)
     db = tmp_path / "history.json"
     service = JobService.open(Settings(api_key=KEY, base_url=sim.base_url, db_path=db, **FAST))
     job = await service.submit(VideoRequest(prompt="still running when the terminal goes"))
@@ -445,7 +451,7 @@ async def test_signals_while_the_dashboard_polls_flush_and_exit_cleanly(make_sim
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             gets = [r for r in sim.requests if r.method == "GET"]
-            if gets and gets[-1].at - job.submitted_at > 1.0:
+            if gets and gets[-1].at - job.submitted_at > 2.0:
                 break
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.1)

@@ -110,6 +110,8 @@ class Fault:
     recovers: bool = True
     #: Undo a fault the user must fix (e.g. a new key): returns settings changes for a restart.
     fix: Callable[[Ctx], dict] | None = None
+    #: How long the simulator takes over a job: longer where the fault needs the job still running.
+    job_seconds: float = 0.3
     #: The prompt to submit, when the fault lies in it (a word the simulator acts on).
     prompt: Callable[[Simulator], str] | None = None
     #: How to recognise that the fault was met during polling: "poll_error" (one was recorded),
@@ -254,12 +256,14 @@ CASES: list[Fault] = [
           "`the server no longer keeps this prediction (it is older than the retention time)`",
           exit_code=1, met="finished"),
     Fault("unknown status value", "poll", faults(odd_status="warming-up"),
-          "warming-up", "completed", "the status as sent (`warming-up`); polling goes on", met="status"),
+          "warming-up", "completed", "the status as sent (`warming-up`); polling goes on", met="status",
+          job_seconds=2.0),
     Fault("status named like a local state", "poll", faults(odd_status="unknown"),
           "unknown (server)", "completed", "`unknown (server)`, kept apart from the local `unknown`; polling goes on",
-          met="status"),
+          met="status", job_seconds=2.0),
     Fault("outputs before the status says completed", "poll", faults(outputs_before_completed=True),
-          "", "completed", "the URLs in the detail pane; the job stays pending until `completed`", met="outputs"),
+          "", "completed", "the URLs in the detail pane; the job stays pending until `completed`", met="outputs",
+          job_seconds=2.0),
     Fault("redirect to the same host", "poll", faults(redirect_result_to="/api/v3/results/{id}"),
           "", "completed", "nothing: followed, with the key, on the same host", met="finished"),
     Fault("redirect to another host", "poll",
@@ -385,7 +389,7 @@ async def test_fault(case: Fault, make_simulator, blackhole, tmp_path):
         sim = make_simulator(job_seconds=30, retention_seconds=0.4)
         changes = {"retention_seconds": 0.4}
     else:
-        sim = make_simulator(job_seconds=0.3)
+        sim = make_simulator(job_seconds=case.job_seconds)
         changes = {}
     ctx = Ctx(sim=sim, blackhole=blackhole)
     db = tmp_path / "history.json"

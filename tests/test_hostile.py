@@ -172,7 +172,7 @@ async def test_any_answer_becomes_a_job_the_table_and_detail_pane_show(bodies, d
 async def test_hostile_answers_from_the_simulator_mark_the_job_malformed_then_it_recovers(tmp_path, make_simulator):
     from tui.app import HailuoApp
 
-    sim = make_simulator(job_seconds=1.5)
+    sim = make_simulator(job_seconds=60)  # running until every hostile answer has been met
     bodies = [
         b'{"data": {"id": 42, "status": ["processing"]}}',  # wrong types
         b'{"data": {"id": null, "status": null, "outputs": null}, "code": null}',  # nulls everywhere
@@ -192,6 +192,7 @@ async def test_hostile_answers_from_the_simulator_mark_the_job_malformed_then_it
             detail = str(app.query_one("#detail-body", Static).render())
             assert "malformed response from the server" in detail and not ACTIVE.search(detail)
         await pilot.press("j", "k")  # still answering keys
+        sim.job_seconds = 0.01  # the job is done now: the next good answer says so
         await until(lambda: job.status == "completed", timeout=20, pilot=pilot)
     with HistoryStore.open(tmp_path / "history.json", read_only=True) as store:
         (stored,) = store.all()
@@ -354,10 +355,12 @@ async def test_server_text_is_inert_in_the_table_detail_toasts_and_status_line(t
     from tui.app import HailuoApp
     from tui.widgets.status_line import StatusLine
 
-    sim = make_simulator(job_seconds=1.0)
-    ids = _seed_hostile(sim)
+    sim = make_simulator(job_seconds=2.0)
+    ids: dict[str, str] = {}
 
     async def attach(app):
+        # Seeded as the dashboard is ready, so that the failing one ends while it is watched.
+        ids.update(_seed_hostile(sim))
         await app.service.attach(list(ids.values()))
 
     app = HailuoApp(app_settings(tmp_path, sim, KEY), on_started=attach)
@@ -366,6 +369,7 @@ async def test_server_text_is_inert_in_the_table_detail_toasts_and_status_line(t
         table = app.query_one(JobTable)
         await until(lambda: table.total_count == 3, pilot=pilot)
         failed = next(j for j in table.visible_jobs() if j.server_id == ids["ends failed"])
+        assert failed.status == "processing"  # it ends while watched: a toast says so
         await until(lambda: failed.status == "failed", pilot=pilot)
         # What the toasts draw: the brackets as text (as markup, "[/]" would even crash the app).
         from textual.widgets._toast import Toast

@@ -58,7 +58,7 @@ async def test_a_full_session_leaves_the_key_nowhere_and_sends_it_only_to_the_ap
     from tui.widgets.job_table import JobTable
     from tui.widgets.status_line import StatusLine
 
-    sim = make_simulator(job_seconds=0.6, require_key=KEY)
+    sim = make_simulator(job_seconds=3, require_key=KEY)
     root = tmp_path / "session"
     env = session_env(root, sim.base_url)
     for name in list(os.environ):
@@ -89,6 +89,7 @@ async def test_a_full_session_leaves_the_key_nowhere_and_sends_it_only_to_the_ap
         await until(lambda: job.error == "echoed ***", pilot=pilot)
         await asyncio.to_thread(app.service.store.flush)
         seen += [str(app.query_one("#detail-body", Static).render()), json.dumps(job.raw)]
+        sim.job_seconds = 0.5  # from here on jobs may finish quickly
         await until(lambda: job.is_success, pilot=pilot)
         app.query_one(JobTable).focus()
         copied = {}

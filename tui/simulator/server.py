@@ -136,6 +136,7 @@ class Simulator:
         retention_seconds: float = 7 * 86400,
         faults: Faults | None = None,
         clock: Callable[[], float] = time.time,
+        stop_latency: float = 0.5,
     ) -> None:
         self.host, self.port = host, port
         self.job_seconds = job_seconds
@@ -143,6 +144,8 @@ class Simulator:
         self.retention_seconds = retention_seconds
         self.faults = faults or Faults()
         self.clock = clock
+        #: How often the serving thread looks for a stop request: `stop()` takes up to this long.
+        self.stop_latency = stop_latency
         self.requests: list[RequestRecord] = []
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
@@ -163,7 +166,8 @@ class Simulator:
         handler = type("_BoundHandler", (_Handler,), {"sim": self})
         self._server = _Server((self.host, self.port), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="hailuo-simulator", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(self.stop_latency,),
+                                        name="hailuo-simulator", daemon=True)
         self._thread.start()
         return self
 
