@@ -434,3 +434,18 @@ def test_server_text_is_inert_in_cli_output_and_exports(make_simulator, tmp_path
     assert by_id[ids["ends failed"]]["error"].startswith("'=HYPERLINK")
     assert by_id[ids["odd status"]]["status"].startswith("'@cmd")
     assert by_id[ids["hostile output"]]["outputs"].startswith("'-http://cdn.example/v.mp4")
+
+
+async def test_a_widgets_toast_is_plain_text_too(tmp_path, make_simulator):
+    # Widget.notify() passes markup=True by default: a template named "[/]" must not crash the app.
+    from textual.widgets._toast import Toast
+
+    from tui.app import HailuoApp
+
+    app = HailuoApp(app_settings(tmp_path, make_simulator(), KEY))
+    async with app.run_test(size=(120, 30), notifications=True) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 10)
+        app.query_one(JobTable).notify("template '[/]' [bold]deleted\x1b[2J")
+        await until(lambda: len(app.screen.query(Toast)) > 0, pilot=pilot)
+        drawn = [str(toast.render()) for toast in app.screen.query(Toast)]
+        assert any("template '[/]' [bold]deleted" in text for text in drawn), drawn

@@ -92,6 +92,8 @@ async def test_a_full_session_leaves_the_key_nowhere_and_sends_it_only_to_the_ap
         sim.job_seconds = 0.5  # from here on jobs may finish quickly
         await until(lambda: job.is_success, pilot=pilot)
         app.query_one(JobTable).focus()
+        await pilot.press("d")  # download the output: the key must not go with it
+        await until(lambda: any(str(n.title) == "Downloaded" for n in app._notifications), pilot=pilot)
         copied = {}
         for choice in ("curl", "request", "output", "id"):
             await pilot.press("y")
@@ -125,6 +127,7 @@ async def test_a_full_session_leaves_the_key_nowhere_and_sends_it_only_to_the_ap
                  ["export", "--format", "csv", "-o", str(exports / "jobs.csv")],
                  ["export", "--format", "json", "-o", str(exports / "jobs.json")],
                  ["export", "--format", "csv"], ["locate"], ["locate", "--json"], ["attach", job.server_id],
+                 ["download", job.server_id, "--dir", str(root / "downloads-cli")],
                  ["submit", "--prompt", "an echo of the key", "--base-url", "http://127.0.0.1:1"]):
         result = await invoke(args)
         seen += [result.stdout, result.stderr]
@@ -150,6 +153,7 @@ async def test_a_full_session_leaves_the_key_nowhere_and_sends_it_only_to_the_ap
     written = [p for p in root.rglob("*") if p.is_file()]
     assert any(p.name == "history.json.journal" for p in written)
     assert any(p.suffix == ".svg" for p in written) and (exports / "jobs.csv").exists()
+    assert len([p for p in written if p.suffix == ".mp4"]) == 2  # saved by the dashboard and by the CLI
     for path in written:
         assert not leaks(path.read_bytes()), path
     for text in seen:
@@ -157,6 +161,7 @@ async def test_a_full_session_leaves_the_key_nowhere_and_sends_it_only_to_the_ap
     # The key went to the API host only, and only in the Authorization header.
     api_host = sim.base_url.removeprefix("http://")
     assert sim.authorized() and {r.host for r in sim.authorized()} == {api_host}
+    assert [r for r in sim.requests if r.path.startswith("/files/")]
     for record in sim.requests:
         assert not leaks(record.path + record.body)
         assert not leaks(json.dumps({k: v for k, v in record.headers.items() if k.lower() != "authorization"}))

@@ -19,6 +19,7 @@ def test_the_wheel_ships_styles_and_the_installed_package_finds_them(tmp_path):
     expected = {f"tui/styles/{p.name}" for p in (REPO / "styles").glob("*.tcss")}
     assert expected and expected <= set(names)
     assert "tui/simulator/sample.mp4" in names
+    assert "tui/web/templates/app_index.html" in names  # the browser-mode page
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)

@@ -94,7 +94,7 @@ def test_policy_word_insufficient_balance_and_drop_after_create(simulator):
 
 
 def test_a_job_can_fail_later_for_policy_and_odd_statuses_are_reported():
-    # The simulator's own clock: a busy machine cannot move the job past `processing` early.
+    # A controlled clock: a loaded machine must not turn "still processing" into "completed".
     now = [1000.0]
     with Simulator(job_seconds=10, clock=lambda: now[0]) as sim:
         job_id = post(sim, {"prompt": f"a {sim.faults.fail_later_word} parade"}).json()["data"]["id"]
@@ -191,9 +191,26 @@ def test_redirects_to_a_template_location_and_an_alias_that_does_not_redirect(si
     assert final.status_code == 200 and final.json()["data"]["id"] == job_id
 
 
-def test_every_request_with_an_authorization_header_is_on_record(simulator):
+def test_every_request_with_an_authorization_header_is_on_record_with_its_host(simulator):
     job_id = post(simulator).json()["data"]["id"]
     httpx.get(f"{simulator.base_url}/files/{job_id}.mp4", timeout=5)
     assert [(r.method, r.path) for r in simulator.authorized()] == [("POST", CREATE)]
-    assert simulator.requests[-1].path == f"/files/{job_id}.mp4"
-    assert simulator.requests[0].host == simulator.base_url.removeprefix("http://")
+    assert {r.host for r in simulator.requests} == {simulator.base_url.removeprefix("http://")}
+
+
+def test_file_faults_cut_refuse_and_misreport_and_file_requests_are_recorded(simulator):
+    job_id = simulator.seed_job(status="completed")
+    url = f"{simulator.base_url}/files/{job_id}.mp4"
+    whole = httpx.get(url, timeout=5).content
+    simulator.faults.file_cut, simulator.faults.file_cut_after = 1, 1000
+    with pytest.raises(httpx.TransportError):
+        httpx.get(url, timeout=5)
+    simulator.faults.file_errors = 1
+    busy = httpx.get(url, timeout=5)
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "0"
+    simulator.faults.file_total_extra = 10
+    part = httpx.get(url, headers={"Range": "bytes=10-"}, timeout=5)
+    assert part.headers["Content-Range"] == f"bytes 10-{len(whole) - 1}/{len(whole) + 10}"
+    assert part.content == whole[10:]
+    files = [r for r in simulator.requests if r.path == f"/files/{job_id}.mp4"]
+    assert len(files) == 4 and files[-1].headers["Range"] == "bytes=10-"

@@ -50,7 +50,7 @@ def test_detail_of_a_completed_job(snap_compare, seeded_app):
 def test_composer_with_validation_errors(snap_compare, seeded_app):
     async def before(pilot) -> None:
         await _ready(pilot)
-        # A blinking cursor would make the picture depend on the moment it is taken.
+        # A blinking cursor would be caught on or off depending on the machine's speed.
         pilot.app.query_one("#prompt").cursor_blink = False
         await pilot.press("n", "ctrl+s")
         await pilot.pause(0.4)

@@ -25,12 +25,14 @@ from textual.widgets import Footer, Input
 from tui import clipboard
 from tui.catalog import VideoRequest
 from tui.config import ENV_KEY, Settings, styles_dir
-from tui.events import JobChanged, JobRemoved, Notice, PollerState
+from tui.events import DownloadFinished, DownloadProgress, JobChanged, JobRemoved, Notice, PollerState
 from tui.records import Job
+from tui.screens.batch import BatchProgress, BatchScreen
 from tui.screens.dialogs import ConfirmScreen, CopyMenu, HelpScreen
 from tui.widgets.composer import Composer
 from tui.widgets.detail import DetailPane, clean
 from tui.widgets.job_table import JobTable
+from tui.widgets.stats_panel import StatsPanel
 from tui.widgets.status_line import StatusLine
 
 WIDE_COLUMNS = 140
@@ -43,6 +45,17 @@ class ServiceEvent(Message):
     def __init__(self, event: Any) -> None:
         super().__init__()
         self.event = event
+
+
+class DownloadProgressed(Message):
+    """Bytes arrived for a job's download; only the newest for each job matters."""
+
+    def __init__(self, progress: DownloadProgress) -> None:
+        super().__init__()
+        self.progress = progress
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, DownloadProgressed) and message.progress.local_id == self.progress.local_id
 
 
 class PollerStateChanged(Message):
@@ -92,7 +105,12 @@ class HailuoApp(App[int]):
         Binding("c", "clone", "Clone", id="app.clone"),
         Binding("x", "forget", "Forget", show=False, id="app.forget"),
         Binding("o", "open_output", "Open", show=False, id="app.open"),
-        Binding("d", "toggle_detail", "Detail", show=False, id="app.detail"),
+        Binding("m", "mark", "Mark for compare", show=False, id="app.mark"),
+        Binding("equals_sign", "compare", "Compare with marked", show=False, id="app.compare"),
+        Binding("t", "toggle_stats", "Stats panel", show=False, id="app.stats"),
+        Binding("d", "download", "Download outputs", show=False, id="app.download"),
+        Binding("b", "batch", "Batch run from a file", show=False, id="app.batch"),
+        Binding("i", "toggle_detail", "Detail", show=False, id="app.detail"),
         Binding("escape", "back", "Back", show=False, id="app.back"),
     ]
 
@@ -108,15 +126,37 @@ class HailuoApp(App[int]):
         self._poll = poll
         self._unsubscribe: Callable[[], None] | None = None
         self._submits_in_flight = 0
+        #: The batch run going on (or the last one), as the batch dialog shows it.
+        self.batch: BatchProgress | None = None
+        self._batch_running = False
+        #: Downloads in progress, newest progress per job (local id).
+        self.downloads: dict[str, DownloadProgress] = {}
         self._leaving = False
         self._signals: list[int] = []
+        self._started_at = clock()
         self.ready = asyncio.Event()
+        from tui.notify import DesktopNotifier
+
+        self.notifier = DesktopNotifier(enabled=settings.desktop_notifications)
+        #: The job `m` marked for `=`; by local id.
+        self.marked: str | None = None
+        #: Figures for the stats panel: built from the history the first time it is shown, then kept up to date.
+        self.stats: Any = None
+        self._stats_backlog: set[str] | None = None  # jobs changed while the history is being counted
+        self._stats_timer: Any = None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The dashboard's keys act on the dashboard: not from under a dialog or the compare screen."""
+        if action in _DASHBOARD_ACTIONS and len(self.screen_stack) > 1:
+            return False
+        return True
 
     def notify(self, message: str, *, title: str = "", severity: str = "information", timeout: float | None = None,
                markup: bool = False) -> None:
-        """Every toast is plain text: job ids, statuses and errors come from the server, so
-        they are never parsed as markup (a stray "[/]" would even raise) nor shown with escapes."""
-        super().notify(clean(message), title=clean(title), severity=severity, timeout=timeout, markup=markup)
+        """Every toast is plain text: job ids, statuses, errors and template names come from the
+        server or the user, so they are never parsed as markup (a stray "[/]" would even raise)
+        nor shown with escapes — also when a widget's `notify()` passes its default `markup=True`."""
+        super().notify(clean(message), title=clean(title), severity=severity, timeout=timeout, markup=False)
 
     # -- layout -----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -126,6 +166,7 @@ class HailuoApp(App[int]):
             with Vertical(id="right"):
                 yield Input(placeholder="filter: id, prompt, model, status (Escape leaves)", compact=True, id="filter")
                 yield JobTable(id="jobs", clock=self._clock)
+                yield StatsPanel(id="stats")
                 yield DetailPane(id="detail", clock=self._clock)
         yield Footer()
 
@@ -187,6 +228,13 @@ class HailuoApp(App[int]):
     async def on_worker_state_changed(self, event) -> None:
         from textual.worker import WorkerState
 
+        if event.worker.group == "stats":
+            if event.state == WorkerState.SUCCESS:
+                self._history_counted(event.worker.result)
+            elif event.state == WorkerState.ERROR:
+                self._stats_backlog = None
+                self.notify(f"stats not counted: {clean(event.worker.error)}", severity="error", timeout=6)
+            return
         if event.worker.group != "open":
             return
         if event.state == WorkerState.SUCCESS:
@@ -204,6 +252,8 @@ class HailuoApp(App[int]):
         table.set_jobs(service.store.all())
         composer = self.query_one(Composer)
         composer.disabled_reason = service.submit_disabled_reason
+        if self.read_only_reason is not None:
+            self.query_one(StatusLine).mode = "demo · read-only" if self.settings.demo else "read-only"
         for notice in getattr(service.store, "notices", []) or []:
             self.notify(clean(notice), severity="warning", timeout=8)
         if not self.settings.has_key:
@@ -223,6 +273,8 @@ class HailuoApp(App[int]):
         # Emitted on this loop by the service: queue as messages so handlers run in order.
         if isinstance(event, PollerState):
             self.post_message(PollerStateChanged(event))
+        elif isinstance(event, DownloadProgress):
+            self.post_message(DownloadProgressed(event))
         else:
             self.post_message(ServiceEvent(event))
 
@@ -234,6 +286,10 @@ class HailuoApp(App[int]):
         table = self.query_one(JobTable)
         if isinstance(event, JobChanged):
             table.upsert(event.job)
+            if self.stats is not None:
+                self.stats.update(event.job)
+            elif self._stats_backlog is not None:
+                self._stats_backlog.add(event.job.local_id)
             detail = self.query_one(DetailPane)
             if detail.job is not None and detail.job.local_id == event.job.local_id:
                 detail.show_job(event.job)
@@ -244,6 +300,12 @@ class HailuoApp(App[int]):
         elif isinstance(event, JobRemoved):
             table.remove(event.local_id)
             self._show_selected()
+            if self.stats is not None:
+                self.stats.remove(event.local_id)
+            elif self._stats_backlog is not None:
+                self._stats_backlog.add(event.local_id)
+            if self.marked == event.local_id:
+                self._set_mark(None)
         elif isinstance(event, Notice):
             self.notify(event.message, severity=event.severity, timeout=8 if event.severity == "error" else 4)
             status = self.query_one(StatusLine)
@@ -251,14 +313,143 @@ class HailuoApp(App[int]):
                 status.last_error, status.last_error_topic = event.message, event.topic
             elif event.topic is not None and status.last_error_topic == event.topic:
                 status.last_error, status.last_error_topic = None, None  # the problem it reported is over
+        elif isinstance(event, DownloadFinished):
+            self._download_finished(event)
+
+    # -- downloads ----------------------------------------------------------------------------------
+    def on_download_progressed(self, message: DownloadProgressed) -> None:
+        progress = message.progress
+        if progress.local_id not in self.service_downloading():
+            return  # a late update of a download that has ended
+        self.downloads[progress.local_id] = progress
+        self.query_one(DetailPane).set_download(progress.local_id, progress)
+        self._show_activity()
+
+    def service_downloading(self) -> set[str]:
+        return getattr(self.service, "downloading", set()) if self.service is not None else set()
+
+    def _download_finished(self, event: DownloadFinished) -> None:
+        self.downloads.pop(event.local_id, None)
+        self.query_one(DetailPane).set_download(event.local_id, None)
+        self._show_activity()
+        job = self.service.store.get(event.local_id) if self.service is not None else None
+        name = clean(job.short_id if job is not None else event.local_id)
+        if event.error:
+            self.notify(f"{name}: {clean(event.error)}", title="Download failed", severity="error", timeout=10)
+            return
+        saved = [clean(path) for path in event.paths]
+        where = saved[0] if len(saved) == 1 else f"{len(saved)} files in {clean(str(self._folder_of(saved)))}"
+        already = all(outcome == "already there" for outcome in event.outcomes)
+        self.notify(f"{name} {'was already saved as' if already else 'saved to'} {where}", title="Downloaded",
+                    timeout=8)
+
+    @staticmethod
+    def _folder_of(paths: list[str]) -> str:
+        import os
+
+        return os.path.dirname(paths[0]) if paths else ""
+
+    def _show_activity(self) -> None:
+        parts = []
+        if self.downloads:
+            received = sum(p.received for p in self.downloads.values())
+            totals = [p.total for p in self.downloads.values()]
+            share = f" {100 * received // max(1, sum(totals))}%" if all(totals) else ""
+            parts.append(f"{len(self.downloads)} downloading{share}")
+        elif self.service_downloading():
+            parts.append(f"{len(self.service_downloading())} downloading")
+        if self._batch_running and self.batch is not None:
+            parts.append(f"batch {len(self.batch.settled)}/{self.batch.rows}")
+        self.query_one(StatusLine).activity = " · ".join(parts)
+
+    def action_download(self) -> None:
+        from tui.downloads import nothing_to_download
+
+        job = self._need_job()
+        if job is None or self.service is None:
+            return
+        reason = nothing_to_download(job)
+        if reason is not None:
+            self.notify(clean(reason), title="Nothing to download", severity="warning", timeout=5)
+            return
+        if job.local_id in self.service_downloading():
+            self.notify(f"{clean(job.short_id)} is being downloaded already", timeout=3)
+            return
+        self._download(job.local_id)
+        self._show_activity()
+
+    @work(exit_on_error=False, group="download")
+    async def _download(self, local_id: str) -> None:
+        from tui.downloads import DownloadError
+
+        try:
+            await self.service.download(local_id)
+        except DownloadError:
+            pass  # told by the DownloadFinished event, like every other download
+
+    # -- batch runs -----------------------------------------------------------------------------------
+    def action_batch(self) -> None:
+        if self.service is None:
+            self.notify("the history is still opening; try again in a moment", severity="warning", timeout=3)
+            return
+        running = self.batch if self.batch is not None and (self._batch_running or self.batch.summary) else None
+        self.push_screen(BatchScreen(store=self.service.store,
+                                     allow_uncertain=self.settings.allow_uncertain_resolutions,
+                                     submit_disabled=self.service.submit_disabled_reason,
+                                     running=running, path=self.batch.path if self.batch else ""))
+
+    @on(BatchScreen.Start)
+    def _batch_start(self, message: BatchScreen.Start) -> None:
+        if self._batch_running:
+            self.notify("a batch is running already; wait for it to end", severity="warning", timeout=4)
+            return
+        self.batch = BatchProgress(message.path, len(message.rows))
+        self._batch_running = True
+        self._run_batch(message.rows)
+        self._batch_changed()
+
+    @work(exit_on_error=False, group="batch")
+    async def _run_batch(self, rows: list) -> None:
+        from tui.batch import BatchRun
+
+        progress = self.batch
+        assert progress is not None
+
+        def settled(outcome) -> None:
+            progress.settled.append(outcome)
+            self._batch_changed()
+
+        run = BatchRun(self.service, rows, on_outcome=settled)
+        try:
+            progress.summary = await run.run()
+        except Exception as exc:  # noqa: BLE001 - shown, never a crash
+            progress.summary = run.summary()
+            progress.summary.stopped = f"stopped: {clean(exc) or type(exc).__name__}"
+        finally:
+            self._batch_running = False
+        summary = progress.summary
+        self._batch_changed()
+        self.notify(clean(summary.line()) + (f" — {clean(summary.stopped)}" if summary.stopped else ""),
+                    title=f"Batch {clean(progress.path)}",
+                    severity="information" if summary.exit_code() == 0 else "warning", timeout=12)
+
+    def _batch_changed(self) -> None:
+        self._show_activity()
+        if isinstance(self.screen, BatchScreen) and self.batch is not None:
+            self.screen.show_progress(self.batch)
 
     def _announce_end(self, job: Job) -> None:
+        """A job of this session ended: a toast, the bell if asked for, a desktop notification if there is a desktop."""
+        prompt = job.prompt if len(job.prompt) <= 80 else job.prompt[:79] + "…"
         if job.is_success:
             self.notify(f"{clean(job.short_id)} completed", title="Job done", timeout=5)
+            self.notifier.notify(f"Video ready: {job.short_id}", prompt)
         else:
             reason = clean(job.error or job.status)
             self.notify(f"{clean(job.short_id)} {clean(job.status)}: {reason}", title="Job ended",
                         severity="error", timeout=8)
+            self.notifier.notify(f"Job {job.status}: {job.short_id}", f"{job.error or job.status}\n{prompt}",
+                                 urgency="critical")
         if self.settings.bell:
             self.bell()
 
@@ -280,6 +471,21 @@ class HailuoApp(App[int]):
     @property
     def selected_job(self) -> Job | None:
         return self.query_one(JobTable).selected_job
+
+    @property
+    def read_only_reason(self) -> str | None:
+        """Why this dashboard may not change the history (None when it may)."""
+        if self.service is None:
+            return "read-only mode (--read-only)" if self.settings.read_only else None
+        return self.service.read_only_reason
+
+    def _refused_in_read_only(self, what: str) -> bool:
+        """Say why `what` is not done here, when the history is read-only."""
+        reason = self.read_only_reason
+        if reason is None:
+            return False
+        self.notify(f"{what} is off: {clean(reason)}", title="Read-only", severity="warning", timeout=6)
+        return True
 
     def _need_job(self) -> Job | None:
         job = self.selected_job
@@ -365,7 +571,7 @@ class HailuoApp(App[int]):
                             or binding.action in ("back", "quit")):
                         continue
                     done.add(binding.action)
-                    yield SystemCommand(f"{section}{binding.description}", f"key {binding.key}",
+                    yield SystemCommand(f"{section}{binding.description}", f"key {_key_label(binding.key)}",
                                         _runner(node, binding.action))
 
     def action_toggle_composer(self) -> None:
@@ -382,6 +588,9 @@ class HailuoApp(App[int]):
 
     def action_submit(self) -> None:
         """Submit the composer's request from anywhere; its messages show beside its fields."""
+        if self._refused_in_read_only("Submit"):
+            self.query_one(Composer).set_note(clean(self.read_only_reason), error=True)
+            return
         screen = self.screen
         if screen.has_class("-narrow") and not screen.has_class("-show-composer"):
             screen.add_class("-show-composer")
@@ -444,23 +653,185 @@ class HailuoApp(App[int]):
             self.notify("refreshing every pending job", timeout=2)
 
     def action_clone(self) -> None:
+        if self._refused_in_read_only("Clone to submit"):
+            return
         job = self._need_job()
         if job is None:
             return
         self.query_one(Composer).load(_request_of(job))
+        self._show_composer()
+        self.notify(f"request of {clean(job.short_id)} copied into the form", timeout=3)
+
+    def _show_composer(self) -> None:
         if self.screen.has_class("-narrow"):
             self.screen.add_class("-show-composer")
         self.query_one("#prompt").focus()
-        self.notify(f"request of {clean(job.short_id)} copied into the form", timeout=3)
+
+    # -- compare two jobs -----------------------------------------------------------------------------
+    def _set_mark(self, job: Job | None) -> None:
+        self.marked = job.local_id if job is not None else None
+        self.query_one(StatusLine).marked = job.short_id if job is not None else ""
+
+    def action_mark(self) -> None:
+        job = self._need_job()
+        if job is None:
+            return
+        if self.marked == job.local_id:
+            self._set_mark(None)
+            self.notify(f"{clean(job.short_id)} unmarked", timeout=2)
+            return
+        self._set_mark(job)
+        self.notify(f"{clean(job.short_id)} marked: select another job and press = to compare", timeout=4)
+
+    def action_compare(self) -> None:
+        from tui.screens.compare import CompareScreen
+
+        job = self._need_job()
+        if job is None:
+            return
+        marked = self.service.store.get(self.marked) if self.service is not None and self.marked else None
+        if marked is None:
+            self.notify("mark a job with m first, then press = on another one", severity="warning", timeout=4)
+            return
+        if marked.local_id == job.local_id:
+            self.notify("this is the marked job: select another one to compare with", severity="warning", timeout=4)
+            return
+        self.push_screen(CompareScreen(marked, job, now=self._clock()))
+
+    # -- stats ---------------------------------------------------------------------------------------
+    def action_toggle_stats(self) -> None:
+        show = not self.screen.has_class("-show-stats")
+        self.screen.set_class(show, "-show-stats")
+        if not show:
+            if self._stats_timer is not None:
+                self._stats_timer.stop()
+                self._stats_timer = None
+            return
+        self._ensure_stats()
+        self._render_stats()
+        # Figures change with every poll and with the clock: redrawn once a second, never per event.
+        self._stats_timer = self.set_interval(1.0, self._render_stats)
+
+    def _ensure_stats(self) -> None:
+        """Count the history once, in a thread (50,000 jobs take a few hundred ms); changes meanwhile are kept."""
+        if self.stats is None and self._stats_backlog is None and self.service is not None:
+            self._stats_backlog = set()
+            self.query_one(StatsPanel).counting()
+            self._count_history(list(self.service.store.all()))
+
+    @work(thread=True, exit_on_error=False, group="stats")
+    def _count_history(self, jobs: list[Job]) -> Any:
+        from tui.stats import JobStats
+
+        stats = JobStats(session_start=self._started_at)
+        stats.reset(jobs)
+        return stats
+
+    def _history_counted(self, stats: Any) -> None:
+        for local_id in self._stats_backlog or ():
+            job = self.service.store.get(local_id)
+            if job is None:
+                stats.remove(local_id)
+            else:
+                stats.update(job)
+        self._stats_backlog = None
+        self.stats = stats
+        self._render_stats()
+
+    def _render_stats(self) -> None:
+        self._ensure_stats()
+        if self.stats is not None:
+            self.query_one(StatsPanel).show_stats(self.stats.snapshot(self._clock()))
+
+    # -- prompt history and templates ----------------------------------------------------------------
+    def _templates(self):
+        from tui.prompts import TemplateStore
+
+        return TemplateStore(self.settings.templates_path, clock=self._clock)
+
+    @on(Composer.RecallRequested)
+    def _recall_requested(self, event: Composer.RecallRequested) -> None:
+        from tui.prompts import TemplateError, recent_prompts
+        from tui.screens.prompts import PromptPicker
+
+        if self._refused_in_read_only("Recalling a prompt"):
+            return
+        if self.service is None:
+            self.notify("the history is still opening; try again in a moment", severity="warning", timeout=3)
+            return
+        store = self._templates()
+        try:
+            templates = store.load()
+        except TemplateError as exc:
+            templates = []
+            self.notify(clean(exc), title="Templates", severity="error", timeout=8)
+        entries = templates + recent_prompts(self.service.store.all())
+        if not entries:
+            self.notify("no earlier prompts or templates yet", timeout=3)
+            return
+
+        def delete(entry) -> str | None:
+            try:
+                store.delete(entry.name)
+            except TemplateError as exc:
+                return str(exc)
+            return None
+
+        def picked(entry) -> None:
+            if entry is None:
+                return
+            composer = self.query_one(Composer)
+            composer.load(entry.request(composer.request))
+            self._show_composer()
+            what = f"template {clean(entry.name)!r}" if entry.is_template else "an earlier prompt"
+            self.notify(f"{what} is in the form", timeout=3)
+
+        self.push_screen(PromptPicker(entries, delete_template=delete, clock=self._clock), picked)
+
+    @on(Composer.SaveTemplateRequested)
+    def _save_template_requested(self, event: Composer.SaveTemplateRequested) -> None:
+        from tui.prompts import TemplateError
+        from tui.screens.prompts import TemplateNameScreen
+
+        if self._refused_in_read_only("Saving a template"):
+            return
+        store = self._templates()
+        try:
+            existing = [entry.name for entry in store.load()]
+        except TemplateError as exc:
+            self.notify(clean(exc), title="Templates", severity="error", timeout=8)
+            return
+        request = event.request
+
+        def named(name: str | None) -> None:
+            if not name:
+                return
+            try:
+                _entry, replaced = store.save(name, request)
+            except TemplateError as exc:
+                self.notify(clean(exc), title="Templates", severity="error", timeout=8)
+                return
+            self.notify(f"template {clean(name)!r} {'replaced' if replaced else 'saved'} (ctrl+r recalls it)",
+                        title="Templates", timeout=4)
+
+        self.push_screen(TemplateNameScreen(request.prompt, existing), named)
 
     def action_forget(self) -> None:
+        if self._refused_in_read_only("Forget"):
+            return
         job = self._need_job()
         if job is None or self.service is None:
             return
 
         def answered(yes: bool | None) -> None:
+            from tui.jobs import ReadOnlyRefused
+
             if yes:
-                self.service.forget(job.local_id)
+                try:
+                    self.service.forget(job.local_id)
+                except ReadOnlyRefused as exc:
+                    self.notify(f"Forget is off: {clean(exc)}", title="Read-only", severity="warning", timeout=6)
+                    return
                 self.notify(f"{clean(job.short_id)} forgotten here; it stays on the server", timeout=4)
 
         self.push_screen(ConfirmScreen(f"Forget job {clean(job.short_id)}?",
@@ -518,6 +889,11 @@ class HailuoApp(App[int]):
             if yes:
                 self.call_later(self._leave)
 
+        if self._batch_running:
+            self.push_screen(ConfirmScreen("A batch run is submitting. Quit anyway?",
+                                           "Rows not sent yet stay unsent; run the file again to send them "
+                                           "(rows already submitted are skipped)."), answered)
+            return
         if self._submits_in_flight:
             self.push_screen(ConfirmScreen("A submit is in flight. Quit anyway?",
                                            "Its outcome will be recorded as unknown if it is cut off."), answered)
@@ -555,8 +931,15 @@ class HailuoApp(App[int]):
         self._signals.clear()
 
 
+#: Actions of the dashboard's own keys (quit stays everywhere).
+_DASHBOARD_ACTIONS = frozenset(
+    binding.action.split("(")[0] for binding in HailuoApp.BINDINGS
+    if isinstance(binding, Binding) and binding.action != "quit"
+)
+
+
 def _key_label(key: str) -> str:
-    return {"question_mark": "?", "slash": "/", "escape": "Esc"}.get(key, key)
+    return {"question_mark": "?", "slash": "/", "escape": "Esc", "equals_sign": "="}.get(key, key)
 
 
 def _runner(node: Any, action: str) -> Callable[[], Any]:
@@ -566,14 +949,23 @@ def _runner(node: Any, action: str) -> Callable[[], Any]:
     return run
 
 
+def demo_app(demo_settings: Settings, seed: Callable[[Any], Any], *, read_only: bool = False) -> HailuoApp:
+    """The demo dashboard; read-only, its jobs are put in the history before it opens (it cannot write)."""
+    if not read_only:
+        return HailuoApp(demo_settings, on_started=seed)
+    from tui.demo import seed_before_start
+
+    seed_before_start(demo_settings, seed)
+    return HailuoApp(demo_settings.with_changes(read_only=True))
+
+
 def run_app(settings: Settings, *, demo: bool = False) -> int:
     """Run the dashboard until the user leaves; returns the exit code."""
     if demo:
         from tui.demo import demo_session
 
         with demo_session(settings) as (demo_settings, seed):
-            app = HailuoApp(demo_settings, on_started=seed)
-            result = app.run()
+            result = demo_app(demo_settings, seed, read_only=settings.read_only).run()
     else:
         app = HailuoApp(settings)
         result = app.run()

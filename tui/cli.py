@@ -21,7 +21,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
@@ -31,6 +30,7 @@ import click
 from tui import __version__, catalog
 from tui.api.errors import ApiError, redact
 from tui.config import ENV_KEY, ConfigError, Settings, data_dir, demo_db_path, load_settings
+from tui.files import write_atomically
 from tui.text import inert
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ class State:
     base_url: str | None = None
     db: str | None = None
     read_only: bool = False
+    demo: bool = False
     #: The key, kept only to scrub it from anything printed (and out of repr()).
     secret: str | None = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -151,6 +152,14 @@ def settings_for(ctx: click.Context, base_url: str | None, db: str | None, *, ne
         raise CliError(str(exc), EXIT_AUTH) from None
     state.secret = settings.api_key or state.secret
     return settings
+
+
+def refuse_in_read_only(ctx: click.Context, command: str) -> None:
+    """`--read-only` watches and copies: commands that change the history or send a job stop here (exit 2)."""
+    state = ctx.find_object(State)
+    if state is not None and state.read_only:
+        raise CliError(f"{command} is refused in read-only mode (--read-only watches and copies only; "
+                       "run without --read-only to change anything)", EXIT_USAGE)
 
 
 def require_key(settings: Settings) -> None:
@@ -334,33 +343,13 @@ def render_csv(jobs: Iterable["Job"]) -> str:
     return buffer.getvalue()
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Temp file in the same directory, fsync, rename: the target is whole or untouched."""
-    path = path.expanduser()
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 # -- running the service --------------------------------------------------------------------
 
 
-def run_async(make_coro: Callable[[], Any]) -> Any:
+STOPPED_HINT = "history saved; unfinished jobs keep running on the server (`hailuo-tui watch` resumes them)"
+
+
+def run_async(make_coro: Callable[[], Any], *, stopped_hint: str = STOPPED_HINT) -> Any:
     """Run a coroutine; SIGTERM/SIGHUP/SIGINT cancel it so its `finally` flushes the history."""
 
     async def runner() -> Any:
@@ -395,8 +384,7 @@ def run_async(make_coro: Callable[[], Any]) -> Any:
     except Interrupted as exc:
         name = signal.Signals(exc.signum).name
         with contextlib.suppress(OSError):
-            echo(f"stopped by {name}: history saved; unfinished jobs keep running on the server "
-                 "(`hailuo-tui watch` resumes them)", err=True)
+            echo(f"stopped by {name}: {stopped_hint}", err=True)
         raise SystemExit(128 + exc.signum) from None
 
 
@@ -444,6 +432,12 @@ class Progress:
             echo(to_json_line({"event": "status", "previous_status": previous, "job": job.to_public()}))
         else:
             echo(job_summary(job))
+        self._draw()
+
+    def line(self, text: str, *, err: bool = False) -> None:
+        """Print one line above the status line."""
+        self._clear()
+        echo(text, err=err)
         self._draw()
 
     def status(self, text: str) -> None:
@@ -570,7 +564,7 @@ def main(ctx: click.Context, demo: bool, read_only: bool, base_url: str | None, 
     """
     # Kept only so that anything printed can be scrubbed of it, whatever the command.
     secret = os.environ.get(ENV_KEY, "").strip() or None
-    ctx.obj = State(base_url=base_url, db=db, read_only=read_only, secret=secret)
+    ctx.obj = State(base_url=base_url, db=db, read_only=read_only, demo=demo, secret=secret)
     if ctx.invoked_subcommand is not None:
         return
     ctx.exit(start_dashboard(ctx, demo=demo))
@@ -626,6 +620,7 @@ def submit(ctx: click.Context, model: str, scene: str | None, prompt: str, image
            end_image: str | None, duration: int, resolution: str | None, no_expansion: bool,
            wait: bool, as_json: bool, max_poll_errors: int, base_url: str | None, db: str | None) -> None:
     """Submit one video job; print its id (or the job as JSON)."""
+    refuse_in_read_only(ctx, "submit")
     if prompt == "-":
         prompt = sys.stdin.read()
         prompt = prompt.rstrip("\n")
@@ -719,6 +714,7 @@ def _submit_error(exc: ApiError, job: "Job | None" = None) -> CliError:
 def attach(ctx: click.Context, ids: tuple[str, ...], wait: bool, as_json: bool, max_poll_errors: int,
            base_url: str | None, db: str | None) -> None:
     """Add existing prediction ids to the history and start watching them."""
+    refuse_in_read_only(ctx, "attach")
     cleaned = []
     for ident in ids:
         ident = ident.strip()
@@ -732,12 +728,16 @@ def attach(ctx: click.Context, ids: tuple[str, ...], wait: bool, as_json: bool, 
 
 
 async def _attach(settings: Settings, ids: list[str], *, wait: bool, as_json: bool, max_poll_errors: int) -> int:
+    from tui.jobs import ReadOnlyRefused
+
     service = open_service(settings)
     try:
         try:
             attached = await service.attach(ids)
         except ApiError as exc:
             raise CliError(plain(exc.message), exc.exit_code) from None
+        except ReadOnlyRefused as exc:
+            raise CliError(f"cannot attach: {plain(exc)}", EXIT_USAGE) from None
         if not wait:
             if as_json:
                 echo(to_json([j.to_public() for j in attached]))
@@ -824,6 +824,7 @@ def show(ctx: click.Context, ident: str, as_json: bool, base_url: str | None, db
 @click.pass_context
 def forget(ctx: click.Context, ident: str, yes: bool, base_url: str | None, db: str | None) -> None:
     """Remove one job from the local history (the job stays on the server)."""
+    refuse_in_read_only(ctx, "forget")
     settings = settings_for(ctx, base_url, db, need_key=False)
     store = open_store(settings, read_only=False)
     try:
@@ -901,13 +902,37 @@ async def _watch(settings: Settings, *, exit_status: bool, as_json: bool, max_po
         if not as_json:
             echo(f"watching {len(pending)} job{'s' if len(pending) != 1 else ''}", err=True)
         await service.start()
-        final = await follow(service, pending, Progress(as_json=as_json), max_poll_errors=max_poll_errors)
+        progress = Progress(as_json=as_json)
+        unsubscribe = service.subscribe(lambda event: _print_download(service, event, progress, as_json=as_json))
+        try:
+            final = await follow(service, pending, progress, max_poll_errors=max_poll_errors)
+            await service.wait_downloads()  # auto_download: the files of the jobs that just completed
+        finally:
+            unsubscribe()
         if not as_json:
             completed = sum(1 for j in final if j.is_success)
             echo(f"done: {completed} completed, {len(final) - completed} failed or expired", err=True)
         return outcome_code(final) if exit_status else EXIT_OK
     finally:
         await service.close()
+
+
+def _print_download(service, event: Any, progress: Progress, *, as_json: bool) -> None:
+    """A download started by auto_download ended: where its files went, or why it failed."""
+    from tui.events import DownloadFinished
+
+    if not isinstance(event, DownloadFinished):
+        return
+    job = service.store.get(event.local_id)
+    ident = job.display_id if job is not None else event.local_id
+    if as_json:
+        echo(to_json_line({"event": "download", "id": job.server_id if job else None, "local_id": event.local_id,
+                           "paths": list(event.paths), "error": event.error}))
+        return
+    for path in event.paths:
+        progress.line(f"{ident}\t{plain(path)}")
+    if event.error:
+        progress.line(f"error: {ident}: {plain(event.error)}", err=True)
 
 
 # -- locate ---------------------------------------------------------------------------------
@@ -926,6 +951,7 @@ def locate(ctx: click.Context, as_json: bool, base_url: str | None, db: str | No
         "history_file": str(settings.db_path),
         "demo_history_file": str(demo_db_path()),
         "data_dir": str(data_dir()),
+        "templates_file": str(settings.templates_path),
         "download_dir": str(settings.download_dir),
         "base_url": settings.base_url,
         "api_key": f"${ENV_KEY} {key_state}",
@@ -935,13 +961,75 @@ def locate(ctx: click.Context, as_json: bool, base_url: str | None, db: str | No
         return
     labels = {
         "config_file": "config file", "history_file": "history file", "demo_history_file": "demo history",
-        "data_dir": "data dir", "download_dir": "download dir", "base_url": "base URL", "api_key": "API key",
+        "data_dir": "data dir", "templates_file": "templates", "download_dir": "download dir",
+        "base_url": "base URL", "api_key": "API key",
     }
     for name, value in info.items():
         echo(f"{labels[name] + ':':<14} {plain(value)}")
 
 
+# -- serve ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="TCP port (0: any free port; the address is printed).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback exposes the dashboard, and the key's power, "
+                   "to that network.")
+@click.option("--demo", is_flag=True, help="Serve the demo dashboard (built-in simulator, no key).")
+@click.option("--read-only", "read_only", is_flag=True, help="Serve a dashboard that watches and copies only.")
+@_connection_options
+@click.pass_context
+def serve(ctx: click.Context, port: int, host: str, demo: bool, read_only: bool, base_url: str | None,
+          db: str | None) -> None:
+    """Serve the dashboard in a web browser (one dashboard per open tab)."""
+    try:
+        from tui.serve import DashboardServer, dashboard_command, is_loopback
+    except ModuleNotFoundError as exc:
+        raise CliError(f"browser mode needs the package {exc.name!r}: pip install textual-serve", EXIT_USAGE) from None
+    state = ctx.ensure_object(State)
+    demo = demo or state.demo
+    read_only = read_only or state.read_only
+    # Checked here, so a bad setting or key is one line now rather than a broken page later.
+    settings = settings_for(ctx, base_url, db, need_key=not demo, **({"read_only": True} if read_only else {}))
+    db_path = (db or state.db) and str(Path(db or state.db).expanduser().resolve())
+    if demo:
+        os.environ.pop(ENV_KEY, None)  # the demo never uses the real key: its dashboards do not inherit it
+    command = dashboard_command(demo=demo, read_only=read_only,
+                                base_url=None if demo else (base_url or state.base_url), db=db_path)
+    if not is_loopback(host):
+        warn(f"listening on {host}: anyone who can reach it can use this dashboard, and through it the API key "
+             "(submitting billed jobs). Prefer the default 127.0.0.1 with an SSH tunnel.")
+
+    def ready(url: str) -> None:
+        bound = url.rsplit(":", 1)[1].rstrip("/")
+        echo(f"hailuo-tui in the browser: {url}")
+        echo(f"  over SSH: ssh -L {bound}:127.0.0.1:{bound} HOST, then open http://127.0.0.1:{bound}/ here")
+        echo("  Ctrl+C stops the server; each open dashboard saves its history and exits")
+        sys.stdout.flush()
+
+    title = f"hailuo-tui{' (demo)' if demo else ''}{' (read-only)' if read_only else ''}"
+    server = DashboardServer(command, host=host, port=port, title=title, secret=settings.api_key, on_ready=ready)
+    try:
+        server.serve()
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_USAGE) from None
+
+
 # -- simulate (attached when the simulator is installed) -------------------------------------
+
+def _attach_commands() -> None:
+    """Commands kept in their own modules (they import their engines only when run)."""
+    from tui.cli_batch import batch
+    from tui.cli_download import download
+
+    main.add_command(download, name="download")
+    main.add_command(batch, name="batch")
+
+
+_attach_commands()
+
 
 def _attach_simulator() -> None:
     import importlib.util

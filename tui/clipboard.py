@@ -36,6 +36,17 @@ def can_open_browser() -> bool:
 
 def open_url(app: "App", url: str) -> None:
     """Open in a browser where one can show; otherwise copy the URL and say so."""
+    from urllib.parse import urlsplit
+
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        # A URL from the server is opened only if it is a web address (never javascript:, file:...).
+        copy_text(app, url, "the output address (not an http(s) URL, so it was not opened)")
+        return
+    if getattr(app, "is_web", False):
+        # In browser mode the page that shows the dashboard opens it in a new tab.
+        app.open_url(url, new_tab=True)
+        app.notify("Opened the output in a new browser tab", timeout=3)
+        return
     if can_open_browser():
         try:
             import webbrowser

@@ -21,6 +21,7 @@ ENV_BASE_URL = "GPTPROTO_BASE_URL"
 ENV_DB = "HAILUO_TUI_DB"
 ENV_CONFIG = "HAILUO_TUI_CONFIG"
 ENV_DATA_DIR = "HAILUO_TUI_DATA_DIR"
+ENV_DOWNLOAD_DIR = "HAILUO_TUI_DOWNLOAD_DIR"
 
 
 class ConfigError(Exception):
@@ -51,7 +52,15 @@ def demo_db_path(env: Mapping[str, str] = os.environ) -> Path:
     return data_dir(env) / "demo-history.json"
 
 
+def templates_path(env: Mapping[str, str] = os.environ) -> Path:
+    """Named prompt templates (JSON)."""
+    return data_dir(env) / "templates.json"
+
+
 def default_download_dir(env: Mapping[str, str] = os.environ) -> Path:
+    override = env.get(ENV_DOWNLOAD_DIR)
+    if override:
+        return Path(override).expanduser()
     from platformdirs import user_downloads_dir
 
     return Path(user_downloads_dir()) / APP_NAME
@@ -67,6 +76,7 @@ class Settings:
     db_path: Path = field(default_factory=default_db_path)
     config_file: Path = field(default_factory=config_path)
     download_dir: Path = field(default_factory=default_download_dir)
+    templates_path: Path = field(default_factory=templates_path)
     allow_uncertain_resolutions: bool = False
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
@@ -76,7 +86,12 @@ class Settings:
     poll_max_interval: float = 20.0
     retention_seconds: float = 7 * 24 * 3600
     bell: bool = False
+    #: `notify-send` on completion/failure, when a desktop session (DISPLAY / WAYLAND_DISPLAY) exists.
+    desktop_notifications: bool = True
+    #: Download a job's outputs when it completes while the dashboard or `watch` runs.
     auto_download: bool = False
+    #: Batch runs send at most this many submits a second (and pause on a 429).
+    submit_rate: float = 1.0
     read_only: bool = False
     theme: str | None = None
     keymap: dict[str, str] = field(default_factory=dict)
@@ -127,7 +142,9 @@ _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "poll_max_interval": (int, float),
     "retention_seconds": (int, float),
     "bell": bool,
+    "desktop_notifications": bool,
     "auto_download": bool,
+    "submit_rate": (int, float),
     "theme": str,
     "keymap": dict,
 }
@@ -189,17 +206,22 @@ def load_settings(
     for key, value in file_values.items():
         values[key] = Path(value).expanduser() if key in ("db_path", "download_dir") else value
     values.setdefault("db_path", default_db_path(env))
+    values.setdefault("templates_path", templates_path(env))
     values["api_key"] = _check_key(env.get(ENV_KEY))
     if env.get(ENV_BASE_URL):
         values["base_url"] = env[ENV_BASE_URL]
     if env.get(ENV_DB):
         values["db_path"] = Path(env[ENV_DB]).expanduser()
+    if env.get(ENV_DOWNLOAD_DIR):
+        values["download_dir"] = Path(env[ENV_DOWNLOAD_DIR]).expanduser()
     if base_url:
         values["base_url"] = base_url
     if db:
         values["db_path"] = Path(db).expanduser()
     values.update({k: v for k, v in overrides.items() if v is not None})
     values["base_url"] = _check_base_url(values.get("base_url", DEFAULT_BASE_URL))
+    if isinstance(values.get("download_dir"), str):
+        values["download_dir"] = Path(values["download_dir"]).expanduser()
     if values.get("auth_scheme", "raw") not in ("raw", "bearer"):
         raise ConfigError("auth_scheme must be 'raw' or 'bearer'")
     return Settings(**values)

@@ -55,6 +55,23 @@ def demo_session(settings: Settings, *, job_seconds: float = DEMO_JOB_SECONDS,
         simulator.stop()
 
 
+def seed_before_start(settings: Settings, seed: Callable[[Any], Any]) -> None:
+    """Run the seeding hook with a service of its own, closed again, before a read-only dashboard opens."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from tui.jobs import JobService
+
+    async def run() -> None:
+        service = JobService.open(settings.with_changes(read_only=False))
+        try:
+            await seed(SimpleNamespace(service=service))
+        finally:
+            await service.close()
+
+    asyncio.run(run())
+
+
 async def seed_demo_jobs(service: Any, simulator: Any) -> None:
     """A few jobs in each state, so the first look is not empty."""
     from tui.records import UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job, new_local_id

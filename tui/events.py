@@ -63,7 +63,34 @@ class Notice:
     topic: str | None = None
 
 
-Event = Union[JobChanged, JobRemoved, PollerState, Notice]
+@dataclass(frozen=True)
+class DownloadProgress:
+    """Bytes of one output of a job arriving (sent at most a few times a second per download)."""
+
+    local_id: str
+    index: int  # which output, from 0
+    count: int  # how many outputs the job has
+    received: int  # bytes on disk so far, a resumed part included
+    total: int | None  # bytes announced by the host; None when it did not say
+    path: str  # where the file will be
+
+    @property
+    def fraction(self) -> float | None:
+        return min(1.0, self.received / self.total) if self.total else None
+
+
+@dataclass(frozen=True)
+class DownloadFinished:
+    """A job's download ended: `paths` saved (or already there), or `error` says why it stopped."""
+
+    local_id: str
+    paths: tuple[str, ...] = ()
+    error: str | None = None
+    #: How each file ended: "downloaded", "resumed" or "already there" (same order as `paths`).
+    outcomes: tuple[str, ...] = ()
+
+
+Event = Union[JobChanged, JobRemoved, PollerState, Notice, DownloadProgress, DownloadFinished]
 Listener = Callable[[Event], None]
 
 

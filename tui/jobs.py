@@ -13,16 +13,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from tui import catalog
 from tui.api.errors import ApiError, NotFoundError, SubmitOutcomeUnknownError
 from tui.api.models import Prediction
 from tui.catalog import FieldError, VideoRequest
 from tui.config import ENV_KEY, Settings
-from tui.events import EventHub, JobChanged, JobRemoved, Notice, PollerState
+from tui.events import DownloadFinished, DownloadProgress, EventHub, JobChanged, JobRemoved, Notice, PollerState
 from tui.poller import Polled, PollEvent, PollFailed, Poller, RateLimited, StateChanged
 from tui.records import EXPIRED, REJECTED, SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job, new_local_id
+
+if TYPE_CHECKING:
+    from tui.downloads import Downloader, SavedFile
 
 log = logging.getLogger("hailuo_tui.jobs")
 
@@ -31,6 +35,7 @@ ATTACHED = "attached"
 EXPIRED_MESSAGE = "the server no longer keeps this prediction (it is older than the retention time)"
 NO_KEY_SUBMIT = f"no API key: set {ENV_KEY} to submit (history is read-only)"
 NO_KEY_POLL = f"no API key: set {ENV_KEY} to follow running jobs"
+READ_ONLY_MODE = "read-only mode (--read-only): watching and copying only, nothing is submitted or forgotten"
 #: Initial lookups of attached ids run at most this many at a time.
 ATTACH_CONCURRENCY = 4
 
@@ -62,8 +67,22 @@ class SubmitDisabled(Exception):
     """Submitting is off (no key, read-only history); the message says why."""
 
 
-class HistoryNotWritten(Exception):
-    """The job could not be recorded before its POST, so it was not sent; the message says why."""
+class ReadOnlyRefused(Exception):
+    """A change to the history was asked of a read-only instance; the message says why."""
+
+
+class HistoryNotWritten(OSError):
+    """The job could not be recorded before its POST, so it was not sent; the message says why.
+    An OSError (errno and strerror of the failed write) for callers that handle those."""
+
+    def __init__(self, message: str, cause: OSError) -> None:
+        from tui.store import write_failure_reason
+
+        super().__init__(cause.errno, write_failure_reason(cause))
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 HISTORY_WRITE = "history-write"
@@ -125,6 +144,11 @@ class JobService:
         self._change_waiters: set[asyncio.Future] = set()
         self._started = False
         self._closed = False
+        self._downloader: Downloader | None = None
+        #: Jobs whose outputs are being saved now (local ids): one download per job at a time.
+        self.downloading: set[str] = set()
+        #: Tasks running a download (started here or by a caller), cancelled by close().
+        self._download_tasks: set[asyncio.Task] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         if hasattr(store, "on_write_error"):
             store.on_write_error = self._on_write_error
@@ -160,17 +184,26 @@ class JobService:
         return self._read_only or self.settings.read_only or bool(getattr(self.store, "read_only", False))
 
     @property
+    def read_only_reason(self) -> str | None:
+        """Why this instance may not change the history (None when it may)."""
+        if self._read_only or self.settings.read_only:
+            return READ_ONLY_MODE
+        if getattr(self.store, "read_only", False):
+            notices = [n for n in getattr(self.store, "notices", []) or [] if "read-only" in n]
+            return notices[-1] if notices else "the history is open read-only: submitting is off"
+        return None
+
+    @property
     def can_submit(self) -> bool:
         return self.submit_disabled_reason is None
 
     @property
     def submit_disabled_reason(self) -> str | None:
+        if self._read_only or self.settings.read_only:
+            return READ_ONLY_MODE  # asked for: say so before anything else
         if not self.settings.has_key or self.client is None:
             return NO_KEY_SUBMIT
-        if self.read_only:
-            notices = [n for n in getattr(self.store, "notices", []) or [] if "read-only" in n]
-            return notices[-1] if notices else "the history is open read-only: submitting is off"
-        return None
+        return self.read_only_reason
 
     @property
     def poller_state(self) -> PollerState:
@@ -244,7 +277,8 @@ class JobService:
             raise SubmitDisabled(reason)
         if idempotency_key:
             existing = self.store.find_by_idempotency_key(idempotency_key)
-            if existing is not None:
+            # A rejected submit created nothing on the server: its key may be sent again.
+            if existing is not None and existing.status != REJECTED:
                 return existing
         # The body (with base64 images) is built before recording, so a file that vanishes
         # now cannot leave a record of a POST that was never sent.
@@ -259,10 +293,9 @@ class JobService:
             # Not on disk, so not sent: take the record back, or a later write would turn it
             # into an "unknown" job that never existed.
             self.store.remove(job.local_id)
-            from tui.store import write_failure_reason
-
-            raise HistoryNotWritten(f"not sent: the job could not be recorded first ({write_failure_reason(exc)})") \
-                from None
+            error = HistoryNotWritten("", exc)
+            error.message = f"not sent: the job could not be recorded first ({error.strerror})"
+            raise error from None
         self._emit(JobChanged(job, None, added=True))
         try:
             prediction = await self.client.create(request.model, request.scene, body)
@@ -319,6 +352,9 @@ class JobService:
         Each new id is looked up first; an id the server does not know, or a refused key,
         raises before anything is recorded.
         """
+        reason = self.read_only_reason
+        if reason is not None:
+            raise ReadOnlyRefused(reason)
         ids = list(dict.fromkeys(s.strip() for s in server_ids if s and s.strip()))
         existing = {sid: self.store.find_by_server_id(sid) for sid in ids}
         new_ids = [sid for sid in ids if existing[sid] is None]
@@ -391,6 +427,9 @@ class JobService:
             self._save(job)
         if changed:
             self._emit(JobChanged(job, previous))
+            if (self.settings.auto_download and job.is_success and job.outputs and previous != job.status
+                    and not self.read_only):
+                self.download_in_background(job.local_id)
         if job.is_finished:
             self._emit_state()
 
@@ -430,6 +469,9 @@ class JobService:
     # -- user actions -----------------------------------------------------------------------
     def forget(self, local_id: str) -> None:
         """Remove from the history (the job stays on the server) and stop following it."""
+        reason = self.read_only_reason
+        if reason is not None:
+            raise ReadOnlyRefused(reason)
         job = self.store.get(local_id)
         if job is None:
             return
@@ -459,6 +501,122 @@ class JobService:
         if self.poller is not None:
             self.poller.resume()
 
+    async def check(self, local_id: str, *, attempts: int = 3) -> Job | None:
+        """Ask the server once for a pending job's state now (e.g. before downloading it).
+
+        Retried on network errors, 5xx and 429 (with Retry-After); other errors are raised.
+        """
+        from tui.api.errors import NetworkError, RateLimitedError, ServerError
+
+        job = self.store.get(local_id)
+        if job is None or self.client is None or not job.server_id or not job.is_pending:
+            return job
+        for attempt in range(attempts):
+            try:
+                prediction = await self.client.result(job.server_id)
+                break
+            except (NetworkError, ServerError, RateLimitedError) as exc:
+                if attempt + 1 >= attempts:
+                    raise
+                await asyncio.sleep(min(getattr(exc, "retry_after", None) or 0.5 * 2 ** attempt, 10.0))
+        previous = job.status
+        if job.apply(prediction, self._now()):
+            self._save(job)
+            self._emit(JobChanged(job, previous))
+        return job
+
+    # -- downloads --------------------------------------------------------------------------
+    def _get_downloader(self) -> "Downloader":
+        if self._downloader is None:
+            from tui.downloads import Downloader
+
+            self._downloader = Downloader(connect_timeout=self.settings.connect_timeout,
+                                          read_timeout=self.settings.read_timeout)
+        return self._downloader
+
+    async def download(self, local_id: str, *, directory: Path | None = None) -> list["SavedFile"]:
+        """Save every output of a job into `directory` (default: the download directory).
+
+        Emits DownloadProgress while bytes arrive and one DownloadFinished at the end; each
+        saved file is recorded on the job (when the history is writable). Raises DownloadError
+        (NothingToDownload for a job without outputs) with the files saved so far recorded.
+        """
+        from tui.downloads import DownloadError, NothingToDownload, nothing_to_download, output_file_name
+
+        job = self.store.get(local_id)
+        if job is None:
+            raise DownloadError("no such job in the history", exit_code=2)
+        reason = nothing_to_download(job)
+        if reason is not None:
+            raise NothingToDownload(reason)
+        if local_id in self.downloading:
+            raise DownloadError(f"{job.short_id} is being downloaded already", exit_code=2)
+        target = Path(directory if directory is not None else self.settings.download_dir).expanduser()
+        downloader = self._get_downloader()
+        self.downloading.add(local_id)
+        task = asyncio.current_task()
+        if task is not None:
+            self._download_tasks.add(task)
+        saved: list[SavedFile] = []
+        urls = list(job.outputs)
+
+        def finished(error: str | None) -> DownloadFinished:
+            return DownloadFinished(local_id, tuple(str(f.path) for f in saved), error,
+                                    tuple(f.outcome for f in saved))
+
+        try:
+            for index, url in enumerate(urls):
+                destination = target / output_file_name(job, index)
+
+                def progress(received: int, total: int | None, index: int = index, path: Path = destination) -> None:
+                    self._emit(DownloadProgress(local_id, index, len(urls), received, total, str(path)))
+
+                result = await downloader.fetch(url, destination, known=list(job.downloads), on_progress=progress)
+                saved.append(result)
+                self._record_download(job, result)
+        except DownloadError as exc:
+            self._emit(finished(exc.message))
+            raise
+        except asyncio.CancelledError:
+            self._emit(finished("stopped; the partial file is kept and the next download resumes it"))
+            raise
+        finally:
+            self.downloading.discard(local_id)
+            if task is not None:
+                self._download_tasks.discard(task)
+        self._emit(finished(None))
+        return saved
+
+    def _record_download(self, job: Job, saved: "SavedFile") -> None:
+        entry = saved.record(self._now())
+        job.downloads = [d for d in job.downloads if d.get("path") != entry["path"]] + [entry]
+        self._save(job)
+        self._emit(JobChanged(job, job.status))
+
+    def download_in_background(self, local_id: str, *, directory: Path | None = None) -> asyncio.Task:
+        """Start `download()` as a task; failures arrive as DownloadFinished events (never raised)."""
+        from tui.downloads import DownloadError
+
+        async def run() -> None:
+            try:
+                await self.download(local_id, directory=directory)
+            except DownloadError as exc:
+                log.info("download of %s failed: %s", local_id, exc.message)
+            except Exception as exc:  # noqa: BLE001 - reported to the user, never a crash of the poller
+                log.exception("download failed unexpectedly")
+                self._emit(Notice(f"download failed: {exc}", "error"))
+
+        task = asyncio.ensure_future(run())
+        self._download_tasks.add(task)
+        task.add_done_callback(self._download_tasks.discard)
+        return task
+
+    async def wait_downloads(self) -> None:
+        """Until every download going on has ended."""
+        current = asyncio.current_task()
+        while others := [t for t in self._download_tasks if t is not current]:
+            await asyncio.gather(*others, return_exceptions=True)
+
     async def wait(self, local_ids: Iterable[str]) -> list[Job]:
         """Until every one of these jobs has ended (a forgotten job counts as ended)."""
         ids = list(local_ids)
@@ -482,6 +640,14 @@ class JobService:
         self._closed = True
         if self.poller is not None:
             await self.poller.stop()
+        current = asyncio.current_task()
+        downloads = [t for t in self._download_tasks if t is not current]
+        for task in downloads:
+            task.cancel()  # a cut download keeps its .part; the next one resumes it
+        if downloads:
+            await asyncio.gather(*downloads, return_exceptions=True)
+        if self._downloader is not None:
+            await self._downloader.aclose()
         if not getattr(self.store, "read_only", False):
             try:
                 await self.store.flush_async()

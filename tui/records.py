@@ -75,6 +75,9 @@ class Job:
     raw: dict[str, Any] | None = None
     #: Set by batch runs so that a re-run can skip rows already submitted.
     idempotency_key: str | None = None
+    #: Output files saved on this machine: {"url", "path", "size", "sha256", "at"} each.
+    #: Absent from documents written before downloads existed; read as empty.
+    downloads: list[dict[str, Any]] = field(default_factory=list)
     schema: int = SCHEMA_VERSION
 
     # -- identity ---------------------------------------------------------------
@@ -180,6 +183,8 @@ class Job:
             "finished_at": iso(self.finished_at),
             "poll_errors": self.poll_errors,
             "request": dict(self.request),
+            "downloads": [{"url": d.get("url"), "path": d.get("path"), "size": d.get("size")}
+                          for d in self.downloads],
         }
 
 

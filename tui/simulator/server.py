@@ -76,6 +76,12 @@ class Faults:
     odd_status: str | None = None  # reported instead of `processing` while set
     outputs_before_completed: bool = False
     redirect_result_to: str | None = None  # Location of a 307 for result queries; "{id}" is replaced
+    # -- output files (GET /files/<id>.mp4) -----------------------------------------------
+    file_cut: int = 0  # the next N file answers stop after `file_cut_after` body bytes
+    file_cut_after: int = 2048
+    file_errors: int = 0  # the next N file requests get a 503 with Retry-After 0
+    file_total_extra: int = 0  # added to the total of every 206 Content-Range (the file "changed")
+    file_chunk_delay: float = 0.0  # seconds between 1 KiB pieces of a file body (a slow host)
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name for f in fields(self)}
@@ -147,6 +153,9 @@ class Simulator:
         #: How often the serving thread looks for a stop request: `stop()` takes up to this long.
         self.stop_latency = stop_latency
         self.requests: list[RequestRecord] = []
+        #: API requests being answered now, and the most ever at once, by method.
+        self.in_flight: dict[str, int] = {"GET": 0, "POST": 0}
+        self.peak_in_flight: dict[str, int] = {"GET": 0, "POST": 0}
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._jobs: dict[str, _SimJob] = {}
@@ -327,11 +336,6 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests and the demo own the terminal
         pass
 
-    def _record(self, method: str, body: bytes) -> None:
-        with self.sim._lock:
-            self.sim.requests.append(RequestRecord(method, self.path, dict(self.headers.items()),
-                                                   body.decode("utf-8", "replace"), time.time()))
-
     # -- plumbing -------------------------------------------------------------------------
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -433,21 +437,60 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(404, {"error": "no such control endpoint"})
 
     def _file(self, job_id: str) -> None:
+        """The sample video, whole or by Range, with the file faults applied."""
+        sim, faults = self.sim, self.sim.faults
+        if sim._take("file_errors"):
+            return self._send(503, raw=b"busy", content_type="text/plain", headers={"Retry-After": "0"})
         data = sample_video()
         total = len(data)
         range_header = self.headers.get("Range")
         match = re.match(r"bytes=(\d*)-(\d*)$", range_header or "")
+        status, body, headers = 200, data, {"Accept-Ranges": "bytes"}
         if match and (match.group(1) or match.group(2)):
             start = int(match.group(1)) if match.group(1) else total - int(match.group(2))
             end = int(match.group(2)) if match.group(1) and match.group(2) else total - 1
             if start >= total or start > end:
                 return self._send(416, raw=b"", content_type="video/mp4", headers={"Content-Range": f"bytes */{total}"})
             end = min(end, total - 1)
-            return self._send(206, raw=data[start:end + 1], content_type="video/mp4",
-                              headers={"Content-Range": f"bytes {start}-{end}/{total}", "Accept-Ranges": "bytes"})
-        self._send(200, raw=data, content_type="video/mp4", headers={"Accept-Ranges": "bytes"})
+            status, body = 206, data[start:end + 1]
+            headers["Content-Range"] = f"bytes {start}-{end}/{total + faults.file_total_extra}"
+        cut = sim._take("file_cut")
+        self.send_response(status)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if cut:
+            body = body[:max(0, faults.file_cut_after)]
+        try:
+            for offset in range(0, len(body), 1024):
+                if faults.file_chunk_delay and offset:
+                    time.sleep(faults.file_chunk_delay)
+                self.wfile.write(body[offset:offset + 1024])
+                self.wfile.flush()
+        except OSError:
+            return  # the client went away
+        if cut:
+            self._drop()
+
+    def _record(self, method: str, body: bytes) -> None:
+        with self.sim._lock:
+            self.sim.requests.append(RequestRecord(method, self.path, dict(self.headers.items()),
+                                                   body.decode("utf-8", "replace"), time.time()))
 
     def _api(self, method: str, body: bytes) -> None:
+        sim = self.sim
+        with sim._lock:
+            sim.in_flight[method] += 1
+            sim.peak_in_flight[method] = max(sim.peak_in_flight[method], sim.in_flight[method])
+        try:
+            self._answer_api(method, body)
+        finally:
+            with sim._lock:
+                sim.in_flight[method] -= 1
+
+    def _answer_api(self, method: str, body: bytes) -> None:
         sim, faults = self.sim, self.sim.faults
         self._record(method, body)
         if faults.latency:

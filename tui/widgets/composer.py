@@ -43,6 +43,8 @@ class Composer(VerticalScroll, can_focus=False):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s,ctrl+enter", "submit", "Submit", id="composer.submit", priority=True),
         Binding("ctrl+l", "clear", "Clear form", id="composer.clear"),
+        Binding("ctrl+r", "recall", "Recall prompt", id="composer.recall"),
+        Binding("ctrl+t", "save_template", "Save as template", show=False, id="composer.save-template"),
     ]
 
     #: Why submitting is off (no key, read-only history), or None.
@@ -50,6 +52,27 @@ class Composer(VerticalScroll, can_focus=False):
 
     @dataclass
     class Submitted(Message):
+        composer: "Composer"
+        request: VideoRequest
+
+        @property
+        def control(self) -> "Composer":
+            return self.composer
+
+    @dataclass
+    class RecallRequested(Message):
+        """The user wants to pick an earlier prompt or a template."""
+
+        composer: "Composer"
+
+        @property
+        def control(self) -> "Composer":
+            return self.composer
+
+    @dataclass
+    class SaveTemplateRequested(Message):
+        """The user wants the form saved as a named template."""
+
         composer: "Composer"
         request: VideoRequest
 
@@ -300,6 +323,16 @@ class Composer(VerticalScroll, can_focus=False):
             return
         self.set_note("sending…")
         self.post_message(self.Submitted(self, self.request))
+
+    def action_recall(self) -> None:
+        self.post_message(self.RecallRequested(self))
+
+    def action_save_template(self) -> None:
+        request = self.request
+        if not request.prompt.strip():
+            self.set_note("write a prompt first: an empty prompt is not saved as a template", error=True)
+            return
+        self.post_message(self.SaveTemplateRequested(self, request))
 
     def action_clear(self) -> None:
         self.clear()

@@ -14,11 +14,13 @@ from typing import Any, Callable, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.reactive import reactive
-from textual.widgets import OptionList, Static
+from textual.widgets import OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
+from tui.catalog import human_bytes
+from tui.events import DownloadProgress
 from tui.records import Job
 from tui.text import inert
 
@@ -122,6 +124,23 @@ def describe(job: Job, now: float) -> Text:
     return text
 
 
+def saved_files(job: Job) -> Text:
+    """Where the outputs were saved on this machine (empty when nowhere yet)."""
+    text = Text()
+    for index, saved in enumerate(job.downloads):
+        text.append(f"{'Saved to' if index == 0 else '':<15} ", style="bold")
+        text.append(clean(saved.get("path", "")))
+        if index + 1 < len(job.downloads):
+            text.append("\n")
+    return text
+
+
+def download_label(progress: DownloadProgress) -> str:
+    which = f"output {progress.index + 1} of {progress.count} · " if progress.count > 1 else ""
+    of = f" of {human_bytes(progress.total)}" if progress.total else ""
+    return f"Downloading {which}{human_bytes(progress.received)}{of}"
+
+
 class DetailPane(VerticalScroll):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("v", "toggle_raw", "Raw JSON", id="detail.raw"),
@@ -135,17 +154,40 @@ class DetailPane(VerticalScroll):
         self._clock = clock
         self.job: Job | None = None
         self._shown: tuple | None = None
+        #: Downloads in progress, by job (set by the app): the shown job's is drawn as a bar.
+        self._downloads: dict[str, DownloadProgress] = {}
 
     def compose(self) -> ComposeResult:
+        with Horizontal(id="download"):
+            yield Static(Text(""), id="download-label")
+            yield ProgressBar(id="download-bar", show_eta=False)
         yield Static(Text("No job selected"), id="detail-body")
         yield Static(Text("Outputs"), id="outputs-title", classes="section-title")
         yield OptionList(id="outputs", compact=True)
+        yield Static(Text(""), id="saved")
         yield Static(Text(""), id="raw-json")
+
+    def set_download(self, local_id: str, progress: DownloadProgress | None) -> None:
+        """A download of a job moved on (or ended, with None); redrawn if that job is shown."""
+        if progress is None:
+            self._downloads.pop(local_id, None)
+        else:
+            self._downloads[local_id] = progress
+        if self.job is not None and self.job.local_id == local_id:
+            self._show_download()
+
+    def _show_download(self) -> None:
+        progress = self._downloads.get(self.job.local_id) if self.job is not None else None
+        self.set_class(progress is not None, "-downloading")
+        if progress is None:
+            return
+        self.query_one("#download-label", Static).update(Text(download_label(progress)))
+        self.query_one("#download-bar", ProgressBar).update(total=progress.total, progress=progress.received)
 
     def show_job(self, job: Job | None, *, force: bool = False) -> None:
         """Render a job; does nothing when the same job with the same state is shown already."""
         key = None if job is None else (job.local_id, job.signature(), job.last_poll_error, job.finished_at,
-                                        len(job.status_history), self.show_raw)
+                                        len(job.status_history), len(job.downloads), self.show_raw)
         if not force and key == self._shown and job is self.job:
             return
         self.job = job
@@ -153,6 +195,10 @@ class DetailPane(VerticalScroll):
         body = self.query_one("#detail-body", Static)
         outputs = self.query_one("#outputs", OptionList)
         raw = self.query_one("#raw-json", Static)
+        self._show_download()
+        saved = self.query_one("#saved", Static)
+        saved.update(saved_files(job) if job is not None else Text(""))
+        saved.display = job is not None and bool(job.downloads)
         if job is None:
             body.update(Text("No job selected"))
             outputs.clear_options()

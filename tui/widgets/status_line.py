@@ -18,6 +18,9 @@ class StatusLine(Static):
     #: What `last_error` is about (a Notice topic), so the notice that ends it can clear it.
     last_error_topic: str | None = None
     mode: reactive[str] = reactive("")  # "demo", "read-only"...
+    #: Work in the background: "2 downloading 45%", "batch 3/10"... (empty when none).
+    activity: reactive[str] = reactive("")
+    marked: reactive[str] = reactive("")  # the short id of the job marked for compare
 
     def render(self) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
@@ -31,6 +34,10 @@ class StatusLine(Static):
             text.append(f"· {state.pending} pending ")
             described = state.describe()
             text.append(f"· {described} ", style="bold" if described != "running" else "")
+        if self.activity:
+            text.append(f"· {self.activity} ", style="bold")
+        if self.marked:
+            text.append(f"· marked {clean(self.marked)} (= compares) ")
         error = self.last_error or (state.last_error if state else None)
         if error:
             text.append(f"· {clean(error)}", style="italic")

@@ -1,0 +1,144 @@
+"""Notifications: a toast and the bell on a job's end, and `notify-send` when a desktop session exists."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tui.app import HailuoApp
+from tui.catalog import VideoRequest
+from tui.config import Settings, load_settings
+from tui.notify import DesktopNotifier
+
+KEY = "sk-notify-test-key-0123456789"
+
+
+@pytest.fixture
+def fake_notify_send(tmp_path, monkeypatch) -> Path:
+    """A notify-send on PATH that records its argument list and whether it saw the key."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "notify-send.log"
+    script = bin_dir / "notify-send"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        f"with open({str(log)!r}, 'a', encoding='utf-8') as fh:\n"
+        "    fh.write(json.dumps({'argv': sys.argv[1:], 'key_in_env': 'GPTPROTO_API_KEY' in os.environ}) + '\\n')\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("GPTPROTO_API_KEY", KEY)
+    return log
+
+
+def _calls(log: Path) -> list[dict]:
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+
+
+def _wait_for_calls(log: Path, count: int, timeout: float = 10.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while len(_calls(log)) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return _calls(log)
+
+
+def _settings(tmp_path, base_url: str, **changes) -> Settings:
+    values = dict(api_key=KEY, base_url=base_url, db_path=tmp_path / "history.json",
+                  config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
+                  poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=100.0, bell=True)
+    values.update(changes)
+    return Settings(**values)
+
+
+async def _until(pilot, condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.02)
+
+
+async def test_completion_and_failure_notify_by_toast_bell_and_desktop(tmp_path, make_simulator, fake_notify_send,
+                                                                       monkeypatch):
+    simulator = make_simulator(job_seconds=0.3)
+    monkeypatch.chdir(tmp_path)  # where a shell, had one run the text, would have left its files
+    hostile = f"{simulator.faults.fail_later_word} $(touch pwned) `touch pwned2` <b>big</b> & co"
+    app = HailuoApp(_settings(tmp_path, simulator.base_url))
+    bells: list[float] = []
+    monkeypatch.setattr(app, "bell", lambda: bells.append(time.monotonic()))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 10)
+        ok = await app.service.submit(VideoRequest(prompt="a heron over a misty lake"))
+        bad = await app.service.submit(VideoRequest(prompt=hostile))
+        await _until(pilot, lambda: ok.is_success and bad.is_finished and len(bells) == 2)
+        toasts = [str(n.message) for n in app._notifications]
+        assert any(f"{ok.short_id} completed" in t for t in toasts)
+        assert any(f"{bad.short_id} failed" in t for t in toasts)
+    calls = _wait_for_calls(fake_notify_send, 2)
+    by_title = {c["argv"][c["argv"].index("--") + 1]: c for c in calls}
+    done = by_title[f"Video ready: {ok.short_id}"]
+    assert done["argv"][-1] == "a heron over a misty lake"
+    assert "--app-name=hailuo-tui" in done["argv"] and "--urgency=normal" in done["argv"]
+    failed = by_title[f"Job failed: {bad.short_id}"]
+    assert "--urgency=critical" in failed["argv"]
+    # The text went through as one literal argument: no shell ran it, and the body's markup characters are inert.
+    assert "$(touch pwned) `touch pwned2`" in failed["argv"][-1]
+    assert "&lt;b&gt;big&lt;/b&gt; &amp; co" in failed["argv"][-1]
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
+    assert not any(c["key_in_env"] for c in calls)
+    assert all(KEY not in " ".join(c["argv"]) for c in calls)
+
+
+async def test_config_switch_turns_desktop_notifications_off(tmp_path, make_simulator, fake_notify_send):
+    (tmp_path / "config.toml").write_text("desktop_notifications = false\n")
+    assert load_settings().desktop_notifications is False
+    simulator = make_simulator(job_seconds=0.2)
+    app = HailuoApp(_settings(tmp_path, simulator.base_url, desktop_notifications=False))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 10)
+        job = await app.service.submit(VideoRequest(prompt="a quiet one"))
+        await _until(pilot, lambda: job.is_success)
+        await _until(pilot, lambda: any("completed" in str(n.message) for n in app._notifications))
+    time.sleep(0.3)
+    assert _calls(fake_notify_send) == []
+
+
+def test_no_desktop_session_or_no_notify_send_means_no_notification(tmp_path):
+    sent: list[list[str]] = []
+
+    def run(argv, env):
+        sent.append(list(argv))
+
+    found = lambda name: f"/usr/bin/{name}"  # noqa: E731
+    assert not DesktopNotifier(env={}, which=found, run=run).notify("t", "b")
+    assert not DesktopNotifier(env={"DISPLAY": ":0"}, which=lambda name: None, run=run).notify("t", "b")
+    assert not DesktopNotifier(enabled=False, env={"DISPLAY": ":0"}, which=found, run=run).notify("t", "b")
+    notifier = DesktopNotifier(env={"WAYLAND_DISPLAY": "wayland-0"}, which=found, run=run)
+    assert notifier.notify("-rf title\nwith a break\x1b[31m", "body\x07")
+    deadline = time.monotonic() + 5
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sent == [["/usr/bin/notify-send", "--app-name=hailuo-tui", "--urgency=normal", "--",
+                     "-rf title with a break", "body"]]
+
+
+def test_a_hanging_notify_send_does_not_hold_the_caller(tmp_path):
+    started: list[float] = []
+
+    def slow(argv, env):
+        started.append(time.monotonic())
+        time.sleep(2)
+
+    notifier = DesktopNotifier(env={"DISPLAY": ":0"}, which=lambda name: "/usr/bin/notify-send", run=slow)
+    before = time.monotonic()
+    assert notifier.notify("title", "body")
+    assert time.monotonic() - before < 0.5

@@ -1,0 +1,168 @@
+"""Read-only mode (`--read-only`): watch and copy, never submit, attach or forget — in the CLI and the dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+from textual.widgets import OptionList, Static
+
+from tui import cli
+from tui.app import HailuoApp
+from tui.config import Settings
+from tui.records import Job
+from tui.store import HistoryStore
+from tui.widgets.job_table import JobTable
+from tui.widgets.status_line import StatusLine
+
+KEY = "sk-readonly-test-key-0123456789"
+
+
+def _job(local_id: str, server_id: str, status: str, prompt: str) -> Job:
+    request = {"model": "hailuo-2.3-fast", "scene": "text-to-video", "prompt": prompt, "duration": 6,
+               "resolution": "768P", "prompt_expansion": True, "image": None, "end_image": None}
+    return Job(local_id=local_id, server_id=server_id, request=request, submitted_at=time.time() - 60,
+               status=status, outputs=["https://cdn.example/fox.mp4"] if status == "completed" else [])
+
+
+def _write(path: Path, jobs: list[Job]) -> None:
+    store = HistoryStore.open(path)
+    try:
+        for job in jobs:
+            store.put(job)
+        store.flush()
+    finally:
+        store.close()
+
+
+def _read(path: Path) -> list[Job]:
+    store = HistoryStore.open(path, read_only=True)
+    try:
+        return store.all()
+    finally:
+        store.close()
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    """Every history file (snapshot, journal, lock) by name, with its bytes."""
+    return {p.name: p.read_bytes() for p in directory.iterdir() if p.name.startswith("history.json")}
+
+
+def _invoke(*args: str, env: dict[str, str]):
+    return CliRunner().invoke(cli.main, list(args), env=env, catch_exceptions=False)
+
+
+def _post_count(simulator) -> int:
+    return sum(1 for r in simulator.requests if r.method == "POST")
+
+
+def test_cli_submit_attach_and_forget_are_refused_with_exit_2(tmp_path, simulator):
+    db = tmp_path / "history.json"
+    _write(db, [_job("aaaa00000001", "pred-done-1", "completed", "a red fox in snow")])
+    before = _files(tmp_path)
+    env = {"GPTPROTO_API_KEY": KEY, "GPTPROTO_BASE_URL": simulator.base_url}
+    sid = simulator.seed_job(status="completed")
+
+    for args in (("submit", "--prompt", "a heron over a lake"), ("attach", sid), ("forget", "pred-done-1", "--yes")):
+        result = _invoke("--read-only", "--db", str(db), *args, env=env)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"error: {args[0]} is refused in read-only mode")
+        assert "--read-only" in result.stderr and KEY not in result.stderr
+    assert _post_count(simulator) == 0
+    assert not any(sid in r.path for r in simulator.requests)  # attach did not even look the id up
+    assert _files(tmp_path) == before
+    assert [j.local_id for j in _read(db)] == ["aaaa00000001"]
+
+
+def test_cli_read_commands_and_watch_work_without_writing(tmp_path, make_simulator):
+    simulator = make_simulator(job_seconds=0.3)
+    sid = simulator.seed_job(status="processing", prompt="a paper boat")
+    db = tmp_path / "history.json"
+    _write(db, [_job("bbbb00000002", sid, "processing", "a paper boat")])
+    files = _files(tmp_path)
+    (tmp_path / "config.toml").write_text("poll_base_interval = 0.05\npoll_max_interval = 0.2\n")
+    env = {"GPTPROTO_API_KEY": KEY, "GPTPROTO_BASE_URL": simulator.base_url}
+
+    listed = _invoke("--read-only", "--db", str(db), "list", "--json", env=env)
+    assert listed.exit_code == 0 and json.loads(listed.stdout)[0]["id"] == sid
+    watched = _invoke("--read-only", "--db", str(db), "watch", env=env)
+    assert watched.exit_code == 0, watched.output
+    assert f"{sid}  completed" in watched.stdout
+    # Watching polled the job to its end, but the history file was never written.
+    assert _read(db)[0].status == "processing"
+    assert _files(tmp_path) == files
+
+
+def _settings(tmp_path: Path, base_url: str, **changes) -> Settings:
+    values = dict(api_key=KEY, base_url=base_url, db_path=tmp_path / "history.json",
+                  config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
+                  poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=100.0, read_only=True)
+    values.update(changes)
+    return Settings(**values)
+
+
+async def _started(app: HailuoApp, pilot) -> None:
+    await asyncio.wait_for(app.ready.wait(), 10)
+    await pilot.pause()
+
+
+def _toasts(app: HailuoApp) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def test_dashboard_refuses_forget_submit_and_clone_but_copies(tmp_path, simulator):
+    _write(tmp_path / "history.json", [_job("cccc00000003", "pred-done-3", "completed", "a red fox in snow")])
+    app = HailuoApp(_settings(tmp_path, simulator.base_url))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await _started(app, pilot)
+        table = app.query_one(JobTable)
+        assert table.total_count == 1
+        assert "read-only" in str(app.query_one(StatusLine).render())
+
+        await pilot.press("x")
+        await pilot.pause()
+        assert not app.screen.is_modal  # no confirmation: refused outright
+        assert any("Forget is off" in t and "--read-only" in t for t in _toasts(app))
+        assert table.total_count == 1
+
+        await pilot.press("c")
+        await pilot.pause()
+        assert any("Clone to submit is off" in t for t in _toasts(app))
+        assert app.query_one("#prompt").text == ""
+
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        note = str(app.query_one("#submit-note", Static).render())
+        assert "read-only mode" in note
+        assert app.query_one("#submit").disabled
+
+        app.query_one(JobTable).focus()
+        await pilot.press("y")
+        await pilot.pause()
+        choices = app.screen.query_one("#copy-choices", OptionList)
+        choices.highlighted = [o.id for o in choices._options].index("output")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.clipboard == "https://cdn.example/fox.mp4"
+    assert _post_count(simulator) == 0
+    assert [j.local_id for j in _read(tmp_path / "history.json")] == ["cccc00000003"]
+
+
+async def test_the_demo_can_be_read_only_too(tmp_path):
+    from tui.app import demo_app
+    from tui.demo import DEMO_JOBS, demo_session
+
+    settings = Settings(db_path=tmp_path / "demo-history.json", config_file=tmp_path / "config.toml",
+                        download_dir=tmp_path / "downloads", demo=True, read_only=True)
+    with demo_session(settings, job_seconds=30) as (demo_settings, seed):
+        app = await asyncio.to_thread(demo_app, demo_settings, seed, read_only=True)
+        async with app.run_test(size=(160, 45)) as pilot:
+            await _started(app, pilot)
+            assert app.query_one(JobTable).total_count == len(DEMO_JOBS) + 1
+            assert "demo · read-only" in str(app.query_one(StatusLine).render())
+            await pilot.press("x")
+            await pilot.pause()
+            assert any("Forget is off" in t for t in _toasts(app))
