@@ -75,11 +75,11 @@ class HistoryNotWritten(OSError):
     """The job could not be recorded before its POST, so it was not sent; the message says why.
     An OSError (errno and strerror of the failed write) for callers that handle those."""
 
-    def __init__(self, message: str, cause: OSError) -> None:
+    def __init__(self, cause: OSError) -> None:
         from tui.store import write_failure_reason
 
         super().__init__(cause.errno, write_failure_reason(cause))
-        self.message = message
+        self.message = f"not sent: the job could not be recorded first ({self.strerror})"
 
     def __str__(self) -> str:
         return self.message
@@ -293,9 +293,7 @@ class JobService:
             # Not on disk, so not sent: take the record back, or a later write would turn it
             # into an "unknown" job that never existed.
             self.store.remove(job.local_id)
-            error = HistoryNotWritten("", exc)
-            error.message = f"not sent: the job could not be recorded first ({error.strerror})"
-            raise error from None
+            raise HistoryNotWritten(exc) from None
         self._emit(JobChanged(job, None, added=True))
         try:
             prediction = await self.client.create(request.model, request.scene, body)
