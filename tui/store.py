@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
@@ -30,6 +30,19 @@ JOURNAL_COMPACT_BYTES = 4 * 1024 * 1024
 
 class ReadOnlyHistoryError(Exception):
     """A write was attempted on a history opened read-only."""
+
+
+def write_failure_reason(exc: OSError) -> str:
+    """Why a write failed, in a few words a user can act on."""
+    return {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.EFBIG: "the file size limit is reached",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EIO: "an I/O error",
+    }.get(exc.errno, exc.strerror or str(exc) or type(exc).__name__)
 
 
 class AtomicJSONStorage(Storage):
@@ -99,6 +112,9 @@ class HistoryStore:
         self.flush_interval = flush_interval
         self.notices: list[str] = []
         self.last_write_error: str | None = None
+        #: Called (from whichever thread wrote) with the new `last_write_error` each time it
+        #: changes: a message when writes start failing, None when they work again.
+        self.on_write_error: Callable[[str | None], None] | None = None
         self._jobs: dict[str, Job] = {}
         self._by_server: dict[str, str] = {}
         self._by_key: dict[str, str] = {}
@@ -132,7 +148,15 @@ class HistoryStore:
         return store
 
     def _take_lock(self) -> None:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            self.read_only = True
+            self.notices.append(f"cannot write in {self.path.parent} ({write_failure_reason(exc)}); "
+                                "the history is open read-only")
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -324,15 +348,31 @@ class HistoryStore:
                 with self._lock:  # keep them for the next try
                     self._dirty |= {d for d in dirty if d in self._jobs}
                     self._deleted |= deleted
-                reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-                self.last_write_error = f"could not write the history ({reason}); will retry — nothing on disk was lost"
-                if not self.notices or self.notices[-1] != self.last_write_error:
-                    self.notices.append(self.last_write_error)
+                message = (f"could not write the history ({write_failure_reason(exc)}); changes are kept in "
+                           "memory and written when possible — nothing on disk was lost")
+                if message != self.last_write_error:
+                    self.last_write_error = message
+                    self.notices.append(message)
+                    self._report(message)
                 raise
-            self.last_write_error = None
+            if self.last_write_error is not None:
+                self.last_write_error = None
+                self._report(None)
             self._journal_lines += len(lines)
             if self._journal_offset > JOURNAL_COMPACT_BYTES and self._journal_lines > len(self._jobs) // 4:
-                self._compact()
+                try:
+                    self._compact()
+                except OSError:
+                    # The journal already holds every change; folding it in waits for the next write.
+                    pass
+
+    def _report(self, message: str | None) -> None:
+        listener = self.on_write_error
+        if listener is not None:
+            try:
+                listener(message)
+            except Exception:  # noqa: BLE001 - telling the user must never break writing
+                pass
 
     def _append(self, data: bytes) -> None:
         new = not self.journal_path.exists()
