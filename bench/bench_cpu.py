@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             polls = busy_load.gets() - before
     base = percent(bare)
     rows = [["bare app, idle", f"{bare['cpu']:.2f} s", f"{base:.2f} %", "1.00x"]]
-    for label, run in ((f"ours, idle (0 pending)", idle), (f"ours, busy ({args.pending} pending)", busy)):
+    for label, run in (("ours, idle (0 pending)", idle), (f"ours, busy ({args.pending} pending)", busy)):
         rows.append([label, f"{run['cpu']:.2f} s", f"{percent(run):.2f} %", f"{percent(run) / max(base, 1e-9):.2f}x"])
     print(table(rows, ["case", "CPU time", "of one core", "vs bare"]))
     print(f"(busy run: {polls} result queries answered by the simulator, status flipped every {args.flip_every:g} s)")

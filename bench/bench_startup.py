@@ -18,7 +18,6 @@ history of N jobs written by the real store. Figures per child:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time

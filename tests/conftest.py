@@ -36,6 +36,7 @@ def make_simulator():
     def make(**options) -> Simulator:
         options.setdefault("seed", 1)
         options.setdefault("job_seconds", 0.5)
+        options.setdefault("stop_latency", 0.05)  # each test's teardown waits for it
         sim = Simulator(**options).start()
         started.append(sim)
         return sim

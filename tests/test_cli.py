@@ -338,7 +338,8 @@ def test_export_csv_defuses_formulas_and_strips_controls(history):
 
 @pytest.mark.parametrize("raw, cell", [
     ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"),
-    ("\t=1", "' =1"), ("\r=1", "' =1"), ("a\x1b[2Jb", "ab"), ("plain", "plain"), (None, ""), (5, "5"),
+    ("\t=1", "' =1"), ("\r=1", "' =1"), ("  =1", "'  =1"), ("\x1b[2J=1", "'=1"), ("a\x1b[2Jb", "ab"),
+    ("plain", "plain"), (None, ""), (5, "5"),
 ])
 def test_csv_cell(raw, cell):
     assert cli.csv_cell(raw) == cell
@@ -598,15 +599,18 @@ def test_watch_on_a_terminal_keeps_one_status_line(make_simulator, db, monkeypat
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_signal_during_watch_exits_cleanly_with_history_saved(make_simulator, db, signum):
-    sim = make_simulator(job_seconds=60)
+    sim = make_simulator(job_seconds=4)
     proc = run_cli("submit", "--prompt", "a long one", base_url=sim.base_url, db=db)
     assert proc.returncode == 0
+    (submitted,) = read_history(db)
     env = {**os.environ, "GPTPROTO_API_KEY": KEY}
     watcher = subprocess.Popen([sys.executable, "-m", "tui", "watch", "--base-url", sim.base_url, "--db", str(db)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
+        # Until the watcher has polled the job into `processing`: a change only it knows of.
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(r.method == "GET" for r in sim.requests):
+        while time.monotonic() < deadline and not any(
+                r.method == "GET" and r.at - submitted.submitted_at > 1.0 for r in sim.requests):
             time.sleep(0.05)
         watcher.send_signal(signum)
         out, err = watcher.communicate(timeout=30)
@@ -617,4 +621,4 @@ def test_signal_during_watch_exits_cleanly_with_history_saved(make_simulator, db
     assert watcher.returncode == 128 + signum
     assert f"stopped by {signal.Signals(signum).name}" in err
     (job,) = read_history(db)
-    assert job.is_pending
+    assert job.is_pending and job.status == "processing"  # what it learned was saved before leaving

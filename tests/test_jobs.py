@@ -223,7 +223,8 @@ async def test_unknown_outcome_is_recorded_flushed_not_tracked_and_raised():
     with pytest.raises(SubmitFailed) as caught:
         await service.submit(VideoRequest(prompt="a fox"))
     job = caught.value.job
-    assert job.status == UNKNOWN and job.error == UNKNOWN_OUTCOME_MESSAGE
+    # The record says what to do and why the outcome is unknown.
+    assert job.status == UNKNOWN and job.error == f"{UNKNOWN_OUTCOME_MESSAGE} Cause: server error"
     assert store.flushed[job.local_id]["status"] == UNKNOWN
     assert caught.value.exit_code == 5 and caught.value.error is client.create_error
     assert service.poller.tracked == frozenset() and len(client.bodies) == 1
@@ -428,7 +429,8 @@ async def test_dropped_connection_after_create_is_unknown_and_never_resent(make_
             await service.submit(VideoRequest(prompt="a storm over the sea"))
         failed = caught.value
         assert isinstance(failed.error, SubmitOutcomeUnknownError)
-        assert failed.job.status == UNKNOWN and failed.job.error == UNKNOWN_OUTCOME_MESSAGE
+        assert failed.job.status == UNKNOWN and failed.job.error.startswith(UNKNOWN_OUTCOME_MESSAGE)
+        assert "the connection was dropped" in failed.job.error
         assert not service.poller.is_tracked(failed.job.server_id or "")
         await asyncio.sleep(0.3)
     finally:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-from textual.widgets import Input, OptionList, TextArea
+from textual.widgets import OptionList, TextArea
 
 from tui import cli
 from tui.app import HailuoApp

@@ -148,6 +148,56 @@ def test_faults_can_be_set_over_http_and_seeded_jobs_keep_their_state(simulator)
     assert data["status"] == "failed" and data["error"] == "content policy violation"
 
 
+def test_bursts_of_any_5xx_and_envelope_codes_that_disagree_with_the_status(simulator):
+    job_id = post(simulator).json()["data"]["id"]
+    for status in (502, 503, 504):
+        simulator.faults.server_errors, simulator.faults.server_error_status = 2, status
+        assert [get(simulator, job_id).status_code for _ in range(3)] == [status, status, 200]
+    simulator.faults.error_envelope, simulator.faults.error_envelope_code = 1, 429
+    answer = get(simulator, job_id)
+    assert answer.status_code == 200 and answer.json()["code"] == 429 and answer.json()["data"] is None
+
+
+def test_stall_slow_body_and_reset_mid_body(simulator):
+    job_id = post(simulator).json()["data"]["id"]
+    simulator.faults.stall, simulator.faults.stall_seconds = 1, 0.6
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(f"{simulator.base_url}/api/v3/predictions/{job_id}/result", headers={"Authorization": KEY},
+                  timeout=httpx.Timeout(5, read=0.2))
+    simulator.faults.slow_body, simulator.faults.slow_body_seconds = 1, 0.5
+    with httpx.stream("GET", f"{simulator.base_url}/api/v3/predictions/{job_id}/result",
+                      headers={"Authorization": KEY}, timeout=5) as answer:
+        chunks = list(answer.iter_raw())
+    assert len(chunks) > 1 and json.loads(b"".join(chunks))["data"]["id"] == job_id
+    before = simulator.job_count()
+    simulator.faults.reset_mid_body = 1
+    with pytest.raises(httpx.TransportError):
+        post(simulator)
+    assert simulator.job_count() == before + 1  # the create went through; only its answer was cut
+
+
+def test_a_revoked_key_is_refused_while_others_work(simulator):
+    simulator.faults.revoked_key = KEY
+    assert post(simulator, key=KEY).status_code == 401
+    assert post(simulator, key="sk-the-new-key-00000000").status_code == 200
+
+
+def test_redirects_to_a_template_location_and_an_alias_that_does_not_redirect(simulator):
+    job_id = post(simulator).json()["data"]["id"]
+    simulator.faults.redirect_result_to = "/api/v3/results/{id}"
+    moved = get(simulator, job_id)
+    assert moved.status_code == 307 and moved.headers["Location"] == f"/api/v3/results/{job_id}"
+    final = httpx.get(simulator.base_url + moved.headers["Location"], headers={"Authorization": KEY}, timeout=5)
+    assert final.status_code == 200 and final.json()["data"]["id"] == job_id
+
+
+def test_every_request_with_an_authorization_header_is_on_record_with_its_host(simulator):
+    job_id = post(simulator).json()["data"]["id"]
+    httpx.get(f"{simulator.base_url}/files/{job_id}.mp4", timeout=5)
+    assert [(r.method, r.path) for r in simulator.authorized()] == [("POST", CREATE)]
+    assert {r.host for r in simulator.requests} == {simulator.base_url.removeprefix("http://")}
+
+
 def test_file_faults_cut_refuse_and_misreport_and_file_requests_are_recorded(simulator):
     job_id = simulator.seed_job(status="completed")
     url = f"{simulator.base_url}/files/{job_id}.mp4"

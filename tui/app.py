@@ -145,6 +145,7 @@ class HailuoApp(App[int]):
         self.downloads: dict[str, DownloadProgress] = {}
         self._leaving = False
         self._built: dict[str, asyncio.Task] = {}
+        self._signals: list[int] = []
         self._started_at = clock()
         self.ready = asyncio.Event()
         from tui.notify import DesktopNotifier
@@ -162,6 +163,13 @@ class HailuoApp(App[int]):
         if action in _DASHBOARD_ACTIONS and len(self.screen_stack) > 1:
             return False
         return True
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Every toast is plain text: job ids, statuses, errors and template names come from the
+        server or the user, so they are never parsed as markup (a stray "[/]" would even raise)
+        nor shown with escapes — also when a widget's `notify()` passes its default `markup=True`."""
+        super().notify(clean(message), title=clean(title), severity=severity, timeout=timeout, markup=False)
 
     # -- layout -----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -194,11 +202,7 @@ class HailuoApp(App[int]):
         status.key = self.settings.masked_key
         status.mode = "demo" if self.settings.demo else ""
         self.query_one(JobTable).focus()
-        try:
-            loop = asyncio.get_running_loop()
-            loop.add_signal_handler(signal.SIGHUP, lambda: self.call_later(self._leave))
-        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
-            pass  # no SIGHUP here (or not the main thread, as in tests)
+        self._handle_signals()
 
     async def on_ready(self) -> None:
         # The first frame is on screen: now the history (in a thread) and the detail pane.
@@ -242,6 +246,19 @@ class HailuoApp(App[int]):
         """A pane if it is built already (for what must not wait), else None."""
         task = self._built.get(name)
         return task.result() if task is not None and task.done() and not task.exception() else None
+
+    def _handle_signals(self) -> None:
+        """SIGHUP (the terminal went away) and SIGTERM: flush the history and leave cleanly."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGHUP, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, self._on_signal, signum)
+            except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+                continue  # not on this platform, or not the main thread
+            self._signals.append(signum)
+
+    def _on_signal(self, signum: int) -> None:
+        self.call_later(self._leave, 128 + signum)
 
     def on_resize(self, event) -> None:
         self._apply_width(event.size.width)
@@ -352,9 +369,12 @@ class HailuoApp(App[int]):
             if self.marked == event.local_id:
                 self._set_mark(None)
         elif isinstance(event, Notice):
-            self.notify(clean(event.message), severity=event.severity)
+            self.notify(event.message, severity=event.severity, timeout=8 if event.severity == "error" else 4)
+            status = self.query_one(StatusLine)
             if event.severity == "error":
-                self.query_one(StatusLine).last_error = event.message
+                status.last_error, status.last_error_topic = event.message, event.topic
+            elif event.topic is not None and status.last_error_topic == event.topic:
+                status.last_error, status.last_error_topic = None, None  # the problem it reported is over
         elif isinstance(event, DownloadFinished):
             self._download_finished(event)
 
@@ -555,8 +575,8 @@ class HailuoApp(App[int]):
 
     @work(exit_on_error=False, group="submit")
     async def _submit(self, request: VideoRequest) -> None:
-        from tui.api.errors import ApiError, SubmitOutcomeUnknownError
-        from tui.jobs import SubmitDisabled, SubmitFailed, ValidationFailed
+        from tui.api.errors import ApiError, NetworkError, SubmitOutcomeUnknownError
+        from tui.jobs import HistoryNotWritten, SubmitDisabled, SubmitFailed, ValidationFailed
 
         composer = await self.composer()
         self._submits_in_flight += 1
@@ -565,12 +585,15 @@ class HailuoApp(App[int]):
         except ValidationFailed as exc:
             composer.show_errors(exc.errors)
             composer.set_note("not sent: fix the fields marked above", error=True)
-        except SubmitDisabled as exc:
+        except (SubmitDisabled, HistoryNotWritten) as exc:
             composer.set_note(clean(exc), error=True)
         except SubmitFailed as exc:
             if isinstance(exc.error, SubmitOutcomeUnknownError):
-                composer.set_note(f"outcome unknown: {clean(exc.message)} — not re-sent; check the job before "
-                                  "submitting again", error=True)
+                cause = exc.error.cause.message if exc.error.cause is not None else exc.message
+                composer.set_note(f"outcome unknown ({clean(cause)}): not re-sent, as it may exist and be billed; "
+                                  "check the job before submitting again", error=True)
+            elif isinstance(exc.error, NetworkError):
+                composer.set_note(f"not sent: {clean(exc.message)}", error=True)
             else:
                 composer.set_note(f"refused: {clean(exc.message)}", error=True)
         except ApiError as exc:
@@ -944,31 +967,33 @@ class HailuoApp(App[int]):
     async def action_quit(self) -> None:
         from tui.screens.dialogs import ConfirmScreen
 
-        if self._batch_running:
-            def leave(yes: bool | None) -> None:
-                if yes:
-                    self.call_later(self._leave)
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.call_later(self._leave)
 
+        if self._batch_running:
             self.push_screen(ConfirmScreen("A batch run is submitting. Quit anyway?",
                                            "Rows not sent yet stay unsent; run the file again to send them "
-                                           "(rows already submitted are skipped)."), leave)
+                                           "(rows already submitted are skipped)."), answered)
             return
         if self._submits_in_flight:
-            def answered(yes: bool | None) -> None:
-                if yes:
-                    self.call_later(self._leave)
-
             self.push_screen(ConfirmScreen("A submit is in flight. Quit anyway?",
                                            "Its outcome will be recorded as unknown if it is cut off."), answered)
             return
+        unwritten = getattr(getattr(self.service, "store", None), "last_write_error", None)
+        if unwritten:
+            self.push_screen(ConfirmScreen("The history could not be written. Quit anyway?",
+                                           f"{clean(unwritten)}. Changes since then are only in memory: "
+                                           "quitting now loses them (the jobs stay on the server)."), answered)
+            return
         await self._leave()
 
-    async def _leave(self) -> None:
+    async def _leave(self, code: int = 0) -> None:
         if self._leaving:
             return
         self._leaving = True
         await self.close_service()
-        self.exit(0)
+        self.exit(code)
 
     async def close_service(self) -> None:
         if self._unsubscribe is not None:
@@ -982,6 +1007,10 @@ class HailuoApp(App[int]):
 
     async def on_unmount(self) -> None:
         await self.close_service()
+        loop = asyncio.get_running_loop()
+        for signum in self._signals:
+            loop.remove_signal_handler(signum)
+        self._signals.clear()
 
 
 #: Actions of the dashboard's own keys (quit stays everywhere).

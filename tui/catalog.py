@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tui.text import first_unsafe
+
 SCENES = ("text-to-video", "image-to-video")
 DEFAULT_DURATION = 6
 DEFAULT_RESOLUTION = "768P"
@@ -244,8 +246,10 @@ def validate(request: VideoRequest, *, allow_uncertain: bool = False, check_file
         errors.append(FieldError("prompt", "a prompt is required"))
     elif len(prompt) > PROMPT_MAX_CHARS:
         errors.append(FieldError("prompt", f"prompt is {len(prompt):,} characters; the limit is {PROMPT_MAX_CHARS:,}"))
-    elif any(ord(ch) < 32 and ch not in "\n\t" for ch in prompt):
-        errors.append(FieldError("prompt", "prompt contains control characters"))
+    elif (unsafe := first_unsafe(prompt)) is not None:
+        at, ch = unsafe
+        errors.append(FieldError("prompt", f"prompt contains a control or text-direction character "
+                                           f"(U+{ord(ch):04X} at character {at + 1}); remove it"))
     if spec is not None:
         resolutions = resolutions_for(request.model, allow_uncertain=allow_uncertain)
         if request.resolution not in resolutions:

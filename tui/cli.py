@@ -31,6 +31,7 @@ from tui import __version__, catalog
 from tui.api.errors import ApiError, redact
 from tui.config import ENV_KEY, ConfigError, Settings, data_dir, demo_db_path, load_settings
 from tui.files import write_atomically
+from tui.text import inert
 
 if TYPE_CHECKING:
     from tui.records import Job
@@ -48,23 +49,13 @@ DEFAULT_MAX_POLL_ERRORS = 3
 
 # -- output hygiene -------------------------------------------------------------------------
 
-# Terminal escape sequences (CSI, OSC, two-character ESC forms) are dropped whole, so that no
-# fragment like "[31m" is left behind; remaining C0/C1 controls and bidi overrides go too.
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]|\x9b[0-?]*[ -/]*[@-~]")
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_LINE_BREAKS = re.compile(r"[\t\n\r\v\f]+")
 # Characters json.dumps leaves raw that a terminal may act on.
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def plain(text: Any, *, multiline: bool = False) -> str:
     """Text from the server or the history, made safe to print: no escapes, no controls."""
-    if text is None:
-        return ""
-    text = _ESCAPES.sub("", str(text))
-    if not multiline:
-        text = _LINE_BREAKS.sub(" ", text)
-    return _CONTROLS.sub("", text)
+    return inert(text, multiline=multiline)
 
 
 def to_json(value: Any) -> str:
@@ -116,8 +107,8 @@ class State:
     db: str | None = None
     read_only: bool = False
     demo: bool = False
-    #: The key, kept only to scrub it from anything printed.
-    secret: str | None = None
+    #: The key, kept only to scrub it from anything printed (and out of repr()).
+    secret: str | None = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -316,7 +307,8 @@ def csv_cell(value: Any) -> str:
         return str(value)
     raw = str(value)
     text = plain(raw)
-    if raw.startswith(_FORMULA_START) or text.startswith(_FORMULA_START):
+    # Some spreadsheets skip leading blanks before deciding that a cell is a formula.
+    if raw.startswith(_FORMULA_START) or text.lstrip().startswith(_FORMULA_START):
         text = "'" + text
     return text
 
@@ -662,6 +654,7 @@ async def _submit(settings: Settings, request: Any, *, wait: bool, as_json: bool
     from tui import jobs as jobs_module
 
     service = open_service(settings)
+    job = None
     try:
         if not service.can_submit:
             reason = service.submit_disabled_reason or "submitting is disabled"
@@ -670,13 +663,10 @@ async def _submit(settings: Settings, request: Any, *, wait: bool, as_json: bool
             job = await service.submit(request)
         except jobs_module.ValidationFailed as exc:
             raise_field_errors(list(exc.errors))
+        except jobs_module.HistoryNotWritten as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
         except ApiError as exc:
             raise _submit_error(exc) from None
-        except getattr(jobs_module, "SubmitFailed", ()) as exc:  # type: ignore[misc]
-            cause = getattr(exc, "error", None) or getattr(exc, "cause", None) or exc.__cause__
-            if isinstance(cause, ApiError):
-                raise _submit_error(cause, getattr(exc, "job", None)) from None
-            raise CliError(plain(str(exc)), EXIT_NETWORK) from None
         if not wait:
             echo(to_json(job.to_public()) if as_json else job.display_id)
             return EXIT_OK
@@ -689,6 +679,17 @@ async def _submit(settings: Settings, request: Any, *, wait: bool, as_json: bool
         return outcome_code(final)
     finally:
         await service.close()
+        _check_written(service, job)
+
+
+def _check_written(service: Any, job: "Job | None") -> None:
+    """A job the server has but the history could not keep: say so, with what brings it back."""
+    problem = getattr(service.store, "last_write_error", None)
+    if problem is None or job is None:
+        return
+    hint = (f"; `hailuo-tui attach {job.server_id}` records it once the history can be written"
+            if job.server_id else "")
+    raise CliError(f"{plain(problem)}: job {job.display_id} is not in the history{hint}", EXIT_USAGE)
 
 
 def _submit_error(exc: ApiError, job: "Job | None" = None) -> CliError:

@@ -7,6 +7,7 @@ this module parses the arguments and prints. See docs/CLI.md for the output and 
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,7 +125,7 @@ async def _download(settings: Settings, idents: list[str], *, as_json: bool) -> 
         progress = Progress(as_json=as_json)
         display = _Display(progress)
         unsubscribe = service.subscribe(display.on_event)
-        live = is_tty(click.get_text_stream("stdout"))
+        live = is_tty(sys.stdout)
         slots = asyncio.Semaphore(DOWNLOAD_CONCURRENCY)
         reports: dict[str, dict[str, Any]] = {}
         codes: list[int] = []

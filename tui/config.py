@@ -68,7 +68,8 @@ def default_download_dir(env: Mapping[str, str] = os.environ) -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    api_key: str | None = None
+    #: Never in repr(): a crash report that prints locals must not print the key.
+    api_key: str | None = field(default=None, repr=False)
     base_url: str = DEFAULT_BASE_URL
     #: "raw" sends `Authorization: <key>` as the reference page's examples do; "bearer" adds the prefix.
     auth_scheme: str = "raw"
@@ -177,6 +178,8 @@ def _check_key(key: str | None) -> str | None:
         return None
     if any(ch.isspace() or ord(ch) < 32 for ch in key):
         raise ConfigError(f"${ENV_KEY} contains spaces or control characters; paste the key alone")
+    if not key.isascii() or not key.isprintable():
+        raise ConfigError(f"${ENV_KEY} contains characters that are not plain ASCII; paste the key alone")
     if key.lower().startswith("bearer"):
         raise ConfigError(f"${ENV_KEY} should hold the key alone, without 'Bearer'")
     return key

@@ -59,6 +59,8 @@ class Notice:
 
     message: str
     severity: str = "information"  # "information" | "warning" | "error"
+    #: What it is about, for a status that a later notice replaces (e.g. "history-write").
+    topic: str | None = None
 
 
 @dataclass(frozen=True)

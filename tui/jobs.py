@@ -71,6 +71,23 @@ class ReadOnlyRefused(Exception):
     """A change to the history was asked of a read-only instance; the message says why."""
 
 
+class HistoryNotWritten(OSError):
+    """The job could not be recorded before its POST, so it was not sent; the message says why.
+    An OSError (errno and strerror of the failed write) for callers that handle those."""
+
+    def __init__(self, cause: OSError) -> None:
+        from tui.store import write_failure_reason
+
+        super().__init__(cause.errno, write_failure_reason(cause))
+        self.message = f"not sent: the job could not be recorded first ({self.strerror})"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+HISTORY_WRITE = "history-write"
+
+
 def _image_record(source: str) -> dict[str, Any]:
     info = catalog.inspect_image(source)
     record = info.to_record()
@@ -132,6 +149,9 @@ class JobService:
         self.downloading: set[str] = set()
         #: Tasks running a download (started here or by a caller), cancelled by close().
         self._download_tasks: set[asyncio.Task] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        if hasattr(store, "on_write_error"):
+            store.on_write_error = self._on_write_error
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -203,9 +223,26 @@ class JobService:
     def _emit_state(self) -> None:
         self._emit(self.poller_state)
 
+    def _bind_loop(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+
+    def _on_write_error(self, message: str | None) -> None:
+        """From the store's writer thread (or a flush): tell the user on the service's loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        notice = (Notice(message, "error", topic=HISTORY_WRITE) if message is not None
+                  else Notice("the history is being written again", "information", topic=HISTORY_WRITE))
+        try:
+            loop.call_soon_threadsafe(self._emit, notice)
+        except RuntimeError:
+            pass  # the loop closed meanwhile
+
     # -- starting ---------------------------------------------------------------------------
     async def start(self) -> None:
         """Resume every pending job in the history, spread out so a big restart does not burst."""
+        self._bind_loop()
         if self.poller is None:
             self._emit_state()
             return
@@ -226,7 +263,11 @@ class JobService:
         return catalog.validate(request, allow_uncertain=self.settings.allow_uncertain_resolutions)
 
     async def submit(self, request: VideoRequest, *, idempotency_key: str | None = None) -> Job:
-        """Record, then POST. Raises ValidationFailed before anything is recorded, SubmitFailed after."""
+        """Record, then POST. Raises ValidationFailed before anything is recorded, SubmitFailed after.
+
+        HistoryNotWritten: the record could not be written, so nothing was sent.
+        """
+        self._bind_loop()
         # Image checks read files (and hash them): off the event loop.
         errors = await asyncio.to_thread(self.validate, request)
         if errors:
@@ -246,12 +287,19 @@ class JobService:
         job = Job(local_id=new_local_id(), request=record, submitted_at=now,
                   idempotency_key=idempotency_key, status_history=[[SUBMITTING, now]])
         self.store.put(job)
-        await self.store.flush_async()
+        try:
+            await self.store.flush_async()
+        except OSError as exc:
+            # Not on disk, so not sent: take the record back, or a later write would turn it
+            # into an "unknown" job that never existed.
+            self.store.remove(job.local_id)
+            raise HistoryNotWritten(exc) from None
         self._emit(JobChanged(job, None, added=True))
         try:
             prediction = await self.client.create(request.model, request.scene, body)
         except SubmitOutcomeUnknownError as exc:
-            await self._record_failure(job, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE)
+            cause = exc.cause.message if exc.cause is not None else exc.message
+            await self._record_failure(job, UNKNOWN, f"{UNKNOWN_OUTCOME_MESSAGE} Cause: {cause}")
             raise SubmitFailed(job, exc) from exc
         except ApiError as exc:
             await self._record_failure(job, REJECTED, exc.message)
@@ -267,10 +315,18 @@ class JobService:
             raise SubmitFailed(job, SubmitOutcomeUnknownError(UNKNOWN_OUTCOME_MESSAGE)) from exc
         job.apply(prediction, self._now())
         self.store.put(job)
-        await self.store.flush_async()
+        await self._flush_or_tell()
         self._emit(JobChanged(job, SUBMITTING))
         self._track(job)
         return job
+
+    async def _flush_or_tell(self) -> None:
+        """Flush after the POST: the job exists now whatever the disk says. A failed write keeps
+        it in memory (the writer retries) and the user hears of it through the store's report."""
+        try:
+            await self.store.flush_async()
+        except OSError:
+            log.warning("history write failed after a submit; kept in memory")
 
     def _mark(self, job: Job, status: str, message: str) -> None:
         job.set_status(status, self._now())
@@ -279,7 +335,7 @@ class JobService:
 
     async def _record_failure(self, job: Job, status: str, message: str) -> None:
         self._mark(job, status, message)
-        await self.store.flush_async()
+        await self._flush_or_tell()
         self._emit(JobChanged(job, SUBMITTING))
 
     def _track(self, job: Job) -> None:
@@ -329,7 +385,7 @@ class JobService:
                 added.append(job)
             result.append(job)
         if added:
-            await self.store.flush_async()
+            await self._flush_or_tell()
             for job in added:
                 self._emit(JobChanged(job, None, added=True))
                 self._track(job)
@@ -388,6 +444,7 @@ class JobService:
             job.error = EXPIRED_MESSAGE
             job.poll_errors = 0
             job.last_poll_error = None
+            job.last_poll_error_kind = None
             self._save(job)
             self._emit(JobChanged(job, previous))
             self._emit_state()
@@ -395,6 +452,7 @@ class JobService:
         # A 404 for a young job is a poll error like any other: the poller keeps asking, slower.
         job.poll_errors = event.consecutive
         job.last_poll_error = event.error.message
+        job.last_poll_error_kind = event.error.kind
         self._save(job)
         self._emit(JobChanged(job, previous))
 

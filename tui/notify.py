@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import subprocess
 import threading
 from typing import Callable, Mapping, Sequence
 
 from tui.config import APP_NAME, ENV_KEY
+from tui.text import inert as inert_text
 
 log = logging.getLogger("hailuo_tui.notify")
 
@@ -25,14 +25,9 @@ NOTIFY_TIMEOUT = 10.0
 MAX_TITLE = 80
 MAX_BODY = 300
 
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]")
-
-
 def inert(text: object, limit: int) -> str:
     """One or more lines of plain text: no escape sequences or controls, cut to `limit` characters."""
-    value = _ESCAPES.sub("", "" if text is None else str(text))
-    value = _CONTROLS.sub("", value.replace("\t", " ").replace("\r", ""))
+    value = inert_text(text, multiline=True).replace("\t", " ")
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 

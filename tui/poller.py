@@ -18,7 +18,7 @@ import heapq
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Awaitable, Callable, Union
 
 from tui.api.errors import ApiError, InvalidKeyError, PermissionDeniedError, RateLimitedError

@@ -29,6 +29,14 @@ UNKNOWN_OUTCOME_MESSAGE = (
 
 #: States in which a job will not change any more without the user.
 LOCAL_TERMINAL = frozenset({UNKNOWN, REJECTED, EXPIRED})
+#: Names only this program gives. A server status spelled the same (an odd server could say
+#: "unknown") is kept apart, so it can neither stop the polling nor pass for a local verdict.
+_LOCAL_ONLY = frozenset({SUBMITTING, UNKNOWN, REJECTED})
+
+
+def server_status(status: str) -> str:
+    """The status to record for what the server said."""
+    return f"{status} (server)" if status.lower() in _LOCAL_ONLY else status
 
 
 def new_local_id() -> str:
@@ -59,6 +67,8 @@ class Job:
     last_polled_at: float | None = None
     poll_errors: int = 0
     last_poll_error: str | None = None
+    #: The kind of that error (`ApiError.kind`: "malformed", "network", "server_error"...).
+    last_poll_error_kind: str | None = None
     #: [status, epoch seconds] each time the status changed, for the detail pane's timings.
     status_history: list[list[Any]] = field(default_factory=list)
     #: The `data` object of the last response, for the raw view.
@@ -126,7 +136,7 @@ class Job:
         before = self.signature()
         if self.server_id is None:
             self.server_id = prediction.id
-        self.set_status(prediction.status, now)
+        self.set_status(server_status(prediction.status), now)
         self.outputs = list(prediction.outputs)
         self.result_url = prediction.result_url or self.result_url
         self.error = prediction.error
@@ -139,6 +149,7 @@ class Job:
         self.last_polled_at = now
         self.poll_errors = 0
         self.last_poll_error = None
+        self.last_poll_error_kind = None
         return self.signature() != before
 
     def signature(self) -> tuple:

@@ -25,7 +25,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from tinydb.storages import Storage
 
@@ -39,6 +39,19 @@ _JOBS_TABLE = b'{"jobs":{'
 
 class ReadOnlyHistoryError(Exception):
     """A write was attempted on a history opened read-only."""
+
+
+def write_failure_reason(exc: OSError) -> str:
+    """Why a write failed, in a few words a user can act on."""
+    return {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.EFBIG: "the file size limit is reached",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EIO: "an I/O error",
+    }.get(exc.errno, exc.strerror or str(exc) or type(exc).__name__)
 
 
 class AtomicJSONStorage(Storage):
@@ -211,6 +224,9 @@ class HistoryStore:
         self.flush_interval = flush_interval
         self.notices: list[str] = []
         self.last_write_error: str | None = None
+        #: Called (from whichever thread wrote) with the new `last_write_error` each time it
+        #: changes: a message when writes start failing, None when they work again.
+        self.on_write_error: Callable[[str | None], None] | None = None
         self._jobs: dict[str, Job] = {}
         self._by_server: dict[str, str] = {}
         self._by_key: dict[str, str] = {}
@@ -244,7 +260,15 @@ class HistoryStore:
         return store
 
     def _take_lock(self) -> None:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            self.read_only = True
+            self.notices.append(f"cannot write in {self.path.parent} ({write_failure_reason(exc)}); "
+                                "the history is open read-only")
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -437,8 +461,9 @@ class HistoryStore:
 
         One write a call: an append of what changed to the journal, or, once the journal has
         grown past JOURNAL_COMPACT_BYTES (and a quarter of the history), a new snapshot that
-        holds the changes instead (also when more than SLICE jobs changed at once). The writer calls it at most every `flush_interval`, so the
-        files are written at most 1 / flush_interval times a second.
+        holds the changes instead (also when more than SLICE jobs changed at once). The writer
+        calls it at most every `flush_interval`, so the files are written at most
+        1 / flush_interval times a second.
         """
         if self.read_only:
             return
@@ -454,32 +479,55 @@ class HistoryStore:
                 waiting = len(dirty) + len(deleted)
                 compact = (self._journal_lines + waiting > len(self._jobs) // 4
                            and (self._journal_offset > JOURNAL_COMPACT_BYTES or waiting > SLICE))
-                lines = []
-                if not compact:
-                    for local_id in sorted(dirty):
-                        job = self._jobs.get(local_id)
-                        if job is not None:
-                            self._seq += 1
-                            lines.append({"seq": self._seq, "op": "put", "id": local_id, "doc": job.to_doc()})
-                    for local_id in sorted(deleted):
-                        self._seq += 1
-                        lines.append({"seq": self._seq, "op": "del", "id": local_id})
             try:
                 if compact:
-                    self._compact()
-                elif lines:
-                    self._append("".join(_dumps(line) + "\n" for line in lines).encode("utf-8"))
-                    self._journal_lines += len(lines)
+                    try:
+                        self._compact()
+                    except OSError:
+                        # A new snapshot needs room that a small append may still find (a full
+                        # disk): the changes go to the journal, and folding it in waits.
+                        compact = False
+                if not compact:
+                    lines = self._journal_lines_for(dirty, deleted)
+                    if lines:
+                        self._append("".join(_dumps(line) + "\n" for line in lines).encode("utf-8"))
+                        self._journal_lines += len(lines)
             except OSError as exc:
                 with self._lock:  # keep them for the next try
                     self._dirty |= {d for d in dirty if d in self._jobs}
                     self._deleted |= deleted
-                reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-                self.last_write_error = f"could not write the history ({reason}); will retry — nothing on disk was lost"
-                if not self.notices or self.notices[-1] != self.last_write_error:
-                    self.notices.append(self.last_write_error)
+                message = (f"could not write the history ({write_failure_reason(exc)}); changes are kept in "
+                           "memory and written when possible — nothing on disk was lost")
+                if message != self.last_write_error:
+                    self.last_write_error = message
+                    self.notices.append(message)
+                    self._report(message)
                 raise
-            self.last_write_error = None
+            if self.last_write_error is not None:
+                self.last_write_error = None
+                self._report(None)
+
+    def _report(self, message: str | None) -> None:
+        listener = self.on_write_error
+        if listener is not None:
+            try:
+                listener(message)
+            except Exception:  # noqa: BLE001 - telling the user must never break writing
+                pass
+
+    def _journal_lines_for(self, dirty: set[str], deleted: set[str]) -> list[dict[str, Any]]:
+        """The journal lines of these changes, numbered (the jobs as they are now)."""
+        lines = []
+        with self._lock:
+            for local_id in sorted(dirty):
+                job = self._jobs.get(local_id)
+                if job is not None:
+                    self._seq += 1
+                    lines.append({"seq": self._seq, "op": "put", "id": local_id, "doc": job.to_doc()})
+            for local_id in sorted(deleted):
+                self._seq += 1
+                lines.append({"seq": self._seq, "op": "del", "id": local_id})
+        return lines
 
     def _append(self, data: bytes) -> None:
         new = not self.journal_path.exists()

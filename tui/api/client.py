@@ -16,8 +16,9 @@ import logging
 import math
 import random
 import re
+import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -41,6 +42,7 @@ from tui.api.errors import (
     redact,
 )
 from tui.api.models import Prediction
+from tui.text import one_line
 
 log = logging.getLogger("tui.api")
 
@@ -55,23 +57,15 @@ MAX_REDIRECTS = 3
 RETRY_AFTER_MAX = 300.0
 #: Bodies larger than this are not read: no envelope of this API comes near it.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+#: The `data` object of an answer larger than this (or nested deeper than RAW_KEEP_DEPTH) is
+#: not kept for the raw view: the history must not grow by megabytes per poll.
+RAW_KEEP_BYTES = 16 * 1024
+RAW_KEEP_DEPTH = 12
 MESSAGE_TEXT_MAX = 160
 EXCERPT_MAX = 80
 DETAIL_MAX = 500
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-
-# CSI, OSC, other ESC sequences and 8-bit CSI: what a terminal would act on.
-_ESCAPE_SEQUENCES = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
-    r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"
-    r"|\x1b[ -/]*[0-~]?"
-    r"|\x9b[0-?]*[ -/]*[@-~]"
-)
-# Control characters, bidi overrides and zero-width characters that could disguise text.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
-_SPACES = re.compile(r"\s+")
 
 _POLICY = re.compile(
     r"content[\s_-]*polic|policy[\s_-]*violat|safety|sensitive|moderation|nsfw|prohibited content",
@@ -93,13 +87,7 @@ _TYPE_STATUS = (
 def sanitize(text: str, *, secret: str | None = None, limit: int = MESSAGE_TEXT_MAX) -> str:
     """Server text made safe for one line of a terminal: no escape sequences, no control
     characters, no key, bounded length."""
-    text = _ESCAPE_SEQUENCES.sub("", text)
-    text = _CONTROL.sub(" ", text)
-    text = _SPACES.sub(" ", text).strip()
-    text = redact(text, secret)
-    if len(text) > limit:
-        text = text[: max(limit - 1, 0)].rstrip() + "…"
-    return text
+    return one_line(redact(one_line(text), secret), limit=limit)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -128,6 +116,23 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return None
 
 
+class AnswerTooSlow(httpx.TimeoutException):
+    """The whole exchange took longer than the client allows, though each read was in time
+    (a body trickling in)."""
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a JSON value, counted no further than `limit` + 1."""
+    depth, level = 0, [value]
+    while level and depth <= limit:
+        depth += 1
+        level = [child for item in level if isinstance(item, (dict, list))
+                 for child in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            break
+    return depth
+
+
 @dataclass
 class _Reply:
     """One HTTP answer, read in full (up to MAX_BODY_BYTES)."""
@@ -140,6 +145,14 @@ class _Reply:
     @property
     def text(self) -> str:
         return self.content.decode("utf-8", errors="replace")
+
+    @property
+    def utf8(self) -> bool:
+        try:
+            self.content.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return True
 
 
 def _as_code(value: Any) -> int | None:
@@ -181,6 +194,25 @@ def _error_fields(payload: Any) -> tuple[str, str]:
     return message, kind
 
 
+def _connect_failure(exc: BaseException) -> str:
+    """Why a connection was never made, from the OS error underneath httpx's."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            return "the host name does not resolve (DNS)"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused (nothing listens there)"
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc).lower()
+    if "name or service not known" in text or "nodename nor servname" in text or "name resolution" in text:
+        return "the host name does not resolve (DNS)"
+    if "connection refused" in text:
+        return "connection refused (nothing listens there)"
+    return "could not connect"
+
+
 def _status_from_type(kind: str, message: str) -> int | None:
     for pattern, status in _TYPE_STATUS:
         if pattern.search(kind):
@@ -202,6 +234,7 @@ class HailuoClient:
         auth_scheme: str = "raw",
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
+        total_timeout: float | None = None,
         max_connections: int = 16,
         get_retries: int = 4,
         backoff_base: float = 0.5,
@@ -224,6 +257,8 @@ class HailuoClient:
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._sleep = sleep
+        # Per-read timeouts do not bound a body that trickles in: this bounds the whole exchange.
+        self._total_timeout = total_timeout if total_timeout is not None else connect_timeout + 2 * read_timeout
         self._rng = rng or random.Random()
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout),
@@ -292,7 +327,11 @@ class HailuoClient:
                 failure = self._network_error(exc)
             else:
                 try:
-                    return self._interpret(reply)
+                    prediction = self._interpret(reply)
+                    if prediction.id != prediction_id.strip():
+                        raise self._malformed(reply.status, "the answer is about another prediction "
+                                              f"({sanitize(prediction.id, limit=40)})", "")
+                    return prediction
                 except ApiError as exc:
                     failure = exc
             if attempt >= self._get_retries or not self._get_retryable(failure):
@@ -362,25 +401,32 @@ class HailuoClient:
         raise RedirectError(f"too many redirects (more than {MAX_REDIRECTS}); the request was not followed", status=reply.status)
 
     async def _read(self, request: httpx.Request) -> _Reply:
-        response = await self._http.send(request, stream=True)
         try:
-            chunks: list[bytes] = []
-            size = 0
-            too_large = False
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    too_large = True
-                    break
-                chunks.append(chunk)
-        finally:
-            await response.aclose()
+            async with asyncio.timeout(self._total_timeout):
+                response = await self._http.send(request, stream=True)
+                try:
+                    chunks: list[bytes] = []
+                    size = 0
+                    too_large = False
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > MAX_BODY_BYTES:
+                            too_large = True
+                            break
+                        chunks.append(chunk)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise AnswerTooSlow(f"no complete answer within {self._total_timeout:g}s", request=request) from None
         return _Reply(response.status_code, response.headers, b"".join(chunks), too_large)
 
     # -- reading answers ----------------------------------------------------------------
 
     def _interpret(self, reply: _Reply) -> Prediction:
         text = reply.text
+        if self._key and self._key in text:
+            # A server echoing the key back: it must not reach the history or the screen.
+            text = text.replace(self._key, "***")
         try:
             payload = json.loads(text)
         except (ValueError, RecursionError):
@@ -399,6 +445,9 @@ class HailuoClient:
         if "json" not in content_type.lower():
             kind_shown = sanitize(content_type.split(";")[0], limit=40) or "no content type"
             raise self._malformed(reply.status, f"expected JSON, got {kind_shown}", text)
+        if not reply.utf8:
+            # JSON is UTF-8: replaced bytes would turn into ids and statuses nobody sent.
+            raise self._malformed(reply.status, "the response is not valid UTF-8", text)
         if payload is None:
             raise self._malformed(reply.status, "the response is not valid JSON", text)
         if not isinstance(payload, dict):
@@ -414,9 +463,13 @@ class HailuoClient:
         if not isinstance(data, dict):
             raise self._malformed(reply.status, "`data` is not an object", text)
         try:
-            return Prediction.from_data(data)
+            prediction = Prediction.from_data(data)
         except (ValueError, TypeError, OverflowError) as exc:
             raise self._malformed(reply.status, str(exc), text) from None
+        if len(reply.content) > RAW_KEEP_BYTES or _depth(data, RAW_KEEP_DEPTH) > RAW_KEEP_DEPTH:
+            note = f"not kept: the answer was {len(reply.content):,} bytes or nested too deep to show"
+            prediction = replace(prediction, raw={"id": prediction.id, "status": prediction.status, "note": note})
+        return prediction
 
     def _error_for(self, status: int, message: str, kind: str, headers: httpx.Headers) -> ApiError:
         said = sanitize(message, secret=self._key)
@@ -456,7 +509,9 @@ class HailuoClient:
         )
 
     def _network_error(self, exc: httpx.HTTPError) -> NetworkError:
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, AnswerTooSlow):
+            what = f"the answer came too slowly (over {self._total_timeout:g}s)"
+        elif isinstance(exc, httpx.TimeoutException):
             what = {
                 httpx.ConnectTimeout: "connecting timed out",
                 httpx.ReadTimeout: "no answer in time",
@@ -464,7 +519,7 @@ class HailuoClient:
                 httpx.PoolTimeout: "no free connection in time",
             }.get(type(exc), "timed out")
         elif isinstance(exc, httpx.ConnectError):
-            what = "could not connect"
+            what = _connect_failure(exc)
         elif isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
             what = "the connection was dropped"
         else:

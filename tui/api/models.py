@@ -19,6 +19,14 @@ FAILURE_STATUSES = frozenset({"failed", "cancelled", "canceled", "expired", "tim
 TERMINAL_STATUSES = SUCCESS_STATUSES | FAILURE_STATUSES
 
 
+#: Bounds on server text kept per job: real answers are far below them; a hostile or broken
+#: server must not be able to put megabytes into every history line.
+ID_MAX = 200
+STATUS_MAX = 64
+ERROR_MAX = 2000
+MODEL_MAX = 100
+
+
 def is_terminal(status: str | None) -> bool:
     return (status or "").lower() in TERMINAL_STATUSES
 
@@ -102,23 +110,33 @@ class Prediction:
             pid = str(pid)
         if not isinstance(pid, str) or not pid.strip():
             raise ValueError("data.id is missing")
+        pid = pid.strip()
+        if len(pid) > ID_MAX or not pid.isprintable() or any(ch.isspace() or ch in "/?#" for ch in pid):
+            raise ValueError("data.id is not a usable prediction id")
         status = data.get("status")
-        status = status.strip() if isinstance(status, str) and status.strip() else "unknown"
+        if not isinstance(status, str) or not status.strip():
+            # Without a status nothing can be said about the job: not "unknown", not finished.
+            raise ValueError("data.status is missing")
+        status = status.strip()
+        if len(status) > STATUS_MAX or not status.isprintable():
+            raise ValueError("data.status is not a status word")
         outputs_raw = data.get("outputs")
         outputs = tuple(o for o in outputs_raw if isinstance(o, str)) if isinstance(outputs_raw, list) else ()
         error = data.get("error")
         if isinstance(error, dict):
             error = error.get("message") if isinstance(error.get("message"), str) else None
         error = error if isinstance(error, str) and error.strip() else None
+        if error is not None and len(error) > ERROR_MAX:
+            error = error[: ERROR_MAX - 1] + "…"
         timings = data.get("timings")
         inference = _as_int(timings.get("inference")) if isinstance(timings, dict) else None
         nsfw_raw = data.get("has_nsfw_contents")
         nsfw = tuple(bool(x) for x in nsfw_raw if isinstance(x, bool)) if isinstance(nsfw_raw, list) else ()
         model = data.get("model")
         return cls(
-            id=pid.strip(),
+            id=pid,
             status=status,
-            model=model if isinstance(model, str) else None,
+            model=model[:MODEL_MAX] if isinstance(model, str) else None,
             outputs=outputs,
             result_url=_result_url(data.get("urls")),
             error=error,

@@ -10,9 +10,11 @@ import email.utils
 import json
 import random
 import re
+import socket
+import struct
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Callable
@@ -21,6 +23,8 @@ from tui.catalog import MODELS, SCENES, durations_for, resolutions_for
 
 _CREATE = re.compile(r"^/api/v3/minimax/([^/]+)/([^/]+)$")
 _RESULT = re.compile(r"^/api/v3/predictions/([^/]+)/result$")
+#: The same answer at another path: a target for same-host redirects that does not redirect again.
+_RESULT_ALIAS = re.compile(r"^/api/v3/results/([^/]+)$")
 _FILE = re.compile(r"^/files/([A-Za-z0-9_-]+)\.mp4$")
 
 #: Share of `job_seconds` a job spends in `created` before it turns `processing`.
@@ -35,14 +39,18 @@ class Faults:
     latency: float = 0.0
     # -- next-N counters ------------------------------------------------------------
     rate_limit: int = 0  # 429 with Retry-After
-    server_errors: int = 0  # 500
+    server_errors: int = 0  # `server_error_status` (500 unless set)
     malformed: int = 0  # invalid JSON under HTTP 200
     truncated: int = 0  # JSON cut short
     wrong_content_type: int = 0  # an HTML page
-    error_envelope: int = 0  # HTTP 200 whose envelope code is an error
+    error_envelope: int = 0  # HTTP 200 whose envelope `code` is `error_envelope_code`
     drop: int = 0  # connection closed without an answer
     drop_after_create: int = 0  # the job is created, then the connection is dropped
     insufficient_balance: int = 0  # 403 on create
+    stall: int = 0  # no answer for `stall_seconds` (a read timeout), then the request goes on
+    slow_body: int = 0  # headers at once, then the body trickles in over `slow_body_seconds`
+    reset_mid_body: int = 0  # headers and half the body, then a reset (a create has created the job)
+    canned: int = 0  # `canned_body` (any bytes: hostile payloads) under `canned_status`
     # -- rates ----------------------------------------------------------------------
     rate_limit_rate: float = 0.0
     get_error_rate: float = 0.0
@@ -53,6 +61,13 @@ class Faults:
     drop_rate: float = 0.0
     fail_rate: float = 0.0  # share of new jobs that end `failed`
     # -- behaviour ------------------------------------------------------------------
+    server_error_status: int = 500
+    error_envelope_code: int = 500
+    stall_seconds: float = 2.0
+    slow_body_seconds: float = 2.0
+    revoked_key: str | None = None  # a key rotated away: refused with 401 from now on
+    canned_body: str | bytes = ""
+    canned_status: int = 200
     retry_after: float = 1.0
     retry_after_as_date: bool = False
     policy_word: str = "forbidden"
@@ -60,7 +75,7 @@ class Faults:
     fail_later_word: str = "flagged"
     odd_status: str | None = None  # reported instead of `processing` while set
     outputs_before_completed: bool = False
-    redirect_result_to: str | None = None
+    redirect_result_to: str | None = None  # Location of a 307 for result queries; "{id}" is replaced
     # -- output files (GET /files/<id>.mp4) -----------------------------------------------
     file_cut: int = 0  # the next N file answers stop after `file_cut_after` body bytes
     file_cut_after: int = 2048
@@ -87,6 +102,17 @@ class RequestRecord:
     @property
     def timestamp(self) -> float:
         return self.at
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers.items():
+            if key.lower() == name.lower():
+                return value
+        return None
+
+    @property
+    def host(self) -> str:
+        """The host (and port) the client addressed, from its Host header."""
+        return self.header("Host") or ""
 
 
 @dataclass
@@ -116,6 +142,7 @@ class Simulator:
         retention_seconds: float = 7 * 86400,
         faults: Faults | None = None,
         clock: Callable[[], float] = time.time,
+        stop_latency: float = 0.5,
     ) -> None:
         self.host, self.port = host, port
         self.job_seconds = job_seconds
@@ -123,6 +150,8 @@ class Simulator:
         self.retention_seconds = retention_seconds
         self.faults = faults or Faults()
         self.clock = clock
+        #: How often the serving thread looks for a stop request: `stop()` takes up to this long.
+        self.stop_latency = stop_latency
         self.requests: list[RequestRecord] = []
         #: API requests being answered now, and the most ever at once, by method.
         self.in_flight: dict[str, int] = {"GET": 0, "POST": 0}
@@ -144,9 +173,10 @@ class Simulator:
 
     def start(self) -> "Simulator":
         handler = type("_BoundHandler", (_Handler,), {"sim": self})
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
+        self._server = _Server((self.host, self.port), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="hailuo-simulator", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(self.stop_latency,),
+                                        name="hailuo-simulator", daemon=True)
         self._thread.start()
         return self
 
@@ -178,7 +208,8 @@ class Simulator:
         error: str | None = None,
         outputs: list[str] | None = None,
     ) -> str:
-        """Put a job straight into a state: `completed`/`failed` stay so; `created`/`processing` run on."""
+        """Put a job straight into a state: `completed`/`failed` stay so; `created`/`processing` run on
+        (and end `failed` with `error` when one is given, or `completed` with `outputs`)."""
         now = self.clock()
         with self._lock:
             job_id = self._new_id()
@@ -190,7 +221,9 @@ class Simulator:
             if status not in ("created", "processing"):
                 job.fixed_status = status
                 job.fail_error = error if status != "completed" else None
-                job.fixed_outputs = outputs
+            else:
+                job.fail_error = error
+            job.fixed_outputs = outputs
             self._jobs[job_id] = job
         return job_id
 
@@ -247,6 +280,15 @@ class Simulator:
         with self._lock:
             return len(self._jobs)
 
+    def job_ids(self) -> set[str]:
+        with self._lock:
+            return set(self._jobs)
+
+    def authorized(self) -> list[RequestRecord]:
+        """Every request (API or download) that carried an Authorization header."""
+        with self._lock:
+            return [r for r in self.requests if r.header("Authorization") is not None]
+
     # -- faults ---------------------------------------------------------------------------
     def _take(self, name: str) -> bool:
         """Use one unit of a next-N counter."""
@@ -264,6 +306,21 @@ class Simulator:
             return self._rng.random() < rate
 
 
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):  # a canned hostile body, shown by GET /_sim/faults
+        return value.decode("utf-8", "backslashreplace")
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # a client that hung up (timed out, was killed): part of the faults we play
+        super().handle_error(request, client_address)
+
+
 def _error_body(message: str, type_: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_}}
 
@@ -276,6 +333,9 @@ class _Handler(BaseHTTPRequestHandler):
     # client's delayed ACK of the headers (40 ms a response on Linux), which a real server does not add.
     disable_nagle_algorithm = True
 
+    #: How the body of this request's answer goes out: None (at once), "slow" or "reset".
+    _body_mode: str | None = None
+
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests and the demo own the terminal
         pass
 
@@ -286,14 +346,43 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, payload: Any = None, *, raw: bytes | None = None,
               content_type: str = "application/json", headers: dict[str, str] | None = None) -> None:
-        data = raw if raw is not None else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
+        data = raw if raw is not None else json.dumps(payload, default=_jsonable).encode()
+        mode, self._body_mode = self._body_mode, None
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            if mode == "slow":
+                self._trickle(data)
+            elif mode == "reset":
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self._reset()
+            else:
+                self.wfile.write(data)
+        except OSError:
+            self.close_connection = True  # the client went away (a timeout on its side): nothing to tell
+
+    def _trickle(self, data: bytes) -> None:
+        pieces = max(1, min(len(data), 20))
+        step = -(-len(data) // pieces)
+        pause = self.sim.faults.slow_body_seconds / pieces
+        for start in range(0, len(data), step):
+            self.wfile.write(data[start:start + step])
+            self.wfile.flush()
+            time.sleep(pause)
+
+    def _reset(self) -> None:
+        """Close with a TCP reset (SO_LINGER 0) rather than an orderly shutdown."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -310,7 +399,9 @@ class _Handler(BaseHTTPRequestHandler):
         value = (self.headers.get("Authorization") or "").strip()
         if value.lower().startswith("bearer "):
             value = value[7:].strip()
-        if not value or (self.sim.require_key is not None and value != self.sim.require_key):
+        revoked = self.sim.faults.revoked_key
+        if not value or (self.sim.require_key is not None and value != self.sim.require_key) or (
+                revoked is not None and value == revoked):
             self._send(401, _error_body("Invalid API key provided", "invalid_api_key"))
             return False
         return True
@@ -407,10 +498,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._record(method, body)
         if faults.latency:
             time.sleep(faults.latency)
+        if sim._take("stall"):
+            time.sleep(faults.stall_seconds)
+        if sim._take("slow_body"):
+            self._body_mode = "slow"
+        elif sim._take("reset_mid_body"):
+            self._body_mode = "reset"
         if not self._key_ok():
             return
         if sim._take("drop") or sim._chance(faults.drop_rate):
             return self._drop()
+        if sim._take("canned"):
+            body = faults.canned_body
+            return self._send(faults.canned_status, raw=body.encode() if isinstance(body, str) else bytes(body))
         if sim._take("rate_limit") or sim._chance(faults.rate_limit_rate):
             if faults.retry_after_as_date:
                 value = email.utils.formatdate(time.time() + faults.retry_after, usegmt=True)
@@ -421,7 +521,7 @@ class _Handler(BaseHTTPRequestHandler):
         rate, status = ((faults.get_error_rate, faults.get_error_status) if method == "GET"
                         else (faults.post_error_rate, faults.post_error_status))
         if sim._take("server_errors"):
-            return self._send(500, _error_body("The server had an error", "server_error"))
+            return self._send(faults.server_error_status, _error_body("The server had an error", "server_error"))
         if sim._chance(rate):
             return self._send(status, _error_body("The server had an error", "server_error"))
         if sim._take("malformed") or sim._chance(faults.malformed_rate):
@@ -431,14 +531,21 @@ class _Handler(BaseHTTPRequestHandler):
         if sim._take("wrong_content_type"):
             return self._send(200, raw=b"<html><body>Bad gateway</body></html>", content_type="text/html")
         if sim._take("error_envelope"):
-            return self._send(200, {"code": 500, "message": "internal error, please retry", "data": None})
+            code = faults.error_envelope_code
+            message = {401: "invalid api key", 403: "insufficient balance", 429: "rate limit exceeded"}.get(
+                code, "internal error, please retry")
+            headers = {"Retry-After": f"{faults.retry_after:g}"} if code == 429 else None
+            return self._send(200, {"code": code, "message": message, "data": None}, headers=headers)
         if method == "POST":
             match = _CREATE.match(self.path)
             return self._create(match, body) if match else self._send(404, _error_body("not found", "not_found"))
         match = _RESULT.match(self.path)
-        if not match:
-            return self._send(404, _error_body("not found", "not_found"))
-        self._result(match.group(1))
+        if match:
+            return self._result(match.group(1))
+        match = _RESULT_ALIAS.match(self.path)
+        if match:
+            return self._result(match.group(1), redirect=False)
+        self._send(404, _error_body("not found", "not_found"))
 
     def _create(self, match: re.Match[str], raw: bytes) -> None:
         sim, faults = self.sim, self.sim.faults
@@ -465,10 +572,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._drop()
         self._send(200, {"data": sim._data(job, self._base()), "message": "success", "code": 200})
 
-    def _result(self, job_id: str) -> None:
+    def _result(self, job_id: str, *, redirect: bool = True) -> None:
         sim = self.sim
-        if sim.faults.redirect_result_to:
-            return self._send(307, {}, headers={"Location": sim.faults.redirect_result_to})
+        if redirect and sim.faults.redirect_result_to:
+            return self._send(307, {}, headers={"Location": sim.faults.redirect_result_to.replace("{id}", job_id)})
         with sim._lock:
             job = sim._jobs.get(job_id)
         if job is None or sim.clock() - job.created_at > sim.retention_seconds:

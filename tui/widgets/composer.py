@@ -21,6 +21,7 @@ from textual.widgets import Button, Input, Label, Select, Static, Switch, TextAr
 
 from tui import catalog
 from tui.catalog import FieldError, VideoRequest
+from tui.text import inert
 
 FIELDS = ("model", "scene", "prompt", "image", "end_image", "duration", "resolution")
 VALIDATE_DELAY = 0.25  # seconds of quiet typing before the form is checked again
@@ -34,7 +35,7 @@ class FieldMessage(Static):
     """One field's validation message (plain text: it may quote what the user typed)."""
 
     def show(self, messages: list[str]) -> None:
-        self.update(Text("\n".join(messages)))
+        self.update(Text("\n".join(inert(m) for m in messages)))
         self.set_class(bool(messages), "-visible")
 
 
@@ -211,7 +212,7 @@ class Composer(VerticalScroll, can_focus=False):
     def set_note(self, text: str, *, error: bool = False) -> None:
         """A line beside the submit button: why submit is off, or how the last submit went."""
         note = self.query_one("#submit-note", Static)
-        note.update(Text(text))
+        note.update(Text(inert(text, multiline=True)))
         note.set_class(error, "-error")
 
     @property
@@ -263,7 +264,7 @@ class Composer(VerticalScroll, can_focus=False):
             if value:
                 info = catalog.inspect_image(value)
                 info_text = info.summary() if info.ok else ""
-            self.query_one(f"#{name}-info", Static).update(Text(info_text))
+            self.query_one(f"#{name}-info", Static).update(Text(inert(info_text)))
 
     @on(Select.Changed, "#family, #tier")
     def _model_changed(self) -> None:

@@ -7,7 +7,6 @@ characters removed, so a prompt or an error can never restyle the screen or move
 from __future__ import annotations
 
 import json
-import re
 import time
 from datetime import datetime
 from typing import Any, Callable, ClassVar
@@ -23,13 +22,11 @@ from textual.widgets.option_list import Option
 from tui.catalog import human_bytes
 from tui.events import DownloadProgress
 from tui.records import Job
-
-_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
+from tui.text import inert
 
 def clean(value: object) -> str:
     """Plain text for the screen: escape sequences and control characters gone (newlines kept)."""
-    return _CONTROL.sub("", "" if value is None else str(value))
+    return inert(value, multiline=True)
 
 
 def _stamp(ts: float | None) -> str:

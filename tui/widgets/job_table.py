@@ -12,7 +12,6 @@ after `plain_text()` has removed control characters and escape sequences.
 
 from __future__ import annotations
 
-import re
 import time
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -30,30 +29,15 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tui.records import UNKNOWN, Job
+from tui.text import inert
 
 __all__ = ["JobTable", "STATUS_FILTERS", "SORT_COLUMNS", "plain_text", "format_ago", "format_elapsed", "format_exec", "status_group"]
 
 # -- text helpers ------------------------------------------------------------------------------
 
-_ESCAPE_SEQUENCES = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
-    r"|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC, DCS, SOS, PM, APC (to BEL or ST)
-    r"|\x1b[ -/]*[0-~]?"  # two-byte escapes
-    r"|\x9b[0-?]*[ -/]*[@-~]"  # 8-bit CSI
-)
-# C0/C1 controls, DEL, and the bidi/zero-width format characters that can reorder or hide text.
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_WHITESPACE_CONTROLS = re.compile(r"[\t\n\r]+")
-
-
 def plain_text(value: object) -> str:
     """One line of inert text: escape sequences and control characters removed, newlines as spaces."""
-    text = "" if value is None else str(value)
-    if text.isascii() and text.isprintable():
-        return text
-    text = _ESCAPE_SEQUENCES.sub("", text)
-    text = _WHITESPACE_CONTROLS.sub(" ", text)
-    return _CONTROLS.sub("", text)
+    return inert(value)
 
 
 def fit(text: str, width: int, *, right: bool = False) -> str:
@@ -113,6 +97,26 @@ def status_group(job: Job) -> str:
     if job.is_finished:  # a terminal status we have no group for
         return "failed"
     return "pending"
+
+
+#: What the status cell says about a job whose polls keep failing, by `ApiError.kind`.
+_PROBLEMS = {
+    "malformed": "malformed",
+    "network": "unreachable",
+    "server_error": "server error",
+    "invalid_key": "key refused",
+    "permission": "refused",
+    "insufficient_balance": "no balance",
+    "not_found": "not found",
+    "redirect": "redirected",
+}
+
+
+def poll_problem(job: Job) -> str:
+    """A few words on why this job's polls fail ("" when they do not)."""
+    if not job.poll_errors or job.is_finished:
+        return ""
+    return _PROBLEMS.get(job.last_poll_error_kind or "", "poll error")
 
 
 def _matches_group(group: str, wanted: str) -> bool:
@@ -211,6 +215,8 @@ class _Row:
     submitted_at: float
     execution: str
     pending: bool
+    #: Why polling this job keeps failing ("malformed answer"...), or "" while it works.
+    problem: str = ""
 
     @classmethod
     def of(cls, job: Job) -> "_Row":
@@ -233,11 +239,18 @@ class _Row:
             submitted_at=job.submitted_at,
             execution=format_exec(job.execution_time_ms),
             pending=not job.is_finished,
+            problem=poll_problem(job),
         )
 
     def clock_texts(self, now: float) -> tuple[str, str]:
-        """The cells that change with time alone: status with elapsed time, and submitted."""
-        status = f"{self.status} {format_elapsed(now - self.submitted_at)}" if self.pending else self.status
+        """The cells that change with time alone: status with elapsed time, and submitted.
+        While polls fail, the status cell says why instead (the status is in the detail pane)."""
+        if self.pending and self.problem:
+            status = f"⚠ {self.problem}"
+        elif self.pending:
+            status = f"{self.status} {format_elapsed(now - self.submitted_at)}"
+        else:
+            status = self.status
         return status, format_ago(now - self.submitted_at)
 
 

@@ -15,6 +15,8 @@ class StatusLine(Static):
     key: reactive[str] = reactive("no key")
     state: reactive[PollerState | None] = reactive(None)
     last_error: reactive[str | None] = reactive(None)
+    #: What `last_error` is about (a Notice topic), so the notice that ends it can clear it.
+    last_error_topic: str | None = None
     mode: reactive[str] = reactive("")  # "demo", "read-only"...
     #: Work in the background: "2 downloading 45%", "batch 3/10"... (empty when none).
     activity: reactive[str] = reactive("")

@@ -1,0 +1,571 @@
+"""The fault matrix: every fault of the API, the network and the server, driven through the real
+client, poller, job service and history store against the loopback simulator.
+
+For each fault the test asserts what the user is told, the state the job ends in, that the job
+is in the history file (with its server id whenever the server gave one), and that it was
+submitted once: the POSTs the simulator received and the jobs it created are counted.
+
+The same cases make the table of docs/FAULTS.md: `test_the_documented_matrix_is_this_one`
+fails when the table and the cases drift apart, and prints the row expected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from click.testing import CliRunner
+
+from tui import cli
+from tui.catalog import VideoRequest
+from tui.config import Settings
+from tui.events import JobChanged, PollerState
+from tui.jobs import JobService, SubmitFailed
+from tui.records import EXPIRED, REJECTED, UNKNOWN
+from tui.simulator import Simulator
+from tui.store import HistoryStore
+
+from helpers import app_settings, posts, submit_from_the_composer, until
+
+KEY = "sk-faults-0123456789abcdef"
+NEW_KEY = "sk-faults-rotated-000000000"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "FAULTS.md"
+# Short timeouts and intervals: a whole case takes a fraction of a second to a few seconds.
+FAST = dict(poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=200.0, poll_concurrency=8,
+            connect_timeout=0.5, read_timeout=0.5)
+
+
+# -- places that never answer ----------------------------------------------------------------
+
+
+def closed_port_url() -> str:
+    """Nothing listens there: connection refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+class Blackhole:
+    """A listening socket whose accept queue is full: connections are never made (connect timeout)."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(0)
+        port = self.server.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.fillers = []
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            try:
+                filler.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            self.fillers.append(filler)
+        time.sleep(0.05)
+
+    def close(self) -> None:
+        for s in (*self.fillers, self.server):
+            s.close()
+
+
+# -- the cases --------------------------------------------------------------------------------
+
+
+@dataclass
+class Ctx:
+    """What a case's hooks may use: the simulator, and places for the polling phase."""
+
+    sim: Simulator
+    blackhole: Blackhole
+    prompt: str = "a heron over a misty lake"
+    #: Another base URL: for the submit (submit faults) or for a while of polling (poll faults).
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    #: "submit": the fault hits the POST; "poll": the job is created first, then polls meet it.
+    phase: str
+    arm: Callable[[Ctx], None]
+    #: A fragment of the message the user is shown (composer note / CLI error / detail pane / status line).
+    sees: str
+    #: The job's state once the fault has passed (or been fixed by the user).
+    state: str
+    #: What the user sees, as docs/FAULTS.md says it.
+    doc: str
+    posts: int = 1
+    #: Jobs the simulator created (0 when the request never reached it or was refused).
+    created: int = 1
+    #: The CLI's exit code for `submit --wait` (submit faults) or `watch --exit-status` (poll faults).
+    exit_code: int = 0
+    #: Whether the job stays in the poller and completes once the fault has passed.
+    recovers: bool = True
+    #: Undo a fault the user must fix (e.g. a new key): returns settings changes for a restart.
+    fix: Callable[[Ctx], dict] | None = None
+    #: How long the simulator takes over a job: longer where the fault needs the job still running.
+    job_seconds: float = 0.3
+    #: The prompt to submit, when the fault lies in it (a word the simulator acts on).
+    prompt: Callable[[Simulator], str] | None = None
+    #: How to recognise that the fault was met during polling: "poll_error" (one was recorded),
+    #: "rate_limited", "halted" (polling stopped), "finished", "status" (`sees` shown as the
+    #: status), "outputs" (outputs shown while still pending).
+    met: str = "poll_error"
+
+
+def faults(**values) -> Callable[[Ctx], None]:
+    def arm(ctx: Ctx) -> None:
+        ctx.sim.faults.update(values)
+    return arm
+
+
+def elsewhere(pick: str | Callable[[Ctx], str]) -> Callable[[Ctx], None]:
+    """Talk to another base URL: the submit (submit faults) or the polls for a while (poll faults)."""
+    def arm(ctx: Ctx) -> None:
+        ctx.url = pick(ctx) if callable(pick) else pick
+    return arm
+
+
+def nothing(ctx: Ctx) -> None:
+    pass
+
+
+def policy_prompt(sim: Simulator) -> str:
+    return f"a {sim.faults.policy_word} scene"
+
+
+def fail_later_prompt(sim: Simulator) -> str:
+    return f"a {sim.faults.fail_later_word} crowd"
+
+
+def rotate_key(ctx: Ctx) -> dict:
+    return {"api_key": NEW_KEY}
+
+
+def no_redirect(ctx: Ctx) -> dict:
+    ctx.sim.faults.redirect_result_to = None
+    return {}
+
+
+UNKNOWN_DOC = "`outcome unknown (…)`: not re-sent; the job says to check the provider before submitting again"
+
+CASES: list[Fault] = [
+    # -- the submit (POST) ------------------------------------------------------------------
+    Fault("connection refused", "submit", elsewhere(lambda ctx: closed_port_url()),
+          "connection refused", REJECTED, "`not sent: network error: connection refused (nothing listens there)`",
+          posts=0, created=0, exit_code=4),
+    Fault("DNS failure", "submit", elsewhere("http://api.no-such-host.invalid"),
+          "does not resolve", REJECTED, "`not sent: network error: the host name does not resolve (DNS)`",
+          posts=0, created=0, exit_code=4),
+    Fault("connect timeout", "submit", elsewhere(lambda ctx: ctx.blackhole.url),
+          "connecting timed out", REJECTED, "`not sent: network error: connecting timed out` (tried 3 times)",
+          posts=0, created=0, exit_code=4),
+    Fault("read timeout", "submit", faults(stall=1, stall_seconds=1.2),
+          "no answer in time", UNKNOWN, UNKNOWN_DOC + " (cause: `no answer in time`)", exit_code=5),
+    Fault("slow body past the deadline", "submit", faults(slow_body=1, slow_body_seconds=2.5),
+          "came too slowly", UNKNOWN, UNKNOWN_DOC + " (cause: `the answer came too slowly`)", exit_code=5),
+    Fault("connection reset mid-body", "submit", faults(reset_mid_body=1),
+          "connection was dropped", UNKNOWN, UNKNOWN_DOC + " (cause: `the connection was dropped`)", exit_code=5),
+    Fault("dropped after the job was created", "submit", faults(drop_after_create=1),
+          "connection was dropped", UNKNOWN, UNKNOWN_DOC + " (cause: `the connection was dropped`)", exit_code=5),
+    Fault("502 on submit", "submit", faults(server_errors=1, server_error_status=502),
+          "server error (502)", UNKNOWN, UNKNOWN_DOC + " (cause: `server error (502)`)",
+          created=0, exit_code=5),
+    Fault("malformed JSON on submit", "submit", faults(malformed=1),
+          "malformed response", UNKNOWN, UNKNOWN_DOC + " (cause: `malformed response from the server`)",
+          created=0, exit_code=5),
+    Fault("HTTP 200 with an error envelope on submit", "submit", faults(error_envelope=1),
+          "server error (500)", UNKNOWN, UNKNOWN_DOC + " (cause: `server error (500)`)", created=0, exit_code=5),
+    Fault("429 on submit, Retry-After in seconds", "submit", faults(rate_limit=1, retry_after=0.3),
+          "", "completed", "nothing: sent again after Retry-After, once (a 429 is never billed)", posts=2),
+    Fault("envelope code 429 under HTTP 200 on submit", "submit",
+          faults(error_envelope=1, error_envelope_code=429, retry_after=0.3),
+          "", "completed", "nothing: treated as the 429 it says it is, sent again once", posts=2),
+    Fault("401 after a key rotation (submit)", "submit", faults(revoked_key=KEY),
+          "the API key was refused (401)", REJECTED,
+          "`refused: the API key was refused (401): check GPTPROTO_API_KEY`", created=0, exit_code=3),
+    Fault("403 insufficient balance", "submit", faults(insufficient_balance=1),
+          "insufficient balance (403)", REJECTED, "`refused: insufficient balance (403): …top up your account`",
+          created=0, exit_code=3),
+    Fault("400 content policy", "submit", nothing,
+          "rejected by the content policy (400)", REJECTED,
+          "`refused: rejected by the content policy (400): …`", created=0, exit_code=2, prompt=policy_prompt),
+    Fault("503 naming the content policy", "submit", faults(policy_as_503=True),
+          "rejected by the content policy (503)", REJECTED,
+          "`refused: rejected by the content policy (503): …` (not an outage: not unknown)", created=0, exit_code=2,
+          prompt=policy_prompt),
+    # -- polling (GET) --------------------------------------------------------------------------
+    Fault("connection refused while polling", "poll", elsewhere(lambda ctx: closed_port_url()),
+          "connection refused", "completed",
+          "detail pane and `show`: `network error: connection refused…`; table: `⚠ unreachable`; "
+          "polls back off and resume", exit_code=4),
+    Fault("DNS failure while polling", "poll", elsewhere("http://api.no-such-host.invalid"),
+          "does not resolve", "completed", "`network error: the host name does not resolve (DNS)`; `⚠ unreachable`",
+          exit_code=4),
+    Fault("connect timeout while polling", "poll", elsewhere(lambda ctx: ctx.blackhole.url),
+          "connecting timed out", "completed", "`network error: connecting timed out`; `⚠ unreachable`",
+          exit_code=4),
+    Fault("read timeout while polling", "poll", faults(stall=1, stall_seconds=1.2),
+          "no answer in time", "completed", "`network error: no answer in time`, then the next poll succeeds"),
+    Fault("slow body within the deadline", "poll", faults(slow_body=1, slow_body_seconds=0.3),
+          "", "completed", "nothing: the answer is read in full", met="finished"),
+    Fault("slow body past the deadline while polling", "poll", faults(slow_body=1, slow_body_seconds=2.5),
+          "came too slowly", "completed", "`network error: the answer came too slowly (over 1.5s)`"),
+    Fault("connection reset mid-body while polling", "poll", faults(reset_mid_body=1),
+          "connection was dropped", "completed", "`network error: the connection was dropped`"),
+    *[Fault(f"{status} burst", "poll", faults(server_errors=2, server_error_status=status),
+            f"server error ({status})", "completed",
+            f"`server error ({status})` with the count of failed polls; `⚠ server error`")
+      for status in (500, 502, 503, 504)],
+    Fault("429 with Retry-After in seconds", "poll", faults(rate_limit=1, retry_after=0.5),
+          "rate limited (429)", "completed", "status line: `rate-limited until HH:MM:SS`; every poll waits",
+          met="rate_limited"),
+    Fault("429 with Retry-After as an HTTP date", "poll", faults(rate_limit=1, retry_after=1.0,
+                                                                  retry_after_as_date=True),
+          "rate limited (429)", "completed", "status line: `rate-limited until HH:MM:SS`", met="rate_limited"),
+    Fault("429 storm", "poll", faults(rate_limit=6, retry_after=0.2),
+          "rate limited (429)", "completed",
+          "status line: `rate-limited until …` while it lasts; the dashboard stays responsive", met="rate_limited"),
+    Fault("malformed JSON", "poll", faults(malformed=1),
+          "malformed response", "completed", "`malformed response from the server (…)`; table: `⚠ malformed`"),
+    Fault("truncated JSON", "poll", faults(truncated=1),
+          "malformed response", "completed", "`malformed response from the server (the response is not valid JSON)`"),
+    Fault("wrong content type", "poll", faults(wrong_content_type=1),
+          "expected JSON, got text/html", "completed", "`malformed response from the server (expected JSON, got text/html)`"),
+    Fault("HTTP 200 with an error envelope", "poll", faults(error_envelope=1),
+          "server error (500)", "completed", "`server error (500): internal error, please retry`"),
+    Fault("envelope code 429 under HTTP 200", "poll", faults(error_envelope=1, error_envelope_code=429,
+                                                              retry_after=0.3),
+          "rate limited (429)", "completed", "status line: `rate-limited until …`", met="rate_limited"),
+    Fault("401 after a key rotation", "poll", faults(revoked_key=KEY),
+          "the API key was refused (401)", "completed",
+          "status line: `the API key was refused (401): check GPTPROTO_API_KEY`; polling stops until restarted "
+          "with the new key, then resumes", fix=rotate_key, exit_code=3, met="halted"),
+    Fault("job failed later for policy", "poll", nothing,
+          "content policy violation", "failed", "toast `… failed: content policy violation: …`; the error in the "
+          "detail pane and `show`", exit_code=1, met="finished", prompt=fail_later_prompt),
+    Fault("404 after the retention time", "poll", nothing,
+          "no longer keeps this prediction", EXPIRED,
+          "`the server no longer keeps this prediction (it is older than the retention time)`",
+          exit_code=1, met="finished"),
+    Fault("unknown status value", "poll", faults(odd_status="warming-up"),
+          "warming-up", "completed", "the status as sent (`warming-up`); polling goes on", met="status",
+          job_seconds=2.0),
+    Fault("status named like a local state", "poll", faults(odd_status="unknown"),
+          "unknown (server)", "completed", "`unknown (server)`, kept apart from the local `unknown`; polling goes on",
+          met="status", job_seconds=2.0),
+    Fault("outputs before the status says completed", "poll", faults(outputs_before_completed=True),
+          "", "completed", "the URLs in the detail pane; the job stays pending until `completed`", met="outputs",
+          job_seconds=2.0),
+    Fault("redirect to the same host", "poll", faults(redirect_result_to="/api/v3/results/{id}"),
+          "", "completed", "nothing: followed, with the key, on the same host", met="finished"),
+    Fault("redirect to another host", "poll",
+          lambda ctx: ctx.sim.faults.update({"redirect_result_to": ctx.sim.base_url.replace("127.0.0.1", "localhost")
+                                             + "/api/v3/results/{id}"}),
+          "redirected to another host", "completed",
+          "`the server redirected to another host (localhost); the request was not followed`; the key never "
+          "goes there", fix=no_redirect),
+]
+CASE_IDS = [case.name for case in CASES]
+
+
+# -- running a case through the job service ------------------------------------------------------
+
+
+def settings_for(ctx: Ctx, db: Path, url: str | None = None, **changes) -> Settings:
+    values = dict(api_key=KEY, base_url=url or ctx.sim.base_url, db_path=db, **FAST)
+    values.update(changes)
+    return Settings(**values)
+
+
+class Seen:
+    """Every message the service showed: job errors, poll errors, poller state."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.statuses: list[str] = []
+        self.poll_errors = 0
+        self.rate_limited = False
+        self.halted = False
+        self.outputs_while_pending = False
+
+    def __call__(self, event) -> None:
+        if isinstance(event, JobChanged):
+            job = event.job
+            self.statuses.append(job.status)
+            self.texts += [t for t in (job.error, job.last_poll_error) if t]
+            self.poll_errors = max(self.poll_errors, job.poll_errors)
+            if job.outputs and job.is_pending:
+                self.outputs_while_pending = True
+        elif isinstance(event, PollerState):
+            if event.rate_limited_until:
+                self.rate_limited = True
+            if event.last_error:
+                self.texts.append(event.last_error)
+                self.halted = self.halted or not event.running
+
+    def met(self, case: Fault, job) -> bool:
+        return {
+            "poll_error": lambda: self.poll_errors > 0,
+            "rate_limited": lambda: self.rate_limited,
+            "halted": lambda: self.halted,
+            "finished": lambda: job.is_finished,
+            "status": lambda: case.sees in self.statuses,
+            "outputs": lambda: self.outputs_while_pending,
+        }[case.met]()
+
+
+async def run_case(case: Fault, ctx: Ctx, db: Path, **settings_changes):
+    """Submit one job under the fault, follow it through, and let it recover; return the job
+    and everything the user was shown on the way."""
+    seen = Seen()
+    if case.prompt is not None:
+        ctx.prompt = case.prompt(ctx.sim)
+    if case.phase == "submit":
+        case.arm(ctx)
+    service = JobService.open(settings_for(ctx, db, ctx.url, **settings_changes))
+    service.subscribe(seen)
+    try:
+        try:
+            job = await service.submit(VideoRequest(prompt=ctx.prompt))
+        except SubmitFailed as failed:
+            job = failed.job
+            seen.texts.append(failed.message)
+        if case.phase == "poll":
+            case.arm(ctx)
+            if ctx.url is not None:
+                # Poll from the unreachable place for a while: the job waits in the history.
+                await service.close()
+                service = JobService.open(settings_for(ctx, db, ctx.url, **settings_changes))
+                service.subscribe(seen)
+            await service.start()
+            await until(lambda: seen.met(case, service.store.get(job.local_id)))
+            if case.fix is not None or ctx.url is not None:
+                # The user fixes it (a new key, the network back) and starts again.
+                await service.close()
+                changes = case.fix(ctx) if case.fix is not None else {}
+                service = JobService.open(settings_for(ctx, db, **{**settings_changes, **changes}))
+                service.subscribe(seen)
+        await service.start()
+        if service.store.get(job.local_id).is_pending:
+            await asyncio.wait_for(service.wait([job.local_id]), 15)
+        job = service.store.get(job.local_id)
+    finally:
+        await service.close()
+    return job, seen
+
+
+@pytest.fixture
+def blackhole():
+    hole = Blackhole()
+    yield hole
+    hole.close()
+
+
+def assert_created(sim: Simulator, count: int) -> None:
+    """The simulator created exactly `count` jobs. A stalled create goes on on the server side
+    after the client gave up, so it is given the time to."""
+    deadline = time.monotonic() + 3
+    while sim.job_count() < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sim.job_count() == count
+
+
+def is_expiry(case: Fault) -> bool:
+    return case.name.startswith("404")
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+async def test_fault(case: Fault, make_simulator, blackhole, tmp_path):
+    if is_expiry(case):
+        # A job still running when the server forgets it; the service knows the same retention.
+        sim = make_simulator(job_seconds=30, retention_seconds=0.4)
+        changes = {"retention_seconds": 0.4}
+    else:
+        sim = make_simulator(job_seconds=case.job_seconds)
+        changes = {}
+    ctx = Ctx(sim=sim, blackhole=blackhole)
+    db = tmp_path / "history.json"
+    job, seen = await run_case(case, ctx, db, **changes)
+
+    # What the user is told: one line, never the key.
+    if case.sees:
+        assert any(case.sees in text for text in seen.texts + seen.statuses), (case.sees, seen.texts)
+    assert all("\n" not in text and KEY not in text and NEW_KEY not in text for text in seen.texts)
+    # The state it ends in.
+    assert job.status == case.state, (job.status, job.error, seen.texts)
+    # Nothing lost: the history file, read by a separate reader, has the job once, with its server id.
+    with HistoryStore.open(db, read_only=True) as store:
+        on_disk = store.all()
+    assert [j.local_id for j in on_disk] == [job.local_id]
+    assert on_disk[0].status == case.state and on_disk[0].server_id == job.server_id
+    assert on_disk[0].request["prompt"] == ctx.prompt  # enough to clone and send again
+    if job.server_id is not None:
+        assert job.server_id in sim.job_ids()
+    # Nothing double-submitted.
+    assert len(posts(sim)) == case.posts
+    assert_created(sim, case.created)
+    # The key only ever went to the configured host.
+    assert {r.host for r in sim.authorized()} <= {sim.base_url.removeprefix("http://")}
+    if case.name == "redirect to the same host":
+        assert any(r.path.startswith("/api/v3/results/") for r in sim.authorized())
+    if case.name == "outputs before the status says completed":
+        assert seen.outputs_while_pending and job.outputs
+
+
+# -- the same faults through the command line ------------------------------------------------------
+
+
+def write_fast_config(tmp_path: Path, **more) -> None:
+    lines = [f"{name} = {value}" for name, value in {**FAST, **more}.items()]
+    (tmp_path / "config.toml").write_text("\n".join(lines) + "\n")
+
+
+def invoke(*args: str, key: str = KEY):
+    return CliRunner().invoke(cli.main, list(args), env={"GPTPROTO_API_KEY": key}, catch_exceptions=False)
+
+
+SUBMIT_CASES = [case for case in CASES if case.phase == "submit"]
+
+
+@pytest.mark.parametrize("case", SUBMIT_CASES, ids=[c.name for c in SUBMIT_CASES])
+def test_fault_on_submit_through_the_cli(case: Fault, make_simulator, blackhole, tmp_path):
+    sim = make_simulator(job_seconds=0.3)
+    ctx = Ctx(sim=sim, blackhole=blackhole)
+    if case.prompt is not None:
+        ctx.prompt = case.prompt(sim)
+    case.arm(ctx)
+    write_fast_config(tmp_path)
+    db = tmp_path / "history.json"
+    result = invoke("submit", "--prompt", ctx.prompt, "--wait", "--base-url", ctx.url or sim.base_url,
+                    "--db", str(db))
+    assert result.exit_code == case.exit_code, result.stderr
+    if case.exit_code:
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+        assert case.sees in result.stderr
+    assert KEY not in result.output
+    with HistoryStore.open(db, read_only=True) as store:
+        (job,) = store.all()
+    assert job.status == case.state
+    if case.state == UNKNOWN:
+        assert job.local_id in result.stderr  # the record to look at is named
+    assert_created(sim, case.created)
+
+
+WATCHED = ["401 after a key rotation", "job failed later for policy", "404 after the retention time",
+           "connection refused while polling", "connection reset mid-body while polling", "malformed JSON"]
+
+
+@pytest.mark.parametrize("name", WATCHED)
+def test_fault_while_watching_through_the_cli(name, make_simulator, blackhole, tmp_path):
+    case = next(c for c in CASES if c.name == name)
+    if is_expiry(case):
+        sim = make_simulator(job_seconds=30, retention_seconds=0.4)
+        write_fast_config(tmp_path, retention_seconds=0.4)
+    else:
+        sim = make_simulator(job_seconds=0.5)
+        write_fast_config(tmp_path)
+    ctx = Ctx(sim=sim, blackhole=blackhole)
+    db = tmp_path / "history.json"
+    if case.prompt is not None:
+        ctx.prompt = case.prompt(sim)
+    submitted = invoke("submit", "--prompt", ctx.prompt, "--base-url", sim.base_url, "--db", str(db))
+    assert submitted.exit_code == 0, submitted.stderr
+    server_id = submitted.stdout.strip()
+    case.arm(ctx)
+    result = invoke("watch", "--exit-status", "--base-url", ctx.url or sim.base_url, "--db", str(db))
+    assert result.exit_code == case.exit_code, result.stderr
+    if case.exit_code in (3, 4):
+        last = result.stderr.splitlines()[-1]
+        assert last.startswith(f"error: {server_id}: ") and case.sees in last
+    elif case.exit_code == 1:
+        assert f"{server_id}  {case.state}  " in result.stdout and case.sees in result.stdout
+    else:
+        assert f"{server_id}  completed" in result.stdout
+    assert "Traceback" not in result.output and KEY not in result.output
+    with HistoryStore.open(db, read_only=True) as store:
+        (job,) = store.all()
+    assert job.server_id == server_id
+    assert len(posts(sim)) == 1
+
+
+# -- the documented matrix ----------------------------------------------------------------------------
+
+
+def markdown_row(case: Fault) -> str:
+    where = "submit (POST)" if case.phase == "submit" else "polling (GET)"
+    return f"| {case.name} | {where} | {case.doc} | `{case.state}` | {case.exit_code} | never / never |"
+
+
+def test_the_documented_matrix_is_this_one():
+    text = DOC.read_text(encoding="utf-8")
+    missing = [markdown_row(case) for case in CASES if markdown_row(case) not in text]
+    assert not missing, "docs/FAULTS.md lacks these rows:\n" + "\n".join(missing)
+
+
+# -- the dashboard through faults ------------------------------------------------------------------
+
+
+
+
+
+
+async def test_the_dashboard_answers_keys_through_a_429_storm_and_slow_answers(tmp_path, make_simulator):
+    from textual.widgets import Input
+
+    from tui.app import HailuoApp
+    from tui.widgets.status_line import StatusLine
+
+    sim = make_simulator(job_seconds=4)
+    app = HailuoApp(app_settings(tmp_path, sim, KEY, **FAST))
+    async with app.run_test(size=(160, 45)) as pilot:
+        table, job = await submit_from_the_composer(app, pilot, "a slow storm")
+        status = app.query_one(StatusLine)
+        # Every answer takes 0.4 s and is a 429 asking for a 1 s pause.
+        sim.faults.update({"latency": 0.4, "rate_limit_rate": 1.0, "retry_after": 1.0})
+        await until(lambda: "rate-limited until" in str(status.render()), pilot=pilot)
+        # Keys are handled while the poller waits out the storm and requests hang.
+        await pilot.press("slash", *"slow")
+        assert app.query_one("#filter", Input).value == "slow" and table.visible_count == 1
+        await pilot.press("escape", "escape", "2")
+        assert table.status_filter == "pending"
+        # The storm goes on meanwhile: waiting out a pause, or asking again and told off.
+        assert any(text in str(status.render()) for text in ("rate-limited until", "rate limited (429)"))
+        await pilot.press("p")
+        assert table.frozen and "paused" in str(status.render())
+        await pilot.press("p")
+        assert not table.frozen
+        sim.faults.update({"latency": 0.0, "rate_limit_rate": 0.0})
+        await until(lambda: job.is_finished, timeout=20, pilot=pilot)
+        assert job.status == "completed"
+    assert len(posts(sim)) == 1
+
+
+async def test_the_dashboard_shows_malformed_answers_as_such_then_recovers(tmp_path, make_simulator):
+    from textual.widgets import Static
+
+    from tui.app import HailuoApp
+
+    sim = make_simulator(job_seconds=2)
+    app = HailuoApp(app_settings(tmp_path, sim, KEY, **FAST))
+    async with app.run_test(size=(160, 45)) as pilot:
+        table, job = await submit_from_the_composer(app, pilot, "a garbled answer")
+        sim.faults.malformed_rate = 1.0
+
+        def row_text() -> str:
+            return table.render_line(table.cursor_row + 1).text
+
+        await until(lambda: "⚠ malformed" in row_text(), pilot=pilot)
+        detail = app.query_one("#detail-body", Static)
+        await until(lambda: "malformed response from the server" in str(detail.render()), pilot=pilot)
+        assert job.is_pending  # a bad answer says nothing about the job: it is asked again
+        sim.faults.malformed_rate = 0.0
+        await until(lambda: job.status == "completed", timeout=20, pilot=pilot)
+        await until(lambda: "⚠" not in row_text() and "completed" in row_text(), pilot=pilot)

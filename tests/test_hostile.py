@@ -1,0 +1,451 @@
+"""Hostile and bad input: whatever the server sends and whatever the user types.
+
+- Random and adversarial answers (wrong types, huge strings, deep nesting, nulls everywhere,
+  bytes that are not UTF-8) go through the real client into the real job table and detail
+  pane: nothing crashes, and a job whose answers are unusable shows a "malformed" state.
+- Bad form and command-line input gets a specific message at its field.
+- Server text with Textual markup and terminal escape sequences stays inert in the table, the
+  detail pane, toasts, the status line, CLI output and exports (including CSV formulas).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from textual.app import App, ComposeResult
+from textual.widgets import Input, Select, Static, TextArea
+
+from tui import cli
+from tui.api.client import HailuoClient
+from tui.api.errors import ApiError
+from tui.config import styles_dir
+from tui.records import Job
+from tui.store import HistoryStore
+from tui.widgets.composer import Composer
+from tui.widgets.detail import DetailPane
+from tui.widgets.job_table import JobTable
+
+from helpers import app_settings, submit_from_the_composer, until
+
+KEY = "sk-hostile-0123456789abcdef"
+NOW = 1_800_000_000.0
+#: What a terminal would act on: ESC, BEL, C1 controls, bidi overrides.
+ACTIVE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+# -- answers a hostile or broken server could send ----------------------------------------------
+
+_ADVERSARIAL_TEXT = [
+    "[bold red]BOOM[/]", "[/]", "[link=http://evil]x[/link]", "\x1b[2J\x1b[H", "\x1b]52;c;ZXZpbA==\x07",
+    "\x1b[10;10Hmoved", "\x07\x07\x07", "\u202eevil", "\x9b31mred", "=1+1", "@SUM(A1)", "🦊" * 50,
+    "ثعلب في الثلج", "\ufffd", "x" * 300, "line\nbreak\r\ntab\t",
+]
+_text = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(_ADVERSARIAL_TEXT),
+    st.builds(lambda piece, n: piece * n, st.sampled_from(["\x1b[31m", "[b]", "é", "\u202e", "🦊", "A", " "]),
+              st.integers(1, 30_000)),
+)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | _text,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(_text, children, max_size=4),
+    max_leaves=12,
+)
+_data = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.one_of(_json, st.sampled_from(["pred-1", "x" * 500, "a/b", "id with space", "\x1b[2J"])),
+        "status": st.one_of(_json, st.sampled_from(["processing", "completed", "failed", "unknown", "submitting",
+                                                    "[red]odd[/]", "\x1b[5mblink", "s" * 100])),
+        "outputs": st.one_of(_json, st.lists(_text, max_size=3)),
+        "urls": _json,
+        "error": st.one_of(_json, _text),
+        "executionTime": st.one_of(_json, st.sampled_from(["1e400", "nan", -5, 2**70])),
+        "timings": _json,
+        "has_nsfw_contents": _json,
+        "created_at": st.one_of(_json, st.sampled_from(["2026-13-45 99:99:99", "2025-11-07T02:35:15.34950574Z"])),
+        "model": _json,
+    },
+)
+
+
+def _nested(depth: int) -> bytes:
+    inner = '{"id": "deep-1", "status": "processing"}'
+    return ('{"data": ' + '{"x": ' * depth + inner + "}" * depth + "}").encode()
+
+
+_bodies = st.one_of(
+    st.binary(max_size=300),  # not JSON, not even UTF-8
+    _json.map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries({"data": _data, "code": _json, "message": _text}).map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries({"data": _data}).map(lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8")),
+    st.builds(lambda n: b"[" * n + b"]" * n, st.integers(100, 50_000)),
+    st.builds(_nested, st.integers(1, 3000)),
+    st.builds(lambda raw: b'{"data": {"id": "p\xff\xfe", "status": "' + raw + b'"}}', st.binary(max_size=20)),
+    st.just(json.dumps({"data": {k: None for k in ("id", "status", "outputs", "urls", "error", "executionTime",
+                                                    "timings", "has_nsfw_contents", "created_at")},
+                        "code": None, "message": None}).encode()),
+)
+
+
+class Host(App):
+    """The dashboard's job table and detail pane, with its stylesheet."""
+
+    CSS_PATH = [str(styles_dir() / "app.tcss"), str(styles_dir() / "job_table.tcss")]
+
+    def compose(self) -> ComposeResult:
+        yield JobTable(id="jobs", clock=lambda: NOW, tick_interval=0)
+        yield DetailPane(id="detail", clock=lambda: NOW)
+
+
+async def _answers(bodies: list[bytes], statuses: list[int]) -> list[Job]:
+    """Each body as the answer to a poll of one job, through the real client."""
+    replies = iter(zip(bodies, statuses))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body, status = next(replies)
+        return httpx.Response(status, content=body, headers={"Content-Type": "application/json"})
+
+    async def no_sleep(_delay: float) -> None:
+        return None
+
+    jobs = []
+    async with HailuoClient("https://api.example.test", KEY, transport=httpx.MockTransport(handler),
+                            sleep=no_sleep, get_retries=0) as client:
+        for n in range(len(bodies)):
+            job = Job(local_id=f"job{n:04d}", request={"model": "hailuo-2.3-fast", "scene": "text-to-video",
+                                                       "prompt": f"job {n}", "duration": 6, "resolution": "768P"},
+                      submitted_at=NOW - n, server_id=f"pred-{n}", status="processing")
+            try:
+                prediction = await client.result(job.server_id)
+            except ApiError as error:
+                assert error.message and "\n" not in error.message and len(error.message) < 300
+                assert not ACTIVE.search(error.message) and KEY not in error.message
+                job.poll_errors, job.last_poll_error, job.last_poll_error_kind = 1, error.message, error.kind
+            else:
+                job.apply(prediction, NOW)
+                # Nothing absurd is kept: the history must not grow by megabytes per poll.
+                assert len(json.dumps(job.to_doc())) < 200_000
+            jobs.append(job)
+    return jobs
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(bodies=st.lists(_bodies, min_size=1, max_size=12), data=st.data())
+async def test_any_answer_becomes_a_job_the_table_and_detail_pane_show(bodies, data):
+    statuses = data.draw(st.lists(st.sampled_from([200, 201, 400, 404, 500, 503]), min_size=len(bodies),
+                                  max_size=len(bodies)))
+    jobs = await _answers(bodies, statuses)
+    app = Host()
+    async with app.run_test(size=(160, len(jobs) + 4)) as pilot:
+        table, detail = app.query_one(JobTable), app.query_one(DetailPane)
+        table.set_jobs(jobs)
+        await pilot.pause()
+        for job in jobs:
+            assert table.select(job.local_id)
+            row = table.render_line(table.cursor_row + 1 - table.scroll_offset.y)
+            assert row.cell_length == table.scrollable_content_region.width  # the columns stay aligned
+            assert not ACTIVE.search(row.text)
+            if job.poll_errors and job.last_poll_error_kind == "malformed":
+                assert "⚠ malformed" in row.text
+            detail.show_raw = True  # the answer as received, too
+            detail.show_job(job, force=True)
+            await pilot.pause()
+            body = str(app.query_one("#detail-body", Static).render())
+            assert not ACTIVE.search(body) and not ACTIVE.search(str(app.query_one("#raw-json", Static).render()))
+            if job.poll_errors and job.last_poll_error_kind == "malformed":
+                assert "malformed response from the server" in body
+        screenshot = app.export_screenshot()
+        assert "\x1b" not in screenshot and "\x07" not in screenshot
+
+
+async def test_hostile_answers_from_the_simulator_mark_the_job_malformed_then_it_recovers(tmp_path, make_simulator):
+    from tui.app import HailuoApp
+
+    sim = make_simulator(job_seconds=60)  # running until every hostile answer has been met
+    bodies = [
+        b'{"data": {"id": 42, "status": ["processing"]}}',  # wrong types
+        b'{"data": {"id": null, "status": null, "outputs": null}, "code": null}',  # nulls everywhere
+        b'{"data": {"id": "\xff\xfe", "status": "processing\xc3"}}',  # not UTF-8
+        ('{"data": {"id": "x", "status": "%s"}}' % ("s" * 200_000)).encode(),  # a huge string
+        _nested(5000),  # deeper than any parser should follow
+    ]
+    app = HailuoApp(app_settings(tmp_path, sim, KEY))
+    async with app.run_test(size=(160, 45)) as pilot:
+        table, job = await submit_from_the_composer(app, pilot, "a fox facing a hostile server")
+        table.focus()
+        for body in bodies:
+            sim.faults.update({"canned": 1, "canned_body": body})
+            await until(lambda: sim.faults.canned == 0 and job.poll_errors > 0, what=body[:60], pilot=pilot)
+            assert job.is_pending and job.last_poll_error_kind == "malformed"
+            assert "⚠ malformed" in table.render_line(table.cursor_row + 1).text
+            detail = str(app.query_one("#detail-body", Static).render())
+            assert "malformed response from the server" in detail and not ACTIVE.search(detail)
+        await pilot.press("j", "k")  # still answering keys
+        sim.job_seconds = 0.01  # the job is done now: the next good answer says so
+        await until(lambda: job.status == "completed", timeout=20, pilot=pilot)
+    with HistoryStore.open(tmp_path / "history.json", read_only=True) as store:
+        (stored,) = store.all()
+    assert stored.status == "completed" and len(json.dumps(stored.to_doc())) < 10_000
+
+
+
+
+# -- what the user types -----------------------------------------------------------------------
+
+
+def png(path: Path, size=(640, 400), fmt: str = "PNG") -> Path:
+    from PIL import Image
+
+    Image.new("RGB", size, (30, 120, 200)).save(path, format=fmt)
+    return path
+
+
+def huge_png(path: Path) -> Path:
+    png(path)
+    with open(path, "r+b") as fh:
+        fh.truncate(21 * 1024 * 1024)  # a real PNG header, 21 MB on disk
+    return path
+
+
+MEGABYTE_PROMPT = "a fox in the snow " * 58255  # 1,048,590 characters
+
+# (case id, the fields to set, the field that must complain, what it must say). None: accepted.
+FORM_CASES = [
+    ("empty prompt", {"prompt": ""}, "prompt", "a prompt is required"),
+    ("blank prompt", {"prompt": "  \n\t "}, "prompt", "a prompt is required"),
+    ("1 MB prompt", {"prompt": MEGABYTE_PROMPT}, "prompt", "prompt is 1,048,590 characters; the limit is 5,000"),
+    ("bell in the prompt", {"prompt": "a red\x07 fox"}, "prompt", "(U+0007 at character 6)"),
+    ("escape sequence in the prompt", {"prompt": "a \x1b[2J fox"}, "prompt", "(U+001B at character 3)"),
+    ("bidi override in the prompt", {"prompt": "a fox \u202eevil"}, "prompt", "(U+202E at character 7)"),
+    ("emoji and right-to-left text", {"prompt": "🦊🌨️ ثعلب أحمر في الثلج — שועל"}, None, None),
+    ("image that does not exist", {"image": "{tmp}/missing.png"}, "image", "no such file: {tmp}/missing.png"),
+    ("image that is a directory", {"image": "{tmp}"}, "image", "{tmp} is a directory, not an image"),
+    ("image that is huge", {"image": "{tmp}/huge.png"}, "image", "file is 21.0 MB; it must be at most 20 MB"),
+    ("image that is not an image", {"image": "{tmp}/notes.png"}, "image", "not a readable JPG or PNG image"),
+    ("GIF with a .png extension", {"image": "{tmp}/really-a-gif.png"}, "image", "format is GIF; it must be JPG or PNG"),
+    ("WebP with a .jpg extension", {"image": "{tmp}/really-a-webp.jpg"}, "image",
+     "format is WEBP; it must be JPG or PNG"),
+    ("PNG with a .jpg extension", {"image": "{tmp}/really-a-png.jpg"}, None, None),
+    ("too small, named with escapes", {"image": "{tmp}/small\x1b[31m.png"}, "image",
+     "short side is 200 px; it must be over 300 px"),
+]
+FORM_IDS = [case[0] for case in FORM_CASES]
+
+
+@pytest.fixture
+def files(tmp_path) -> Path:
+    png(tmp_path / "really-a-png.jpg")
+    png(tmp_path / "really-a-gif.png", fmt="GIF")
+    png(tmp_path / "really-a-webp.jpg", fmt="WEBP")
+    png(tmp_path / "small\x1b[31m.png", size=(320, 200))
+    huge_png(tmp_path / "huge.png")
+    (tmp_path / "notes.png").write_text("shopping list: eggs, milk\n")
+    return tmp_path
+
+
+def _fields(values: dict, tmp: Path) -> dict:
+    fields = {"prompt": "a fox in the snow", **{k: v.replace("{tmp}", str(tmp)) for k, v in values.items()}}
+    if "image" in fields:
+        fields["scene"] = "image-to-video"
+    return fields
+
+
+class ComposerHost(App):
+    def __init__(self) -> None:
+        super().__init__()
+        self.submitted: list = []
+
+    def compose(self) -> ComposeResult:
+        yield Composer(id="composer")
+
+    def on_composer_submitted(self, event: Composer.Submitted) -> None:
+        self.submitted.append(event.request)
+
+
+@pytest.mark.parametrize("case", FORM_CASES, ids=FORM_IDS)
+async def test_bad_form_input_is_named_at_its_field(case, files):
+    _, values, field, message = case
+    fields = _fields(values, files)
+    app = ComposerHost()
+    async with app.run_test(size=(100, 60)) as pilot:
+        if "scene" in fields:
+            app.query_one("#scene", Select).value = fields["scene"]
+            await pilot.pause()
+        app.query_one("#prompt", TextArea).text = fields["prompt"]
+        if "image" in fields:
+            app.query_one("#image", Input).value = fields["image"]
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        shown = {name: str(app.query_one(f"#{name}-error", Static).render())
+                 for name in ("prompt", "image") if app.query_one(f"#{name}-error", Static).has_class("-visible")}
+        if field is None:
+            assert shown == {} and len(app.submitted) == 1
+            assert app.submitted[0].prompt == fields["prompt"]  # kept exactly as typed
+        else:
+            assert app.submitted == []
+            assert message.replace("{tmp}", str(files)) in shown.get(field, ""), shown
+            assert not ACTIVE.search(shown[field])
+            # The form keeps what was typed.
+            assert app.query_one("#prompt", TextArea).text == fields["prompt"]
+
+
+@pytest.mark.parametrize("case", FORM_CASES, ids=FORM_IDS)
+def test_bad_command_line_input_is_named_with_its_field(case, files, make_simulator):
+    _, values, field, message = case
+    fields = _fields(values, files)
+    sim = make_simulator(job_seconds=0.2)
+    db = files / "history.json"
+    args = ["submit", "--prompt", "-", "--base-url", sim.base_url, "--db", str(db), "--json"]
+    if "image" in fields:
+        args += ["--image", fields["image"]]
+    result = CliRunner().invoke(cli.main, args, input=fields["prompt"] + "\n", env={"GPTPROTO_API_KEY": KEY},
+                                catch_exceptions=False)
+    if field is None:
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["request"]["prompt"] == fields["prompt"]
+        return
+    assert result.exit_code == 2
+    expected = message.replace("{tmp}", str(files)).replace("\x1b[31m", "")
+    lines = result.stderr.splitlines()
+    assert any(line.startswith(f"error: {field}: ") and expected in line for line in lines), result.stderr
+    assert not ACTIVE.search(result.stderr)
+    assert sim.requests == [] and not db.exists()  # nothing sent, nothing recorded
+
+
+def test_a_right_to_left_prompt_keeps_the_table_aligned():
+    from tui.widgets.job_table import _Row, fit
+
+    job = Job(local_id="rtl", request={"prompt": "🦊🌨️ ثعلب أحمر في الثلج — שועל", "model": "hailuo-2.3-fast"},
+              submitted_at=NOW, server_id="pred-rtl", status="completed")
+    row = _Row.of(job)
+    from rich.cells import cell_len
+
+    assert cell_len(fit(row.prompt, 20)) == 20 and row.prompt.startswith("🦊")
+
+
+# -- server text stays inert everywhere ------------------------------------------------------------
+
+HOSTILE_ERROR = ("=HYPERLINK(\"http://evil\")[bold red]BOOM[/] [/] \x1b[2J\x1b[H\x1b]52;c;aGVsbG8=\x07\x07"
+                 "\x1b[10;10Hmoved \u202eevil\x9b31m")
+# A status with control characters is no status at all (a malformed answer); markup is only text.
+HOSTILE_STATUS = "@cmd[blink]x[/]"
+HOSTILE_URL = "-http://cdn.example/v.mp4\x1b]8;;http://phish\x07link"
+
+
+def _seed_hostile(sim) -> dict[str, str]:
+    return {
+        "ends failed": sim.seed_job(status="processing", error=HOSTILE_ERROR),
+        "odd status": sim.seed_job(status=HOSTILE_STATUS),
+        "hostile output": sim.seed_job(status="completed", outputs=[HOSTILE_URL]),
+    }
+
+
+async def test_server_text_is_inert_in_the_table_detail_toasts_and_status_line(tmp_path, make_simulator):
+    from tui.app import HailuoApp
+    from tui.widgets.status_line import StatusLine
+
+    sim = make_simulator(job_seconds=2.0)
+    ids: dict[str, str] = {}
+
+    async def attach(app):
+        # Seeded as the dashboard is ready, so that the failing one ends while it is watched.
+        ids.update(_seed_hostile(sim))
+        await app.service.attach(list(ids.values()))
+
+    app = HailuoApp(app_settings(tmp_path, sim, KEY), on_started=attach)
+    async with app.run_test(size=(200, 45), notifications=True) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 10)
+        table = app.query_one(JobTable)
+        await until(lambda: table.total_count == 3, pilot=pilot)
+        failed = next(j for j in table.visible_jobs() if j.server_id == ids["ends failed"])
+        assert failed.status == "processing"  # it ends while watched: a toast says so
+        await until(lambda: failed.status == "failed", pilot=pilot)
+        # What the toasts draw: the brackets as text (as markup, "[/]" would even crash the app).
+        from textual.widgets._toast import Toast
+
+        await until(lambda: len(app.screen.query(Toast)) > 0, pilot=pilot)
+        drawn = [str(toast.render()) for toast in app.screen.query(Toast)]
+        assert any("[bold red]BOOM[/] [/]" in text for text in drawn), drawn
+        assert not any(ACTIVE.search(text) for text in drawn)
+        # The table, the detail pane of each job, and the screen as a whole.
+        bodies = []
+        for job in table.visible_jobs():
+            table.select(job.local_id)
+            await pilot.pause()
+            line = table.render_line(table.cursor_row + 1).text
+            bodies.append(str(app.query_one("#detail-body", Static).render()))
+            assert not ACTIVE.search(line) and not ACTIVE.search(bodies[-1])
+        assert any("[bold red]BOOM[/] [/]" in body for body in bodies)
+        screen = app.export_screenshot().replace("&#160;", " ")
+        assert "\x1b" not in screen and "\x07" not in screen
+        assert "@cmd[blink]x[/]" in screen  # the status, as text
+        status = str(app.query_one(StatusLine).render())
+        assert not ACTIVE.search(status)
+
+
+def test_server_text_is_inert_in_cli_output_and_exports(make_simulator, tmp_path):
+    sim = make_simulator(job_seconds=0.3)
+    ids = _seed_hostile(sim)
+    db = tmp_path / "history.json"
+    env = {"GPTPROTO_API_KEY": KEY}
+
+    def run(*args: str):
+        result = CliRunner().invoke(cli.main, [*args, "--base-url", sim.base_url, "--db", str(db)], env=env,
+                                    catch_exceptions=False)
+        assert "Traceback" not in result.output
+        return result
+
+    ending = [ids["ends failed"], ids["hostile output"]]
+    attached = run("attach", *ending)
+    assert attached.exit_code == 0, attached.stderr
+    watched = run("watch")  # prints the failure with its error
+    assert ids["ends failed"] in watched.stdout
+    odd = run("attach", ids["odd status"])  # never ends: attached after watching
+    outputs = [attached.output, watched.output, odd.output]
+    for ident in ids.values():
+        outputs += [run("show", ident).output, run("show", ident, "--json").output]
+    outputs += [run("list").output, run("list", "--json").output]
+    csv_text = run("export", "--format", "csv").output
+    json_text = run("export", "--format", "json").output
+    for text in outputs + [csv_text, json_text]:
+        assert not ACTIVE.search(text), text
+    assert any("[bold red]BOOM[/]" in text for text in outputs)
+    # JSON keeps the server's text exactly (escaped), so nothing is lost.
+    exported = {j["id"]: j for j in json.loads(json_text)}
+    assert exported[ids["ends failed"]]["error"] == HOSTILE_ERROR
+    # No CSV cell can run as a formula.
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    assert len(rows) == 3
+    for row in rows:
+        for value in row.values():
+            assert not value.lstrip().startswith(("=", "+", "-", "@")), value
+    by_id = {r["id"]: r for r in rows}
+    assert by_id[ids["ends failed"]]["error"].startswith("'=HYPERLINK")
+    assert by_id[ids["odd status"]]["status"].startswith("'@cmd")
+    assert by_id[ids["hostile output"]]["outputs"].startswith("'-http://cdn.example/v.mp4")
+
+
+async def test_a_widgets_toast_is_plain_text_too(tmp_path, make_simulator):
+    # Widget.notify() passes markup=True by default: a template named "[/]" must not crash the app.
+    from textual.widgets._toast import Toast
+
+    from tui.app import HailuoApp
+
+    app = HailuoApp(app_settings(tmp_path, make_simulator(), KEY))
+    async with app.run_test(size=(120, 30), notifications=True) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 10)
+        app.query_one(JobTable).notify("template '[/]' [bold]deleted\x1b[2J")
+        await until(lambda: len(app.screen.query(Toast)) > 0, pilot=pilot)
+        drawn = [str(toast.render()) for toast in app.screen.query(Toast)]
+        assert any("template '[/]' [bold]deleted" in text for text in drawn), drawn
