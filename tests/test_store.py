@@ -362,3 +362,30 @@ def test_the_garbage_collector_is_paused_while_a_history_is_read_and_only_then(t
     finally:
         Job.from_doc = classmethod(real)
     assert seen and not any(seen)
+
+
+def test_a_compaction_the_disk_has_no_room_for_becomes_an_append(tmp_path, monkeypatch):
+    import errno
+
+    import tui.store as store_module
+
+    monkeypatch.setattr(store_module, "JOURNAL_COMPACT_BYTES", 2000)
+    path = tmp_path / "history.json"
+    store = HistoryStore.open(path, flush_interval=60)
+    for n in range(30):
+        store.put(make_job(n))
+        store.flush()
+
+    def no_room(target, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store_module, "_atomic_write", no_room)  # a new snapshot cannot be written
+    journal = path.with_name("history.json.journal")
+    before = journal.stat().st_size
+    store.put(make_job(99, status="processing"))
+    store.flush()  # no error: the change went to the journal
+    assert journal.stat().st_size > before and store.last_write_error is None
+    store.close()
+    monkeypatch.undo()
+    with HistoryStore.open(path) as again:
+        assert len(again) == 31 and again.get("job000099").status == "processing"
