@@ -284,3 +284,24 @@ async def test_the_dashboard_keeps_its_loaded_history_out_of_full_garbage_collec
             assert not any(tracked is job for tracked in gc.get_objects())
     finally:
         gc.unfreeze()  # this test process runs many apps
+
+
+async def test_service_events_that_arrive_while_the_app_closes_are_dropped(tmp_path):
+    """A worker cancelled at exit (a batch run, the poller) still reports: after the screens are gone."""
+    from textual.widget import Widget
+
+    from tui.app import PollerStateChanged, ServiceEvent
+    from tui.events import JobChanged, PollerState
+    from tui.records import Job
+
+    class ReportsOnUnmount(Widget):
+        def on_unmount(self) -> None:
+            self.app.post_message(PollerStateChanged(PollerState(running=False)))
+            self.app.post_message(ServiceEvent(JobChanged(Job(local_id="late", request={}, submitted_at=1e9),
+                                                          None, added=True)))
+
+    app = HailuoApp(_settings(tmp_path, "http://127.0.0.1:9"), poll=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _started(app, pilot)
+        await app.screen.mount(ReportsOnUnmount())
+    assert app.return_code in (0, None)  # closed without an error

@@ -341,9 +341,13 @@ class HailuoApp(App[int]):
             self.post_message(ServiceEvent(event))
 
     def on_poller_state_changed(self, message: PollerStateChanged) -> None:
+        if not self.is_running:
+            return  # queued before the app began to close: its widgets are gone
         self.query_one(StatusLine).state = message.state
 
     def on_service_event(self, message: ServiceEvent) -> None:
+        if not self.is_running:
+            return  # queued before the app began to close: its widgets are gone
         event = message.event
         table = self.query_one(JobTable)
         if isinstance(event, JobChanged):
@@ -380,6 +384,8 @@ class HailuoApp(App[int]):
 
     # -- downloads ----------------------------------------------------------------------------------
     def on_download_progressed(self, message: DownloadProgressed) -> None:
+        if not self.is_running:
+            return  # queued before the app began to close: its widgets are gone
         progress = message.progress
         if progress.local_id not in self.service_downloading():
             return  # a late update of a download that has ended
