@@ -22,10 +22,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tui.api.client import HailuoClient  # noqa: E402
 from tui.poller import Polled, PollFailed, Poller  # noqa: E402
 from tui.simulator import Simulator  # noqa: E402
+from _common import summary  # noqa: E402
 
 KEY = "sk-bench-0000000000"
 
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rate", type=float, default=None,
                         help="rate cap, requests/s (default: 1.5 × concurrency / latency, so the cap is not the bottleneck)")
-    parser.add_argument("--naive-jobs", type=int, default=10, help="subset the naive loop is measured on")
+    parser.add_argument("--naive-jobs", type=int, default=5, help="subset the naive loop is measured on")
     parser.add_argument("--naive-sleep", type=float, default=1.0, help="sleep between two GETs of the naive loop")
     parser.add_argument("--json", action="store_true", help="print one JSON line as well")
     args = parser.parse_args(argv)
@@ -143,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     if busiest > allowed:
         print("  ! RATE CAP EXCEEDED")
         ok = False
+    summary(f"poll sweep ({args.jobs} jobs, {args.latency * 1000:.0f} ms)", f"N·L/C {floor:.2f} s", f"{elapsed:.2f} s",
+            f"{elapsed / floor:.2f}x", "<= 1.2x", elapsed / floor <= 1.2)
+    summary("poll sweep vs naive loop", f"{naive:.1f} s", f"{elapsed:.2f} s", f"{naive / elapsed:.1f}x faster",
+            ">= 20x faster", naive / elapsed >= 20)
+    summary("poll sweep: rate cap", f"{rate:.1f}/s + 1", f"{busiest} in busiest 1 s", "-", "never exceeded",
+            busiest <= allowed and len(times) >= args.jobs)
     if args.json:
         print(json.dumps({"jobs": args.jobs, "latency": args.latency, "concurrency": args.concurrency, "rate": rate,
                           "seconds": elapsed, "floor": floor, "ratio_to_floor": elapsed / floor,

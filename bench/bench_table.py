@@ -1,6 +1,6 @@
 """Benchmark of the job table: time to first frame and peak memory, then list work on 50,000 jobs.
 
-    /work/venv/bin/python bench/bench_table.py [--repeat 3] [--sizes 0,10000,50000] [--datatable]
+    python bench/bench_table.py [--repeat 3] [--sizes 0,10000,50000] [--datatable] [--work-jobs 50000]
 
 Each first-frame figure is a fresh headless process (spawn -> the app's first `on_mount` +
 `call_after_refresh`), measured by the parent as wall time; the app is Header, Input, table,
@@ -14,10 +14,9 @@ only give the largest child so far, and Linux carries ru_maxrss across exec).
 from __future__ import annotations
 
 import argparse
-import os
 import asyncio
 import json
-import resource
+import os
 import sys
 import tempfile
 import time
@@ -26,23 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, make_job_docs, median, run_child, table  # noqa: E402
-
-
-def _status_kib(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _peak_rss_kib() -> int:
-    """This process's peak RSS. Linux keeps ru_maxrss across exec (it would report the parent's
-    peak), so the kernel's high-water mark of the current address space is read first."""
-    return _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+from _common import machine, make_job_docs, median, peak_rss_kib, run_child, status_kib, table  # noqa: E402
 
 
 # -- child ---------------------------------------------------------------------------------------
@@ -64,7 +47,7 @@ def child(kind: str, jobs_file: str | None) -> None:
 
         gc.freeze()  # the loaded history is long-lived: keep it out of every later collection
     loaded_at = time.time()
-    loaded_rss_kib = _status_kib("VmRSS") or 0
+    loaded_rss_kib = status_kib("VmRSS") or 0
 
     class BenchApp(App):
         CSS_PATH = [str(styles_dir() / "job_table.tcss")] if kind == "table" else None
@@ -88,8 +71,8 @@ def child(kind: str, jobs_file: str | None) -> None:
             self.call_after_refresh(self.ready)
 
         def ready(self) -> None:
-            peak_kib = _peak_rss_kib()
-            ui_kib = (_status_kib("VmRSS") or 0) - loaded_rss_kib
+            peak_kib = peak_rss_kib()
+            ui_kib = (status_kib("VmRSS") or 0) - loaded_rss_kib
             print(json.dumps({"ready_at": time.time(), "loaded_at": loaded_at, "peak_kib": peak_kib,
                               "ui_kib": ui_kib}), flush=True)
             self.exit()
@@ -208,13 +191,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="0,10000,50000")
     parser.add_argument("--datatable", action="store_true", help="also time a stock DataTable at each size (slow)")
+    parser.add_argument("--work-jobs", type=int, default=50_000, help="jobs for the filter/sort/upsert timings")
     args = parser.parse_args()
     if args.child:
         child(args.child, args.jobs_file)
         return
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     first_frames(sizes, args.repeat, args.datatable)
-    asyncio.run(list_work(max(sizes + [50_000]), max(3, args.repeat)))
+    asyncio.run(list_work(args.work_jobs, max(3, args.repeat)))
 
 
 if __name__ == "__main__":

@@ -221,3 +221,87 @@ async def test_help_lists_every_binding_with_its_description(tmp_path, make_simu
         for binding in HailuoApp.BINDINGS:
             assert binding.description in text
         assert "Submit" in text and "Raw JSON" in text and "Sort column" in text
+
+
+async def test_the_screen_and_the_form_come_up_while_a_big_history_is_still_being_read(tmp_path):
+    import threading
+
+    from tui.jobs import JobService
+    from tui.records import Job
+
+    settings = _settings(tmp_path, "http://127.0.0.1:9")
+    from tui.demo import write_history
+
+    write_history(settings.db_path, [Job(local_id=f"j{n}", request={"prompt": f"p{n}"}, submitted_at=1e9 + n,
+                                         status="completed") for n in range(3)])
+    release = threading.Event()
+    events: list[str] = []
+
+    class Watched(HailuoApp):
+        def on_ready(self) -> None:  # runs before the app's own handler
+            events.append("first frame")
+
+    def slow_history(opening_settings):
+        events.append("history read")
+        release.wait(10)
+        return JobService.open(opening_settings)
+
+    app = Watched(settings, service_factory=slow_history, poll=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        detail = await asyncio.wait_for(app.detail(), 10)
+        assert not app.query("#detail-placeholder") and detail.job is None
+        composer = await asyncio.wait_for(app.composer(), 10)  # asked for: built at once
+        placeholder_gone = not app.query("#composer-placeholder")
+        # The form is there, in the place kept for it, and says why it cannot send yet.
+        assert placeholder_gone and composer.region.width > 40 and composer.region.x == 0
+        assert composer.disabled_reason == "opening the history…"
+        assert app.query_one(JobTable).total_count == 0 and not app.ready.is_set()
+        release.set()
+        await _started(app, pilot)
+        assert app.query_one(JobTable).total_count == 3
+        assert composer.disabled_reason is None
+        assert detail.job is app.query_one(JobTable).selected_job is not None
+    assert events == ["first frame", "history read"]
+
+
+async def test_the_dashboard_keeps_its_loaded_history_out_of_full_garbage_collections(tmp_path):
+    import gc
+
+    from tui.records import Job
+    from tui.demo import write_history
+
+    settings = _settings(tmp_path, "http://127.0.0.1:9")
+    write_history(settings.db_path, [Job(local_id=f"j{n}", request={"prompt": f"p{n}"}, submitted_at=1e9 + n,
+                                         status="completed") for n in range(50)])
+    assert gc.get_freeze_count() == 0
+    app = HailuoApp(settings, poll=False, freeze_history=True)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            await _started(app, pilot)
+            job = app.query_one(JobTable).visible_jobs()[0]
+            # Frozen: no longer in any generation a collection walks.
+            assert gc.get_freeze_count() > 0
+            assert not any(tracked is job for tracked in gc.get_objects())
+    finally:
+        gc.unfreeze()  # this test process runs many apps
+
+
+async def test_service_events_that_arrive_while_the_app_closes_are_dropped(tmp_path):
+    """A worker cancelled at exit (a batch run, the poller) still reports: after the screens are gone."""
+    from textual.widget import Widget
+
+    from tui.app import PollerStateChanged, ServiceEvent
+    from tui.events import JobChanged, PollerState
+    from tui.records import Job
+
+    class ReportsOnUnmount(Widget):
+        def on_unmount(self) -> None:
+            self.app.post_message(PollerStateChanged(PollerState(running=False)))
+            self.app.post_message(ServiceEvent(JobChanged(Job(local_id="late", request={}, submitted_at=1e9),
+                                                          None, added=True)))
+
+    app = HailuoApp(_settings(tmp_path, "http://127.0.0.1:9"), poll=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _started(app, pilot)
+        await app.screen.mount(ReportsOnUnmount())
+    assert app.return_code in (0, None)  # closed without an error

@@ -99,3 +99,26 @@ def test_curl_command_names_the_key_variable_never_the_key():
     command = curl_command(settings, "srv-abc")
     assert "sk-very-secret" not in command and "1234" not in command
     assert "$GPTPROTO_API_KEY" in command and "/srv-abc/" in command
+
+
+async def test_the_download_bar_animates_only_while_a_download_of_unknown_size_is_shown():
+    from textual.widgets import ProgressBar
+    from textual.widgets._progress_bar import Bar
+
+    from tui.events import DownloadProgress
+
+    app = DetailApp()
+    async with app.run_test(size=(100, 60)) as pilot:
+        pane = app.query_one(DetailPane)
+        pane.show_job(_job())
+        await pilot.pause()
+        bar = app.query_one("#download-bar", ProgressBar)
+        # Nothing downloading: nothing redraws itself (an idle dashboard must not wake 15 times a second).
+        assert bar.query_one(Bar).auto_refresh is None and not pane.has_class("-downloading")
+        unknown_size = DownloadProgress("local-1", 0, 2, 1024, None, "/tmp/x.mp4")
+        pane.set_download("local-1", unknown_size)
+        await pilot.pause()
+        assert pane.has_class("-downloading") and bar.query_one(Bar).auto_refresh is not None
+        pane.set_download("local-1", None)
+        await pilot.pause()
+        assert not pane.has_class("-downloading") and bar.query_one(Bar).auto_refresh is None

@@ -119,6 +119,14 @@ async def test_cells_show_status_prompt_resolution_times() -> None:
         assert all(len(line) == 160 for line in lines)
 
 
+def _record_refreshes(table: JobTable) -> list[tuple]:
+    """The regions of every `refresh` of the table from now on (one tuple a call)."""
+    calls: list[tuple] = []
+    original = table.refresh
+    table.refresh = lambda *regions, **kw: (calls.append(regions), original(*regions, **kw))[1]
+    return calls
+
+
 async def test_clock_redraws_only_visible_rows_whose_time_text_changed() -> None:
     clock = Clock()
     data = [make_job(n, age=3600 + n) for n in range(40)] + [make_job(99, age=5, status="processing")]
@@ -127,15 +135,21 @@ async def test_clock_redraws_only_visible_rows_whose_time_text_changed() -> None
         table = app.query_one(JobTable)
         await pilot.pause(0.15)
         assert "processing 5s" in screen_lines(table)[1]
-        refreshed: list[int] = []
-        original = table.refresh_line
-        table.refresh_line = lambda y: (refreshed.append(y), original(y))[1]
+        before = screen_lines(table)[1]
+        refreshed = _record_refreshes(table)
         await pilot.pause(0.2)
         assert refreshed == []  # nothing changed on screen: nothing redrawn
         clock.now += 60
         await pilot.pause(0.2)
-        assert set(refreshed) == {1}  # only the pending row; "1h ago" rows did not change
-        assert "processing 1m05s" in screen_lines(table)[1] and "1m ago" in screen_lines(table)[1]
+        regions = [region for call in refreshed for region in call]
+        assert regions and all(call for call in refreshed)  # only parts of lines, never the whole widget
+        # Only the pending row, and on it only the cells whose text changed: not the "1h ago" rows.
+        assert {region.y for region in regions} == {1}
+        after = screen_lines(table)[1]
+        assert "processing 1m05s" in after and "1m ago" in after
+        changed = {x for x in range(len(after)) if before[x] != after[x]}
+        covered = {x for region in regions for x in range(region.x, region.right)}
+        assert changed <= covered and len(covered) < len(after) // 3
 
 
 async def test_upsert_updates_one_row_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -650,3 +664,68 @@ async def test_shrinking_view_leaves_no_blank_lines_at_the_bottom() -> None:
         await pilot.pause()
         ids = shown_ids(table)
         assert len(ids) == table.size.height - 1 and ids[-1] == "srv000000010"
+
+
+def _strip(*cells: tuple[str, str | None]):
+    from rich.segment import Segment
+    from rich.style import Style
+    from textual.strip import Strip
+
+    return Strip([Segment(text, Style.parse(style) if style else None) for text, style in cells])
+
+
+@pytest.mark.parametrize("old,new,expected", [
+    # Two cells apart: two runs, not the text between them.
+    ([("processing 5s   ", "yellow"), (" " * 20 + "5s ago", "dim")],
+     [("processing 1m05s", "yellow"), (" " * 20 + "1m ago", "dim")], [(11, 5), (36, 2)]),
+    # Same text at the end, another colour: the styled letters are part of the change.
+    ([("created ", "yellow")], [("xfailed ", "red")], [(0, 8)]),
+    ([("same", "red")], [("same", "red")], []),
+    # Wide characters before the change: cells, not characters, are counted; one is never cut.
+    ([("日本 a", None)], [("日本 b", None)], [(5, 1)]),
+    ([("a日b", None)], [("a本b", None)], [(1, 2)]),
+])
+def test_changed_cells_are_exactly_the_cells_to_repaint(old, new, expected) -> None:
+    assert job_table_module._changed_cells(_strip(*old), _strip(*new)) == expected
+
+
+def test_painting_the_changed_cells_over_the_old_line_gives_the_new_line() -> None:
+    from hypothesis import given, settings, strategies as st
+
+    styles = st.sampled_from([None, "red", "bold", "dim yellow"])
+    text = st.text(alphabet="ab …日", min_size=0, max_size=6)
+    line = st.lists(st.tuples(text, styles), min_size=1, max_size=5)
+
+    @settings(max_examples=300, deadline=None)
+    @given(line, line)
+    def check(old, new) -> None:
+        before, after = _strip(*old), _strip(*new)
+        runs = job_table_module._changed_cells(before, after)
+        if before.cell_length != after.cell_length:
+            assert runs == [(0, after.cell_length)]
+            return
+        painted = job_table_module._cells(before)
+        target = job_table_module._cells(after)
+        for x, width in runs:
+            assert target[x][0] is not None and (x + width == len(target) or target[x + width][0] is not None)
+            painted[x:x + width] = target[x:x + width]
+        assert painted == target
+
+    check()
+
+
+async def test_a_change_to_a_job_off_screen_redraws_nothing_until_it_is_scrolled_to() -> None:
+    data = jobs(100)
+    app = TableApp(data)
+    async with app.run_test(size=(120, 12)) as pilot:
+        table = app.query_one(JobTable)
+        await pilot.pause()
+        refreshed = _record_refreshes(table)
+        far = dataclasses.replace(data[5], status="failed", error="boom", execution_time_ms=None)  # row 94 of 100
+        table.upsert(far)
+        await pilot.pause()
+        assert refreshed == []
+        await pilot.press("G")
+        await pilot.pause()
+        row = next(line for line in screen_lines(table) if "srv000000005" in line)
+        assert "failed" in row

@@ -195,14 +195,15 @@ def test_the_dashboard_in_chromium_renders_jobs_and_takes_keys(tmp_path, make_si
             wait_for(lambda t: "Keys" in t and "Compare with marked" in t, "the help screen")
             html = page.content()
             assert KEY not in html and KEY not in page.url
+            # The key reached the dashboard by its environment, never by a command line `ps` would
+            # show. (Looked at while the page is open: a dashboard may end as soon as it closes.)
+            dashboards = [pid for pid in _descendants(served.process.pid) if b"tui" in _read_proc(pid, "cmdline")]
+            assert all(KEY.encode() not in _read_proc(pid, "cmdline") for pid in [served.process.pid, *dashboards])
+            assert any(KEY.encode() in _read_proc(pid, "environ") for pid in dashboards)
         finally:
             context.close()
     assert elsewhere == []  # the page asked no other host for anything
 
-    # The key reached the dashboard by its environment, never by a command line `ps` would show.
-    dashboards = [pid for pid in _descendants(served.process.pid) if b"tui" in _read_proc(pid, "cmdline")]
-    assert all(KEY.encode() not in _read_proc(pid, "cmdline") for pid in [served.process.pid, *dashboards])
-    assert any(KEY.encode() in _read_proc(pid, "environ") for pid in dashboards)
 
     assert served.stop() == 0
     assert all(not Path(f"/proc/{pid}").exists() or b"zombie" in _read_proc(pid, "status").lower()

@@ -53,6 +53,8 @@ def test_composer_with_validation_errors(snap_compare, seeded_app):
         # A blinking cursor would be caught on or off depending on the machine's speed.
         pilot.app.query_one("#prompt").cursor_blink = False
         await pilot.press("n", "ctrl+s")
+        # A blinking cursor would make the picture depend on when it is taken: keep it steady (shown).
+        pilot.app.query_one("#prompt").cursor_blink = False
         await pilot.pause(0.4)
 
     assert snap_compare(seeded_app(), terminal_size=(80, 24), run_before=before)

@@ -3,6 +3,12 @@
 The app routes keys and events; the job service does the work. Service events arrive on the
 same asyncio loop and are turned into Textual messages, so every widget update happens in a
 message handler.
+
+Start-up is staged so the first frame comes as early as a bare Textual app's: the first frame
+shows the status line, an empty table and the footer; then the detail pane is built and the
+history read (in a thread, a slice at a time) and shown; then the request form, the
+costliest part of the screen. Both panes are built in places kept at their size, and at once
+if a key asks for them earlier.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import json
 import shlex
 import signal
 import time
-from typing import Any, Callable, ClassVar, Iterable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -20,20 +26,21 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Footer, Input, Static
 
 from tui import clipboard
 from tui.catalog import VideoRequest
 from tui.config import ENV_KEY, Settings, styles_dir
 from tui.events import DownloadFinished, DownloadProgress, JobChanged, JobRemoved, Notice, PollerState
 from tui.records import Job
-from tui.screens.batch import BatchProgress, BatchScreen
-from tui.screens.dialogs import ConfirmScreen, CopyMenu, HelpScreen
-from tui.widgets.composer import Composer
 from tui.widgets.detail import DetailPane, clean
 from tui.widgets.job_table import JobTable
 from tui.widgets.stats_panel import StatsPanel
 from tui.widgets.status_line import StatusLine
+
+if TYPE_CHECKING:
+    from tui.screens.batch import BatchProgress
+    from tui.widgets.composer import Composer
 
 WIDE_COLUMNS = 140
 QUICK_FILTERS = {"1": None, "2": "pending", "3": "failed", "4": "completed"}
@@ -116,7 +123,11 @@ class HailuoApp(App[int]):
 
     def __init__(self, settings: Settings, *, service_factory: Callable[[Settings], Any] | None = None,
                  on_started: Callable[["HailuoApp"], Any] | None = None, clock: Callable[[], float] = time.time,
-                 poll: bool = True) -> None:
+                 poll: bool = True, freeze_history: bool = False) -> None:
+        """`freeze_history`: this process is the dashboard's (run_app). Once the history is on
+        screen, everything alive is moved out of the garbage collector's reach (`gc.freeze`):
+        a full collection walks every object, 120 ms with 50,000 jobs, and would freeze the
+        screen each time it ran. Not for tests, which run many apps in one process."""
         super().__init__()
         self.settings = settings
         self.service: Any = None
@@ -124,14 +135,16 @@ class HailuoApp(App[int]):
         self._on_started = on_started
         self._clock = clock
         self._poll = poll
+        self._freeze_history = freeze_history
         self._unsubscribe: Callable[[], None] | None = None
         self._submits_in_flight = 0
         #: The batch run going on (or the last one), as the batch dialog shows it.
-        self.batch: BatchProgress | None = None
+        self.batch: "BatchProgress | None" = None
         self._batch_running = False
         #: Downloads in progress, newest progress per job (local id).
         self.downloads: dict[str, DownloadProgress] = {}
         self._leaving = False
+        self._built: dict[str, asyncio.Task] = {}
         self._signals: list[int] = []
         self._started_at = clock()
         self.ready = asyncio.Event()
@@ -160,14 +173,20 @@ class HailuoApp(App[int]):
 
     # -- layout -----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        # Layout classes first: set later, they would restyle every widget a second time.
+        self._apply_width(self.size.width)
         yield StatusLine(id="status")
         with Horizontal(id="main"):
-            yield Composer(id="composer", allow_uncertain=self.settings.allow_uncertain_resolutions)
+            # Its place is kept (same size) so nothing moves when the form arrives after the first frame.
+            yield Static(id="composer-placeholder", classes="composer-pane")
             with Vertical(id="right"):
-                yield Input(placeholder="filter: id, prompt, model, status (Escape leaves)", compact=True, id="filter")
+                filter_box = Input(placeholder="filter: id, prompt, model, status (Escape leaves)", compact=True,
+                                   id="filter")
+                filter_box.display = False  # until `/`
+                yield filter_box
                 yield JobTable(id="jobs", clock=self._clock)
                 yield StatsPanel(id="stats")
-                yield DetailPane(id="detail", clock=self._clock)
+                yield Static(id="detail-placeholder", classes="detail-pane")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -182,13 +201,51 @@ class HailuoApp(App[int]):
         status.host = self.settings.api_host
         status.key = self.settings.masked_key
         status.mode = "demo" if self.settings.demo else ""
-        self.query_one("#filter", Input).display = False
-        self._apply_width(self.size.width)
         self.query_one(JobTable).focus()
-        composer = self.query_one(Composer)
-        composer.disabled_reason = "opening the history…"
         self._handle_signals()
+
+    async def on_ready(self) -> None:
+        # The first frame is on screen: now the history (in a thread) and the detail pane.
         self._open_service()
+        await self.detail()
+
+    async def composer(self) -> "Composer":
+        """The request form, built once in its kept place (awaited by whatever needs it)."""
+        from tui.widgets.composer import Composer
+
+        composer = await self._build_once("composer", lambda: Composer(
+            id="composer", classes="composer-pane", allow_uncertain=self.settings.allow_uncertain_resolutions))
+        if composer.disabled_reason is None and self.service is None:
+            composer.disabled_reason = "opening the history…"
+        return composer
+
+    async def detail(self) -> DetailPane:
+        """The detail pane, built once in its kept place, showing the selected job."""
+        pane = await self._build_once("detail", lambda: DetailPane(id="detail", classes="detail-pane",
+                                                                   clock=self._clock))
+        return pane
+
+    async def _build_once(self, name: str, make: Callable[[], Any]) -> Any:
+        task = self._built.get(name)
+        if task is None:
+            task = self._built[name] = asyncio.ensure_future(self._replace_placeholder(name, make()))
+        return await asyncio.shield(task)
+
+    async def _replace_placeholder(self, name: str, widget: Any) -> Any:
+        placeholder = self.query_one(f"#{name}-placeholder")
+        with self.batch_update():
+            await placeholder.parent.mount(widget, before=placeholder)
+            await placeholder.remove()
+        if name == "composer" and self.service is not None:
+            widget.disabled_reason = self.service.submit_disabled_reason
+        elif name == "detail":
+            widget.show_job(self.query_one(JobTable).selected_job, force=True)
+        return widget
+
+    def _built_now(self, name: str) -> Any:
+        """A pane if it is built already (for what must not wait), else None."""
+        task = self._built.get(name)
+        return task.result() if task is not None and task.done() and not task.exception() else None
 
     def _handle_signals(self) -> None:
         """SIGHUP (the terminal went away) and SIGTERM: flush the history and leave cleanly."""
@@ -242,7 +299,7 @@ class HailuoApp(App[int]):
         elif event.state == WorkerState.ERROR:
             message = clean(getattr(event.worker.error, "message", None) or event.worker.error)
             self.query_one(StatusLine).last_error = f"history not opened: {message}"
-            self.query_one(Composer).disabled_reason = f"history not opened: {message}"
+            (await self.composer()).disabled_reason = f"history not opened: {message}"
             self.ready.set()
 
     async def _service_opened(self, service: Any) -> None:
@@ -250,7 +307,8 @@ class HailuoApp(App[int]):
         self._unsubscribe = service.subscribe(self._forward)
         table = self.query_one(JobTable)
         table.set_jobs(service.store.all())
-        composer = self.query_one(Composer)
+        await asyncio.sleep(0)  # the jobs get their frame before the form is built
+        composer = await self.composer()
         composer.disabled_reason = service.submit_disabled_reason
         if self.read_only_reason is not None:
             self.query_one(StatusLine).mode = "demo · read-only" if self.settings.demo else "read-only"
@@ -262,11 +320,15 @@ class HailuoApp(App[int]):
         if self._poll:
             await service.start()
         self.query_one(StatusLine).state = service.poller_state
-        self._show_selected(force=True)
+        (await self.detail()).show_job(table.selected_job, force=True)
         if self._on_started is not None:
             result = self._on_started(self)
             if asyncio.iscoroutine(result):
                 await result
+        if self._freeze_history:
+            import gc
+
+            gc.freeze()
         self.ready.set()
 
     def _forward(self, event: Any) -> None:
@@ -279,9 +341,13 @@ class HailuoApp(App[int]):
             self.post_message(ServiceEvent(event))
 
     def on_poller_state_changed(self, message: PollerStateChanged) -> None:
+        if not self.is_running:
+            return  # queued before the app began to close: its widgets are gone
         self.query_one(StatusLine).state = message.state
 
     def on_service_event(self, message: ServiceEvent) -> None:
+        if not self.is_running:
+            return  # queued before the app began to close: its widgets are gone
         event = message.event
         table = self.query_one(JobTable)
         if isinstance(event, JobChanged):
@@ -290,10 +356,10 @@ class HailuoApp(App[int]):
                 self.stats.update(event.job)
             elif self._stats_backlog is not None:
                 self._stats_backlog.add(event.job.local_id)
-            detail = self.query_one(DetailPane)
-            if detail.job is not None and detail.job.local_id == event.job.local_id:
+            detail = self._built_now("detail")
+            if detail is not None and detail.job is not None and detail.job.local_id == event.job.local_id:
                 detail.show_job(event.job)
-            elif detail.job is None:
+            elif detail is not None and detail.job is None:
                 self._show_selected()
             if event.status_changed and event.job.is_finished and event.previous_status is not None:
                 self._announce_end(event.job)
@@ -318,11 +384,15 @@ class HailuoApp(App[int]):
 
     # -- downloads ----------------------------------------------------------------------------------
     def on_download_progressed(self, message: DownloadProgressed) -> None:
+        if not self.is_running:
+            return  # queued before the app began to close: its widgets are gone
         progress = message.progress
         if progress.local_id not in self.service_downloading():
             return  # a late update of a download that has ended
         self.downloads[progress.local_id] = progress
-        self.query_one(DetailPane).set_download(progress.local_id, progress)
+        detail = self._built_now("detail")
+        if detail is not None:
+            detail.set_download(progress.local_id, progress)
         self._show_activity()
 
     def service_downloading(self) -> set[str]:
@@ -330,7 +400,9 @@ class HailuoApp(App[int]):
 
     def _download_finished(self, event: DownloadFinished) -> None:
         self.downloads.pop(event.local_id, None)
-        self.query_one(DetailPane).set_download(event.local_id, None)
+        detail = self._built_now("detail")
+        if detail is not None:
+            detail.set_download(event.local_id, None)
         self._show_activity()
         job = self.service.store.get(event.local_id) if self.service is not None else None
         name = clean(job.short_id if job is not None else event.local_id)
@@ -392,14 +464,17 @@ class HailuoApp(App[int]):
         if self.service is None:
             self.notify("the history is still opening; try again in a moment", severity="warning", timeout=3)
             return
+        from tui.screens.batch import BatchScreen
+
         running = self.batch if self.batch is not None and (self._batch_running or self.batch.summary) else None
         self.push_screen(BatchScreen(store=self.service.store,
                                      allow_uncertain=self.settings.allow_uncertain_resolutions,
                                      submit_disabled=self.service.submit_disabled_reason,
                                      running=running, path=self.batch.path if self.batch else ""))
 
-    @on(BatchScreen.Start)
-    def _batch_start(self, message: BatchScreen.Start) -> None:
+    def on_batch_screen_start(self, message: Any) -> None:  # BatchScreen.Start (imported when first used)
+        from tui.screens.batch import BatchProgress
+
         if self._batch_running:
             self.notify("a batch is running already; wait for it to end", severity="warning", timeout=4)
             return
@@ -435,6 +510,8 @@ class HailuoApp(App[int]):
 
     def _batch_changed(self) -> None:
         self._show_activity()
+        from tui.screens.batch import BatchScreen
+
         if isinstance(self.screen, BatchScreen) and self.batch is not None:
             self.screen.show_progress(self.batch)
 
@@ -456,17 +533,19 @@ class HailuoApp(App[int]):
     # -- selection --------------------------------------------------------------------------------
     @on(JobTable.Highlighted)
     def _highlighted(self, event: JobTable.Highlighted) -> None:
-        self.query_one(DetailPane).show_job(event.job)
+        self._show_selected()  # (before the pane is built, it shows the selected job when it is)
 
     @on(JobTable.Selected)
-    def _selected(self, event: JobTable.Selected) -> None:
-        self.query_one(DetailPane).show_job(event.job)
+    async def _selected(self, event: JobTable.Selected) -> None:
+        (await self.detail()).show_job(event.job)
         if self.screen.has_class("-narrow"):
             self.screen.add_class("-show-detail")
             self.query_one("#outputs").focus()
 
     def _show_selected(self, *, force: bool = False) -> None:
-        self.query_one(DetailPane).show_job(self.query_one(JobTable).selected_job, force=force)
+        detail = self._built_now("detail")
+        if detail is not None:
+            detail.show_job(self.query_one(JobTable).selected_job, force=force)
 
     @property
     def selected_job(self) -> Job | None:
@@ -494,8 +573,7 @@ class HailuoApp(App[int]):
         return job
 
     # -- submitting ---------------------------------------------------------------------------------
-    @on(Composer.Submitted)
-    def _submit_requested(self, event: Composer.Submitted) -> None:
+    def on_composer_submitted(self, event: "Composer.Submitted") -> None:
         if self.service is None:
             event.composer.set_note("the history is still opening; try again in a moment", error=True)
             return
@@ -506,7 +584,7 @@ class HailuoApp(App[int]):
         from tui.api.errors import ApiError, NetworkError, SubmitOutcomeUnknownError
         from tui.jobs import HistoryNotWritten, SubmitDisabled, SubmitFailed, ValidationFailed
 
-        composer = self.query_one(Composer)
+        composer = await self.composer()
         self._submits_in_flight += 1
         try:
             job = await self.service.submit(request)
@@ -536,16 +614,15 @@ class HailuoApp(App[int]):
 
     # -- actions ------------------------------------------------------------------------------------
     def action_help(self) -> None:
+        from tui.screens.dialogs import HelpScreen
+
         self.push_screen(HelpScreen(self.binding_rows()))
 
     def binding_rows(self) -> list[tuple[str, str, str]]:
         """(section, keys, description) for every binding of the screen, the app and the widgets."""
         rows: list[tuple[str, str, str]] = []
         seen: set[tuple[str, str]] = set()
-        sources: list[tuple[str, Any]] = [("Dashboard", self), ("Jobs", self.query_one(JobTable)),
-                                          ("Composer", self.query_one(Composer)),
-                                          ("Detail", self.query_one(DetailPane))]
-        for section, node in sources:
+        for section, node in self._binding_sources(("Dashboard", "Jobs", "Composer", "Detail")):
             by_action: dict[str, tuple[list[str], str]] = {}
             for key, bindings in node._bindings.key_to_bindings.items():
                 for binding in bindings:
@@ -562,8 +639,7 @@ class HailuoApp(App[int]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for section, node in (("", self), ("Jobs: ", self.query_one(JobTable)),
-                              ("Composer: ", self.query_one(Composer)), ("Detail: ", self.query_one(DetailPane))):
+        for section, node in self._binding_sources(("", "Jobs: ", "Composer: ", "Detail: ")):
             done: set[str] = set()
             for bindings in node._bindings.key_to_bindings.values():
                 for binding in bindings:
@@ -574,7 +650,13 @@ class HailuoApp(App[int]):
                     yield SystemCommand(f"{section}{binding.description}", f"key {_key_label(binding.key)}",
                                         _runner(node, binding.action))
 
-    def action_toggle_composer(self) -> None:
+    def _binding_sources(self, names: tuple[str, str, str, str]) -> list[tuple[str, Any]]:
+        """(section name, node) of everything that has keys: the app, the table, the form, the detail."""
+        nodes = (self, self.query_one(JobTable), self._built_now("composer"), self._built_now("detail"))
+        return [(name, node) for name, node in zip(names, nodes) if node is not None]
+
+    async def action_toggle_composer(self) -> None:
+        await self.composer()
         screen = self.screen
         if screen.has_class("-narrow"):
             show = not screen.has_class("-show-composer")
@@ -586,16 +668,17 @@ class HailuoApp(App[int]):
         else:
             self.query_one("#prompt").focus()
 
-    def action_submit(self) -> None:
+    async def action_submit(self) -> None:
         """Submit the composer's request from anywhere; its messages show beside its fields."""
+        composer = await self.composer()
         if self._refused_in_read_only("Submit"):
-            self.query_one(Composer).set_note(clean(self.read_only_reason), error=True)
+            composer.set_note(clean(self.read_only_reason), error=True)
             return
         screen = self.screen
         if screen.has_class("-narrow") and not screen.has_class("-show-composer"):
             screen.add_class("-show-composer")
             self.query_one("#prompt").focus()
-        self.query_one(Composer).action_submit()
+        composer.action_submit()
 
     def action_toggle_detail(self) -> None:
         self.screen.toggle_class("-show-detail")
@@ -652,13 +735,13 @@ class HailuoApp(App[int]):
             self.service.refresh_all()
             self.notify("refreshing every pending job", timeout=2)
 
-    def action_clone(self) -> None:
+    async def action_clone(self) -> None:
         if self._refused_in_read_only("Clone to submit"):
             return
         job = self._need_job()
         if job is None:
             return
-        self.query_one(Composer).load(_request_of(job))
+        (await self.composer()).load(_request_of(job))
         self._show_composer()
         self.notify(f"request of {clean(job.short_id)} copied into the form", timeout=3)
 
@@ -749,8 +832,7 @@ class HailuoApp(App[int]):
 
         return TemplateStore(self.settings.templates_path, clock=self._clock)
 
-    @on(Composer.RecallRequested)
-    def _recall_requested(self, event: Composer.RecallRequested) -> None:
+    def on_composer_recall_requested(self, event: "Composer.RecallRequested") -> None:
         from tui.prompts import TemplateError, recent_prompts
         from tui.screens.prompts import PromptPicker
 
@@ -780,7 +862,7 @@ class HailuoApp(App[int]):
         def picked(entry) -> None:
             if entry is None:
                 return
-            composer = self.query_one(Composer)
+            composer = self.query_one("#composer")
             composer.load(entry.request(composer.request))
             self._show_composer()
             what = f"template {clean(entry.name)!r}" if entry.is_template else "an earlier prompt"
@@ -788,8 +870,7 @@ class HailuoApp(App[int]):
 
         self.push_screen(PromptPicker(entries, delete_template=delete, clock=self._clock), picked)
 
-    @on(Composer.SaveTemplateRequested)
-    def _save_template_requested(self, event: Composer.SaveTemplateRequested) -> None:
+    def on_composer_save_template_requested(self, event: "Composer.SaveTemplateRequested") -> None:
         from tui.prompts import TemplateError
         from tui.screens.prompts import TemplateNameScreen
 
@@ -834,6 +915,8 @@ class HailuoApp(App[int]):
                     return
                 self.notify(f"{clean(job.short_id)} forgotten here; it stays on the server", timeout=4)
 
+        from tui.screens.dialogs import ConfirmScreen
+
         self.push_screen(ConfirmScreen(f"Forget job {clean(job.short_id)}?",
                                        "It is removed from this history only; it stays on the server."), answered)
 
@@ -841,8 +924,9 @@ class HailuoApp(App[int]):
         job = self._need_job()
         if job is None:
             return
-        detail = self.query_one(DetailPane)
-        url = detail.selected_output if detail.job is job else (job.outputs[0] if job.outputs else None)
+        detail = self._built_now("detail")
+        url = (detail.selected_output if detail is not None and detail.job is job
+               else (job.outputs[0] if job.outputs else None))
         if not url:
             self.notify("this job has no output yet", severity="warning", timeout=3)
             return
@@ -882,9 +966,13 @@ class HailuoApp(App[int]):
             if picked is not None:
                 clipboard.copy_text(self, clean(picked[0]) if choice != "request" else picked[0], picked[1])
 
+        from tui.screens.dialogs import CopyMenu
+
         self.push_screen(CopyMenu(self.copy_choices(job)), chosen)
 
     async def action_quit(self) -> None:
+        from tui.screens.dialogs import ConfirmScreen
+
         def answered(yes: bool | None) -> None:
             if yes:
                 self.call_later(self._leave)
@@ -949,14 +1037,15 @@ def _runner(node: Any, action: str) -> Callable[[], Any]:
     return run
 
 
-def demo_app(demo_settings: Settings, seed: Callable[[Any], Any], *, read_only: bool = False) -> HailuoApp:
+def demo_app(demo_settings: Settings, seed: Callable[[Any], Any], *, read_only: bool = False,
+             freeze_history: bool = False) -> HailuoApp:
     """The demo dashboard; read-only, its jobs are put in the history before it opens (it cannot write)."""
     if not read_only:
-        return HailuoApp(demo_settings, on_started=seed)
+        return HailuoApp(demo_settings, on_started=seed, freeze_history=freeze_history)
     from tui.demo import seed_before_start
 
     seed_before_start(demo_settings, seed)
-    return HailuoApp(demo_settings.with_changes(read_only=True))
+    return HailuoApp(demo_settings.with_changes(read_only=True), freeze_history=freeze_history)
 
 
 def run_app(settings: Settings, *, demo: bool = False) -> int:
@@ -965,8 +1054,8 @@ def run_app(settings: Settings, *, demo: bool = False) -> int:
         from tui.demo import demo_session
 
         with demo_session(settings) as (demo_settings, seed):
-            result = demo_app(demo_settings, seed, read_only=settings.read_only).run()
+            result = demo_app(demo_settings, seed, read_only=settings.read_only, freeze_history=True).run()
     else:
-        app = HailuoApp(settings)
+        app = HailuoApp(settings, freeze_history=True)
         result = app.run()
     return int(result or 0)

@@ -5,6 +5,10 @@ Why two files: with TinyDB's default storage one status change rewrites the whol
 snapshot (a plain TinyDB database, written atomically) is rewritten only when the journal
 has grown, in the writer thread. A crash at any instant leaves both files parseable: the
 snapshot is replaced by rename, and a torn last journal line is ignored.
+
+The snapshot holds one job a line (still one TinyDB JSON document), so it is read and written
+a thousand jobs at a time: a 50,000-job history never sits in memory as one 40 MB string, and
+the interpreter is free for the event loop between two slices.
 """
 
 from __future__ import annotations
@@ -13,19 +17,24 @@ import asyncio
 import atexit
 import errno
 import fcntl
+import gc
 import json
 import os
+import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
-from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from tui.records import SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job
 
 JOURNAL_COMPACT_BYTES = 4 * 1024 * 1024
+#: Jobs parsed or serialised at a time (about 10 ms of work, and the memory of that many only).
+SLICE = 1000
+_JOBS_TABLE = b'{"jobs":{'
 
 
 class ReadOnlyHistoryError(Exception):
@@ -61,7 +70,8 @@ class AtomicJSONStorage(Storage):
         return json.loads(text)
 
     def write(self, data: dict[str, Any]) -> None:
-        _atomic_write(self.path, json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        _atomic_write(self.path, _snapshot_chunks(
+            (table, ((doc_id, doc) for doc_id, doc in docs.items())) for table, docs in data.items()))
 
     def close(self) -> None:
         pass
@@ -75,14 +85,16 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Replace path with data (bytes, or chunks of it): temp file, fsync, rename, dir fsync."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            for chunk in ([data] if isinstance(data, bytes) else data):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -101,6 +113,106 @@ def _contains_data_url(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return any(_contains_data_url(v) for v in value)
     return False
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _snapshot_chunks(tables: Iterable[tuple[str, Iterable[tuple[str, Any]]]]) -> Iterator[bytes]:
+    """A TinyDB database ({table: {doc_id: doc}}) as JSON with one document a line, in slices."""
+    yield b"{"
+    for index, (table, docs) in enumerate(tables):
+        yield (("," if index else "") + _dumps(table) + ":{\n").encode("utf-8")
+        lines: list[str] = []
+        first = True
+        for doc_id, doc in docs:
+            lines.append(("" if first else ",\n") + _dumps(str(doc_id)) + ":" + _dumps(doc))
+            first = False
+            if len(lines) >= SLICE:
+                yield "".join(lines).encode("utf-8")
+                lines = []
+        yield ("".join(lines) + "\n}").encode("utf-8")
+    yield b"}\n"
+
+
+_intern = sys.intern
+
+
+def _job_of(doc: Any) -> Job | None:
+    """A Job from a history document, its repeated words shared (status, model...); None if unusable."""
+    if not isinstance(doc, dict):
+        return None
+    # Thousands of jobs carry the same few words: one string each instead of one per job.
+    if isinstance(doc.get("status"), str):
+        doc["status"] = _intern(doc["status"])
+    request = doc.get("request")
+    if isinstance(request, dict):
+        for key in ("model", "scene", "resolution"):
+            if isinstance(request.get(key), str):
+                request[key] = _intern(request[key])
+    history = doc.get("status_history")
+    if isinstance(history, list):
+        for entry in history:
+            if isinstance(entry, list) and entry and isinstance(entry[0], str):
+                entry[0] = _intern(entry[0])
+    try:
+        job = Job.from_doc(doc)
+    except TypeError:
+        return None
+    return job if isinstance(job.local_id, str) else None
+
+
+def _read_snapshot_lines(handle, jobs: dict[str, Job]) -> dict[str, Any] | None:
+    """Read the jobs table one slice at a time (the layout `_snapshot_chunks` writes, after its
+    first line); returns the other tables, or None when the file is laid out otherwise."""
+    pending: list[bytes] = []
+
+    def take() -> None:
+        for doc in json.loads(b"[" + b",".join(pending) + b"]"):
+            job = _job_of(doc)
+            if job is not None:
+                jobs[job.local_id] = job
+        pending.clear()
+
+    for line in handle:
+        if line.startswith(b"}"):
+            if pending:
+                take()
+            tail = (line + handle.read())[1:].strip()
+            if tail == b"}":
+                return {}
+            if not tail.startswith(b","):
+                return None
+            others = json.loads(b"{" + tail[1:])
+            return others if isinstance(others, dict) else None
+        line = line.rstrip(b",\r\n")
+        if not line:
+            continue
+        if not line.startswith(b'"'):
+            return None
+        split = line.find(b'":', 1)
+        if split < 0:
+            return None
+        pending.append(line[split + 2:])
+        if len(pending) >= SLICE:
+            take()
+    return None  # the jobs table never ended
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Reading a history builds hundreds of thousands of objects that all live on: the cyclic
+    garbage collector would walk the growing heap again and again meanwhile (half the time of
+    opening 50,000 jobs, and more than half at 100,000). Nothing read is garbage."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 class HistoryStore:
@@ -167,26 +279,19 @@ class HistoryStore:
         self._lock_fd = fd
 
     def _load(self) -> None:
-        jobs: dict[str, dict[str, Any]] = {}
+        with _collector_paused():
+            self._load_jobs()
+
+    def _load_jobs(self) -> None:
+        jobs: dict[str, Job] = {}
         try:
-            raw = AtomicJSONStorage(self.path).read()
-            if raw is not None:
-                # TinyDB's own layout ({table: {doc_id: doc}}), read directly: building TinyDB
-                # Document objects for 50,000 jobs would double the start-up cost.
-                for doc in raw.get("jobs", {}).values():
-                    jobs[doc["local_id"]] = doc
-                meta = list(raw.get("_meta", {}).values())
-                self._snapshot_seq = int(meta[0].get("seq", 0)) if meta else 0
+            self._snapshot_seq = self._read_snapshot(jobs)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             self._move_aside(exc)
             jobs, self._snapshot_seq = {}, 0
         self._seq = self._snapshot_seq
         self._replay(jobs)
-        for doc in jobs.values():
-            try:
-                job = Job.from_doc(doc)
-            except TypeError:
-                continue
+        for job in jobs.values():
             if job.status == SUBMITTING:
                 # Its POST may have been sent before the crash: never guess, never re-send.
                 job.set_status(UNKNOWN)
@@ -194,6 +299,33 @@ class HistoryStore:
                 if not self.read_only:
                     self._dirty.add(job.local_id)
             self._index(job)
+
+    def _read_snapshot(self, jobs: dict[str, Job]) -> int:
+        """Fill jobs from the snapshot (TinyDB's layout, {table: {doc_id: doc}}, read directly:
+        TinyDB Document objects for 50,000 jobs would double the start-up cost); its sequence number."""
+        try:
+            handle = open(self.path, "rb")
+        except FileNotFoundError:
+            return 0
+        with handle:
+            others = None
+            if handle.readline().rstrip(b"\r\n") == _JOBS_TABLE:
+                others = _read_snapshot_lines(handle, jobs)
+            if others is None:  # another layout (an older file, or written by TinyDB itself): read it whole
+                jobs.clear()
+                handle.seek(0)
+                data = handle.read()
+                if not data.strip():
+                    return 0
+                raw = json.loads(data)
+                del data
+                for doc in raw.get("jobs", {}).values():
+                    job = _job_of(doc)
+                    if job is not None:
+                        jobs[job.local_id] = job
+                others = raw
+        meta = list(others.get("_meta", {}).values())
+        return int(meta[0].get("seq", 0)) if meta else 0
 
     def _move_aside(self, exc: Exception) -> None:
         aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
@@ -204,7 +336,7 @@ class HistoryStore:
         self.notices.append(f"the history file did not parse and was moved aside to {aside}; "
                             "jobs from its journal were kept")
 
-    def _replay(self, jobs: dict[str, dict[str, Any]]) -> None:
+    def _replay(self, jobs: dict[str, Job]) -> None:
         try:
             data = self.journal_path.read_bytes()
         except FileNotFoundError:
@@ -226,7 +358,9 @@ class HistoryStore:
                 continue
             self._seq = max(self._seq, seq)
             if op == "put":
-                jobs[local_id] = entry["doc"]
+                job = _job_of(entry["doc"])
+                if job is not None:
+                    jobs[local_id] = job
             elif op == "del":
                 jobs.pop(local_id, None)
         self._journal_offset = offset
@@ -323,27 +457,41 @@ class HistoryStore:
         self._wake.set()
 
     def flush(self) -> None:
-        """Block until everything put so far is on disk."""
+        """Block until everything put so far is on disk.
+
+        One write a call: an append of what changed to the journal, or, once the journal has
+        grown past JOURNAL_COMPACT_BYTES (and a quarter of the history), a new snapshot that
+        holds the changes instead (also when more than SLICE jobs changed at once). The writer
+        calls it at most every `flush_interval`, so the files are written at most
+        1 / flush_interval times a second.
+        """
         if self.read_only:
             return
         with self._io_lock:
             with self._lock:
                 dirty, deleted = self._dirty, self._deleted
                 self._dirty, self._deleted = set(), set()
-                lines = []
-                for local_id in sorted(dirty):
-                    job = self._jobs.get(local_id)
-                    if job is not None:
-                        self._seq += 1
-                        lines.append({"seq": self._seq, "op": "put", "id": local_id, "doc": job.to_doc()})
-                for local_id in sorted(deleted):
-                    self._seq += 1
-                    lines.append({"seq": self._seq, "op": "del", "id": local_id})
-            if not lines:
-                return
-            payload = "".join(json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n" for line in lines)
+                if not dirty and not deleted:
+                    return
+                # A new snapshot rather than an append once the journal holds a quarter of the
+                # history and is big, or this write alone is more than a slice (an import, a
+                # first save): it then reads back at snapshot speed, not line by line.
+                waiting = len(dirty) + len(deleted)
+                compact = (self._journal_lines + waiting > len(self._jobs) // 4
+                           and (self._journal_offset > JOURNAL_COMPACT_BYTES or waiting > SLICE))
             try:
-                self._append(payload.encode("utf-8"))
+                if compact:
+                    try:
+                        self._compact()
+                    except OSError:
+                        # A new snapshot needs room that a small append may still find (a full
+                        # disk): the changes go to the journal, and folding it in waits.
+                        compact = False
+                if not compact:
+                    lines = self._journal_lines_for(dirty, deleted)
+                    if lines:
+                        self._append("".join(_dumps(line) + "\n" for line in lines).encode("utf-8"))
+                        self._journal_lines += len(lines)
             except OSError as exc:
                 with self._lock:  # keep them for the next try
                     self._dirty |= {d for d in dirty if d in self._jobs}
@@ -358,13 +506,6 @@ class HistoryStore:
             if self.last_write_error is not None:
                 self.last_write_error = None
                 self._report(None)
-            self._journal_lines += len(lines)
-            if self._journal_offset > JOURNAL_COMPACT_BYTES and self._journal_lines > len(self._jobs) // 4:
-                try:
-                    self._compact()
-                except OSError:
-                    # The journal already holds every change; folding it in waits for the next write.
-                    pass
 
     def _report(self, message: str | None) -> None:
         listener = self.on_write_error
@@ -373,6 +514,20 @@ class HistoryStore:
                 listener(message)
             except Exception:  # noqa: BLE001 - telling the user must never break writing
                 pass
+
+    def _journal_lines_for(self, dirty: set[str], deleted: set[str]) -> list[dict[str, Any]]:
+        """The journal lines of these changes, numbered (the jobs as they are now)."""
+        lines = []
+        with self._lock:
+            for local_id in sorted(dirty):
+                job = self._jobs.get(local_id)
+                if job is not None:
+                    self._seq += 1
+                    lines.append({"seq": self._seq, "op": "put", "id": local_id, "doc": job.to_doc()})
+            for local_id in sorted(deleted):
+                self._seq += 1
+                lines.append({"seq": self._seq, "op": "del", "id": local_id})
+        return lines
 
     def _append(self, data: bytes) -> None:
         new = not self.journal_path.exists()
@@ -398,19 +553,46 @@ class HistoryStore:
             _fsync_dir(self.journal_path.parent)
         self._journal_offset += len(data)
 
+    def _trim_journal(self) -> None:
+        """Drop journal lines a compaction has put in the snapshot, if no append has since."""
+        with self._io_lock:
+            try:
+                size = self.journal_path.stat().st_size
+            except FileNotFoundError:
+                return
+            if size > self._journal_offset:
+                fd = os.open(self.journal_path, os.O_WRONLY)
+                try:
+                    os.ftruncate(fd, self._journal_offset)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
     def _compact(self) -> None:
-        """Fold the journal into the snapshot. Called with the I/O lock held."""
+        """Fold the journal into the snapshot. Called with the I/O lock held (no append meanwhile).
+
+        The snapshot is written a slice of jobs at a time, taking the lock for each slice only,
+        so the event loop's `put()` never waits long. A job changed after its slice was written
+        is dirty, and its journal line (numbered after this snapshot) supersedes it on load.
+        """
         with self._lock:
-            docs = [job.to_doc() for job in self._jobs.values()]
             seq = self._seq
-        db = TinyDB(self.path, storage=AtomicJSONStorage)
-        try:
-            payload = {"jobs": {str(i + 1): doc for i, doc in enumerate(docs)}, "_meta": {"1": {"seq": seq}}}
-            db.storage.write(payload)
-        finally:
-            db.close()
+            ids = list(self._jobs)
+
+        def docs() -> Iterator[tuple[str, dict[str, Any]]]:
+            number = 0
+            for start in range(0, len(ids), SLICE):
+                with self._lock:
+                    chunk = [job.to_doc() for job in map(self._jobs.get, ids[start:start + SLICE]) if job is not None]
+                for doc in chunk:
+                    number += 1
+                    yield str(number), doc
+
+        _atomic_write(self.path, _snapshot_chunks([("jobs", docs()), ("_meta", [("1", {"seq": seq})])]))
         self._snapshot_seq = seq
-        _atomic_write(self.journal_path, b"")
+        # The journal's lines are all in the snapshot now (numbered up to `seq`, so a reload
+        # skips them). It is emptied by the next append (it starts at this offset) or on close:
+        # not written again now.
         self._journal_offset = 0
         self._journal_lines = 0
 
@@ -436,6 +618,7 @@ class HistoryStore:
             if not self.read_only:
                 try:
                     self.flush()
+                    self._trim_journal()
                 except OSError:
                     pass
         finally:

@@ -376,10 +376,9 @@ class HailuoClient:
     async def _exchange(self, method: str, url: str, body: dict | None) -> _Reply:
         """Send, following same-origin redirects by hand. Raises httpx errors as they come."""
         for _hop in range(MAX_REDIRECTS + 1):
-            headers = {}
-            if self._origin_of(httpx.URL(url)) == self._origin:
-                headers["Authorization"] = self._authorization()
-            request = self._http.build_request(method, url, json=body, headers=headers)
+            request = self._http.build_request(method, url, json=body)
+            if self._origin_of(request.url) == self._origin:
+                request.headers["Authorization"] = self._authorization()
             reply = await self._read(request)
             log.debug("%s %s -> %d", method, self._path(url), reply.status)
             location = reply.headers.get("Location")

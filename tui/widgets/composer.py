@@ -81,7 +81,9 @@ class Composer(VerticalScroll, can_focus=False):
             return self.composer
 
     def __init__(self, *, allow_uncertain: bool = False, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes)
+        # Built as the default scene (text to video) shows it: changing a class or a field's
+        # state after mounting would restyle all forty widgets of the form once more.
+        super().__init__(id=id, classes=" ".join(filter(None, [classes, "-text-only"])))
         self.allow_uncertain = allow_uncertain
         self._validate_timer: Timer | None = None
         self._errors: list[FieldError] = []
@@ -107,12 +109,12 @@ class Composer(VerticalScroll, can_focus=False):
         yield FieldMessage(id="prompt-error", classes="field-error")
         with Horizontal(classes="composer-row image-row"):
             yield Label("Image", classes="field-label")
-            yield Input(placeholder="first frame: path or https:// URL", compact=True, id="image")
+            yield Input(placeholder="first frame: path or https:// URL", compact=True, id="image", disabled=True)
         yield Static("", id="image-info", classes="image-info image-row")
         yield FieldMessage(id="image-error", classes="field-error")
         with Horizontal(classes="composer-row image-row"):
             yield Label("End image", classes="field-label")
-            yield Input(placeholder="last frame (optional)", compact=True, id="end_image")
+            yield Input(placeholder="last frame (optional)", compact=True, id="end_image", disabled=True)
         yield Static("", id="end_image-info", classes="image-info image-row")
         yield FieldMessage(id="end_image-error", classes="field-error")
         with Horizontal(classes="composer-row"):

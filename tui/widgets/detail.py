@@ -160,7 +160,8 @@ class DetailPane(VerticalScroll):
     def compose(self) -> ComposeResult:
         with Horizontal(id="download"):
             yield Static(Text(""), id="download-label")
-            yield ProgressBar(id="download-bar", show_eta=False)
+            # Built with a total: a bar without one animates (15 frames a second, even hidden).
+            yield ProgressBar(id="download-bar", total=1, show_eta=False)
         yield Static(Text("No job selected"), id="detail-body")
         yield Static(Text("Outputs"), id="outputs-title", classes="section-title")
         yield OptionList(id="outputs", compact=True)
@@ -180,6 +181,9 @@ class DetailPane(VerticalScroll):
         progress = self._downloads.get(self.job.local_id) if self.job is not None else None
         self.set_class(progress is not None, "-downloading")
         if progress is None:
+            bar = self.query_one("#download-bar", ProgressBar)
+            if bar.total is None:  # a download of unknown size was shown: stop its animation
+                bar.update(total=1, progress=0)
             return
         self.query_one("#download-label", Static).update(Text(download_label(progress)))
         self.query_one("#download-bar", ProgressBar).update(total=progress.total, progress=progress.received)

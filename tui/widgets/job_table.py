@@ -22,7 +22,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -319,6 +319,57 @@ class _Descending:
         return other.key < self.key
 
 
+#: Unchanged cells between two changes below which one repaint covers both: moving the
+#: terminal's cursor and setting the style again costs about this many bytes.
+_MERGE_GAP = 12
+
+
+def _cells(segments: Iterable[Segment]) -> list[tuple[str | None, Style | None]]:
+    """(character, style) per cell; the second cell of a wide character is (None, style)."""
+    cells: list[tuple[str | None, Style | None]] = []
+    for segment in segments:
+        style = segment.style
+        if segment.text.isascii():
+            cells.extend((char, style) for char in segment.text)
+            continue
+        for char in segment.text:
+            cells.append((char, style))
+            cells.extend((None, style) for _ in range(cell_len(char) - 1))
+    return cells
+
+
+def _changed_cells(old: Strip, new: Strip) -> list[tuple[int, int]]:
+    """(x, width) runs of the cells that differ, in text or style, between two renderings of a
+    line; runs closer than _MERGE_GAP are one. A wide character is never cut."""
+    if old.cell_length != new.cell_length:
+        return [(0, new.cell_length)]
+    # Whole segments alike at both ends are skipped without looking at their cells.
+    old_segments, new_segments = list(old), list(new)
+    same = min(len(old_segments), len(new_segments))
+    head = offset = 0
+    while head < same and old_segments[head] == new_segments[head]:
+        offset += cell_len(old_segments[head].text)
+        head += 1
+    tail = 0
+    while tail < same - head and old_segments[-1 - tail] == new_segments[-1 - tail]:
+        tail += 1
+    before = _cells(old_segments[head:len(old_segments) - tail])
+    after = _cells(new_segments[head:len(new_segments) - tail])
+    runs: list[list[int]] = []
+    for x, (was, now) in enumerate(zip(before, after)):
+        if was != now:
+            if runs and x - runs[-1][1] <= _MERGE_GAP:
+                runs[-1][1] = x + 1
+            else:
+                runs.append([x, x + 1])
+    for run in runs:
+        while run[0] > 0 and (before[run[0]][0] is None or after[run[0]][0] is None):
+            run[0] -= 1
+        while run[1] < len(after) and (before[run[1]][0] is None or after[run[1]][0] is None):
+            run[1] += 1
+    return [(offset + start, stop - start) for start, stop in runs]
+
+
 def _haystack(job: Job) -> str:
     return plain_text(f"{job.display_id} {job.local_id} {job.model} {job.status} {job.prompt}").lower()
 
@@ -428,6 +479,7 @@ class JobTable(ScrollView, can_focus=True):
         self._rows: dict[str, _Row] = {}
         self._strips: dict[str, tuple[tuple, Strip]] = {}
         self._header: tuple[tuple, Strip] | None = None
+        self._styles: dict[str, Style] = {}
         self._layouts: dict[int, list[tuple[Column, int]]] = {}
         self._queue: dict[str, Job | None] = {}
         self._cursor_id: str | None = None
@@ -666,7 +718,7 @@ class JobTable(ScrollView, can_focus=True):
             if filtered and old_row is not None:
                 del self._visible[old_row]
         self._rows.pop(local_id, None)
-        self._strips.pop(local_id, None)
+        old_strip = self._strips.pop(local_id, None)
 
         if job is None:
             self._jobs.pop(local_id, None)
@@ -701,7 +753,7 @@ class JobTable(ScrollView, can_focus=True):
             self._cursor_id = self._visible[0]
 
         if old_row is not None and old_row == new_row:
-            self.refresh_line(new_row + 1)  # only this row changed
+            self._refresh_row(new_row, local_id, old_strip)  # only this row changed
         else:
             self._update_virtual_size()
             if anchor is not None:
@@ -760,8 +812,17 @@ class JobTable(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._styles.clear()
         self._strips.clear()
         self._header = None
+
+    def _style(self, component: str) -> Style:
+        """A component's style ("" for the widget's own), computed once per style change: working
+        it out takes longer than drawing the row."""
+        style = self._styles.get(component)
+        if style is None:
+            style = self._styles[component] = self.get_component_rich_style(component) if component else self.rich_style
+        return style
 
     def on_resize(self, event: events.Resize) -> None:
         self._update_virtual_size()
@@ -784,7 +845,7 @@ class JobTable(ScrollView, can_focus=True):
         return row
 
     def _tick(self) -> None:
-        """Redraw the rows on screen whose clock-driven text changed (elapsed time, '5m ago')."""
+        """Redraw what changed with time alone on the rows on screen (elapsed time, '5m ago')."""
         if not self._visible:
             return
         top = self.scroll_offset.y
@@ -793,11 +854,29 @@ class JobTable(ScrollView, can_focus=True):
         for row_index, local_id in enumerate(self._visible[top : top + self._page_rows()], start=top):
             cached = self._strips.get(local_id)
             if cached is None or cached[0] != (width, *self._row(local_id).clock_texts(now)):
-                self.refresh_line(row_index + 1)
+                self._refresh_row(row_index, local_id, cached)
+
+    def _refresh_row(self, row_index: int, local_id: str, old: tuple[tuple, Strip] | None) -> None:
+        """Repaint only the cells of a row that differ from what it showed (`old`, its cached strip).
+
+        Over a slow link this is most of the output: a clock tick rewrites a digit or two per
+        row, not the row.
+        """
+        top = self.scroll_offset.y
+        if not top <= row_index < top + self._page_rows():
+            return  # off screen (most of 500 running jobs are): drawn when scrolled to, from the job
+        width = self.scrollable_content_region.width
+        if old is None or old[0][0] != width:
+            self.refresh_line(row_index + 1)
+            return
+        y = row_index + 1 - top
+        runs = _changed_cells(old[1], self._row_strip(local_id, width))
+        if runs:
+            self.refresh(*(Region(x, y, run_width, 1) for x, run_width in runs))
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base = self._style("")
         if y == 0:
             return self._header_strip(width).apply_style(base)
         row_index = y - 1 + self.scroll_offset.y
@@ -806,7 +885,7 @@ class JobTable(ScrollView, can_focus=True):
         local_id = self._visible[row_index]
         strip = self._row_strip(local_id, width).apply_style(base)
         if local_id == self._cursor_id:
-            cursor = self.get_component_rich_style("job-table--cursor")
+            cursor = self._style("job-table--cursor")
             strip = Strip(Segment.apply_style(strip, post_style=cursor), strip.cell_length)
         return strip
 
@@ -814,7 +893,7 @@ class JobTable(ScrollView, can_focus=True):
         key = (width, self.sort_column, self.sort_reverse)
         if self._header is not None and self._header[0] == key:
             return self._header[1]
-        style = self.get_component_rich_style("job-table--header")
+        style = self._style("job-table--header")
         segments = [Segment(" " * _GAP, style)]
         for column, column_width in self._layout(width):
             title = column.title
@@ -835,16 +914,17 @@ class JobTable(ScrollView, can_focus=True):
         if cached is not None and cached[0] == key:
             return cached[1]
         # Full (not partial) component styles: a partial style cannot blend a translucent theme colour.
-        muted = self.get_component_rich_style("job-table--muted")
-        status_style = self.get_component_rich_style(f"job-table--status-{row.group}")
+        muted = self._style("job-table--muted")
+        status_style = self._style(f"job-table--status-{row.group}")
         plain = Style()
-        segments = [Segment(" " * _GAP)]
+        # A blank gap takes the style of the cell before it (it looks the same), so `simplify`
+        # merges them: every style change costs an escape sequence on the terminal.
+        segments = [Segment(" " * _GAP, muted)]
         for column, column_width in self._layout(width):
             name = column.key
             if name == "id":
                 # A cut id (no ellipsis) is still a prefix the user can type into a filter.
-                segments.append(Segment(fit(row.short_id[:column_width], column_width), muted))
-                segments.append(Segment(" " * _GAP))
+                segments.append(Segment(fit(row.short_id[:column_width], column_width) + " " * _GAP, muted))
                 continue
             elif name == "model":
                 text = row.model if cell_len(row.model) <= column_width else row.model_short
@@ -861,9 +941,8 @@ class JobTable(ScrollView, can_focus=True):
                 text, style = ago_text, muted
             else:
                 text, style = row.execution, muted
-            segments.append(Segment(fit(text, column_width, right=column.right), style))
-            segments.append(Segment(" " * _GAP))
-        strip = Strip(segments).adjust_cell_length(width).simplify()
+            segments.append(Segment(fit(text, column_width, right=column.right) + " " * _GAP, style))
+        strip = Strip(segments).adjust_cell_length(width, plain).simplify()
         if len(self._strips) > 4096:  # bound memory after a long scroll through a big history
             self._strips.clear()
         self._strips[local_id] = (key, strip)
