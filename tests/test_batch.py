@@ -43,7 +43,15 @@ def jsonl(path: Path, rows: list) -> Path:
 
 
 def posts_by_prompt(sim) -> Counter:
-    return Counter(json.loads(r.body)["prompt"] for r in sim.requests if r.method == "POST")
+    """POSTs whose body arrived whole; one cut off mid-send (a cancelled run) created nothing."""
+    prompts = Counter()
+    for record in sim.requests:
+        if record.method == "POST":
+            try:
+                prompts[json.loads(record.body)["prompt"]] += 1
+            except ValueError:
+                continue
+    return prompts
 
 
 def service_for(sim, tmp_path, **changes) -> JobService:

@@ -245,6 +245,26 @@ async def test_a_refused_post_is_rejected_with_the_servers_reason():
     await service.close()
 
 
+async def test_stopping_while_the_record_is_written_leaves_no_record_and_sends_nothing():
+    service, store, client = scripted()
+    writing, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_flush() -> None:
+        writing.set()
+        await release.wait()
+
+    store.flush_async = slow_flush
+    task = asyncio.ensure_future(service.submit(VideoRequest(prompt="a fox")))
+    await writing.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # Nothing left: a SUBMITTING record would come back as an "unknown" job that was never sent.
+    assert store.jobs == {} and client.bodies == []
+    release.set()
+    await service.close()
+
+
 async def test_stopping_during_the_post_leaves_an_unknown_record():
     service, store, client = scripted()
     client.create_gate = asyncio.Event()

@@ -294,6 +294,10 @@ class JobService:
             # into an "unknown" job that never existed.
             self.store.remove(job.local_id)
             raise HistoryNotWritten(exc) from None
+        except asyncio.CancelledError:
+            # Stopped before the POST left: nothing was sent, so no "unknown" job may be left behind.
+            self.store.remove(job.local_id)
+            raise
         self._emit(JobChanged(job, None, added=True))
         try:
             prediction = await self.client.create(request.model, request.scene, body)
