@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tui.records import UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job
+from tui.records import SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job
 from tui.store import HistoryStore, ReadOnlyHistoryError
 
 
@@ -389,3 +389,79 @@ def test_a_compaction_the_disk_has_no_room_for_becomes_an_append(tmp_path, monke
     monkeypatch.undo()
     with HistoryStore.open(path) as again:
         assert len(again) == 31 and again.get("job000099").status == "processing"
+
+
+# -- the first glimpse: the newest jobs without reading the whole history ------------------------
+
+
+def _saved_in_one_snapshot(path, count: int) -> None:
+    """A history whose jobs all sit in the snapshot (saved at once, more than a slice)."""
+    with HistoryStore.open(path, flush_interval=60) as store:
+        for n in random.Random(3).sample(range(count), count):  # put in no particular order
+            store.put(make_job(n))
+        store.flush()
+
+
+def test_the_snapshot_holds_the_newest_jobs_first(tmp_path):
+    path = tmp_path / "history.json"
+    _saved_in_one_snapshot(path, 1500)
+    ids = [json.loads(line.split(b'":', 1)[1].rstrip(b","))["local_id"]
+           for line in path.read_bytes().splitlines()[1:1501]]
+    assert ids == [f"job{n:06d}" for n in range(1499, -1, -1)]
+
+
+def test_the_newest_jobs_are_read_from_the_head_of_the_history_and_its_journal(tmp_path):
+    from tui.store import peek_newest
+
+    path = tmp_path / "history.json"
+    _saved_in_one_snapshot(path, 1500)
+    with HistoryStore.open(path, flush_interval=60) as store:
+        store.put(make_job(1499, status="completed", outputs=["https://cdn.example/v.mp4"]))
+        store.put(make_job(2000, status=SUBMITTING))  # newer than anything in the snapshot
+        store.remove("job001498")
+        store.flush()
+    with HistoryStore.open(path, read_only=True) as reread:
+        whole = [(j.local_id, j.status, j.error) for j in reread.all()][:100]
+    newest = peek_newest(path, limit=100)
+    # What a full read gives, change for change, including the interrupted submit settled as unknown.
+    assert [(j.local_id, j.status, j.error) for j in newest] == whole
+    assert whole[0] == ("job002000", UNKNOWN, UNKNOWN_OUTCOME_MESSAGE) and whole[1][1] == "completed"
+    assert "job001498" not in {j.local_id for j in newest}
+    assert peek_newest(tmp_path / "none.json") == []
+
+
+def test_no_glimpse_is_guessed_when_it_could_be_wrong_or_slow(tmp_path, monkeypatch):
+    from tinydb import TinyDB
+
+    import tui.store
+    from tui.store import peek_newest
+
+    # A snapshot laid out by TinyDB itself (an older file): its head is not the newest jobs.
+    old = tmp_path / "old.json"
+    db = TinyDB(old)
+    db.table("jobs").insert_multiple([make_job(n).to_doc() for n in range(30)])
+    db.close()
+    assert peek_newest(old) is None
+    # A journal too big to read in a moment.
+    big = tmp_path / "big.json"
+    _saved_in_one_snapshot(big, 1200)
+    with HistoryStore.open(big, flush_interval=60) as store:
+        for n in range(40):
+            store.put(make_job(n, status="processing"))
+            store.flush()
+    monkeypatch.setattr(tui.store, "PEEK_JOURNAL_BYTES", 20_000)
+    assert peek_newest(big) is None
+    monkeypatch.setattr(tui.store, "PEEK_JOURNAL_BYTES", 1 << 20)
+    assert len(peek_newest(big, limit=50)) == 50
+
+
+def test_a_glimpse_never_shows_a_hole_where_older_jobs_were_not_read(tmp_path):
+    from tui.store import peek_newest
+
+    path = tmp_path / "history.json"
+    _saved_in_one_snapshot(path, 1500)
+    with HistoryStore.open(path, flush_interval=60) as store:
+        store.put(make_job(3, status="failed"))  # far down the snapshot, changed in the journal
+        store.flush()
+    newest = peek_newest(path, limit=10)
+    assert [j.local_id for j in newest] == [f"job{n:06d}" for n in range(1499, 1489, -1)]
