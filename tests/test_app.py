@@ -264,6 +264,41 @@ async def test_the_screen_and_the_form_come_up_while_a_big_history_is_still_bein
     assert events == ["first frame", "history read"]
 
 
+async def test_the_newest_jobs_are_on_screen_before_the_whole_history_is_read(tmp_path, monkeypatch):
+    import threading
+
+    from tui.app import FIRST_GLIMPSE
+    from tui.demo import write_history
+    from tui.records import Job
+    from tui.store import HistoryStore
+
+    settings = _settings(tmp_path, "http://127.0.0.1:9")
+    write_history(settings.db_path, [Job(local_id=f"j{n}", request={"prompt": f"p{n}"}, submitted_at=1e9 + n,
+                                         status="completed") for n in range(1200)])
+    release = threading.Event()
+    full_read = HistoryStore.open
+
+    def held_back(*args, **kwargs):
+        release.wait(10)
+        return full_read(*args, **kwargs)
+
+    monkeypatch.setattr(HistoryStore, "open", held_back)
+    app = HailuoApp(settings, poll=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        table = app.query_one(JobTable)
+        await _until(pilot, lambda: table.total_count > 0)
+        # The newest, in order, while the rest is still being read; the status line says so.
+        assert table.total_count == FIRST_GLIMPSE and not app.ready.is_set()
+        assert [j.local_id for j in table.visible_jobs()[:3]] == ["j1199", "j1198", "j1197"]
+        assert "reading the history" in str(app.query_one(StatusLine).render())
+        await pilot.press("x")  # acting on a job needs the service: said, not a crash
+        assert any("still opening" in toast for toast in _toasts(app))
+        release.set()
+        await _started(app, pilot)
+        assert table.total_count == 1200 and table.visible_jobs()[-1].local_id == "j0"
+        assert "reading the history" not in str(app.query_one(StatusLine).render())
+
+
 async def test_the_dashboard_keeps_its_loaded_history_out_of_full_garbage_collections(tmp_path):
     import gc
 

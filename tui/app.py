@@ -5,10 +5,11 @@ same asyncio loop and are turned into Textual messages, so every widget update h
 message handler.
 
 Start-up is staged so the first frame comes as early as a bare Textual app's: the first frame
-shows the status line, an empty table and the footer; then the detail pane is built and the
-history read (in a thread, a slice at a time) and shown; then the request form, the
-costliest part of the screen. Both panes are built in places kept at their size, and at once
-if a key asks for them earlier.
+shows the status line, an empty table and the footer; then the newest jobs are read (in a
+thread, from the head of the history) and shown, the detail pane is built, the whole history
+is read (a slice at a time) and shown; then the request form, the costliest part of the
+screen. Both panes are built in places kept at their size, and at once if a key asks for them
+earlier.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import json
 import shlex
 import signal
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
 
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
     from tui.widgets.composer import Composer
 
 WIDE_COLUMNS = 140
+#: Jobs shown before the whole history is read: a few screens, read in milliseconds.
+FIRST_GLIMPSE = 300
 QUICK_FILTERS = {"1": None, "2": "pending", "3": "failed", "4": "completed"}
 
 
@@ -63,6 +67,16 @@ class DownloadProgressed(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, DownloadProgressed) and message.progress.local_id == self.progress.local_id
+
+
+class HistoryRead(Message):
+    """The whole history, read in a thread before the job service is built."""
+
+    def __init__(self, jobs: list[Job]) -> None:
+        super().__init__()
+        self.jobs = jobs
+        #: Set once they are on screen (or will never be), for the reader to go on.
+        self.shown = threading.Event()
 
 
 class PollerStateChanged(Message):
@@ -147,6 +161,9 @@ class HailuoApp(App[int]):
         self._built: dict[str, asyncio.Task] = {}
         self._signals: list[int] = []
         self._started_at = clock()
+        #: The whole history is in the table (the newest jobs may be shown before: `_history_loading`).
+        self._history_shown = False
+        self._history_loading = False
         self.ready = asyncio.Event()
         from tui.notify import DesktopNotifier
 
@@ -204,10 +221,17 @@ class HailuoApp(App[int]):
         self.query_one(JobTable).focus()
         self._handle_signals()
 
-    async def on_ready(self) -> None:
-        # The first frame is on screen: now the history (in a thread) and the detail pane.
+    def on_ready(self) -> None:
+        # The first frame is on screen: now the newest jobs (read from the head of the history
+        # in a few milliseconds, here, so they make the very next frame), then the whole history
+        # and the service in a thread.
+        if self._service_factory is None:
+            from tui.store import peek_newest
+
+            newest = peek_newest(self.settings.db_path, limit=FIRST_GLIMPSE)
+            if newest:
+                self._show_jobs(newest, complete=False)
         self._open_service()
-        await self.detail()
 
     async def composer(self) -> "Composer":
         """The request form, built once in its kept place (awaited by whatever needs it)."""
@@ -272,12 +296,20 @@ class HailuoApp(App[int]):
     @work(thread=True, exit_on_error=False, group="open")
     def _open_service_thread(self) -> Any:
         # A large history takes a moment to read: off the event loop, so the first frame is not held.
-        factory = self._service_factory
-        if factory is None:
-            from tui.jobs import JobService
+        if self._service_factory is not None:
+            return self._service_factory(self.settings)
+        from tui.store import HistoryStore
 
-            factory = JobService.open
-        return factory(self.settings)
+        # The whole history, then the service (its HTTP client is a third of a second of
+        # imports): the history is on screen before the service is built. The reader waits for
+        # that frame (briefly): its work holds the interpreter, and the frame would wait too.
+        store = HistoryStore.open(self.settings.db_path, read_only=self.settings.read_only)
+        message = HistoryRead(store.all())
+        if self.post_message(message):
+            message.shown.wait(timeout=0.5)
+        from tui.jobs import JobService
+
+        return JobService.around(self.settings, store)
 
     def _open_service(self) -> None:
         self._open_service_thread()
@@ -300,13 +332,31 @@ class HailuoApp(App[int]):
             message = clean(getattr(event.worker.error, "message", None) or event.worker.error)
             self.query_one(StatusLine).last_error = f"history not opened: {message}"
             (await self.composer()).disabled_reason = f"history not opened: {message}"
+            await self.detail()
             self.ready.set()
+
+    def on_history_read(self, message: HistoryRead) -> None:
+        if not self._history_shown and self.is_running:
+            self._show_jobs(message.jobs, complete=True)
+        self.call_after_refresh(message.shown.set)
+
+    def _show_jobs(self, jobs: list[Job], *, complete: bool) -> None:
+        """Jobs read before the service exists: the newest few (`complete` False), then all."""
+        self.query_one(JobTable).set_jobs(jobs)
+        self._history_shown = complete
+        self._history_loading = not complete
+        self._show_activity()
+        self.call_after_refresh(self.detail)
 
     async def _service_opened(self, service: Any) -> None:
         self.service = service
         self._unsubscribe = service.subscribe(self._forward)
         table = self.query_one(JobTable)
-        table.set_jobs(service.store.all())
+        if not self._history_shown:
+            table.set_jobs(service.store.all())
+            self._history_shown = True
+        self._history_loading = False
+        self._show_activity()
         await asyncio.sleep(0)  # the jobs get their frame before the form is built
         composer = await self.composer()
         composer.disabled_reason = service.submit_disabled_reason
@@ -422,7 +472,7 @@ class HailuoApp(App[int]):
         return os.path.dirname(paths[0]) if paths else ""
 
     def _show_activity(self) -> None:
-        parts = []
+        parts = ["reading the history (newest shown)"] if self._history_loading else []
         if self.downloads:
             received = sum(p.received for p in self.downloads.values())
             totals = [p.total for p in self.downloads.values()]
@@ -438,7 +488,7 @@ class HailuoApp(App[int]):
         from tui.downloads import nothing_to_download
 
         job = self._need_job()
-        if job is None or self.service is None:
+        if job is None or not self._service_ready():
             return
         reason = nothing_to_download(job)
         if reason is not None:
@@ -461,8 +511,7 @@ class HailuoApp(App[int]):
 
     # -- batch runs -----------------------------------------------------------------------------------
     def action_batch(self) -> None:
-        if self.service is None:
-            self.notify("the history is still opening; try again in a moment", severity="warning", timeout=3)
+        if not self._service_ready():
             return
         from tui.screens.batch import BatchScreen
 
@@ -565,6 +614,12 @@ class HailuoApp(App[int]):
             return False
         self.notify(f"{what} is off: {clean(reason)}", title="Read-only", severity="warning", timeout=6)
         return True
+
+    def _service_ready(self) -> bool:
+        """The job service is there (the newest jobs are shown a moment before it is)."""
+        if self.service is None:
+            self.notify("the history is still opening; try again in a moment", severity="warning", timeout=3)
+        return self.service is not None
 
     def _need_job(self) -> Job | None:
         job = self.selected_job
@@ -838,8 +893,7 @@ class HailuoApp(App[int]):
 
         if self._refused_in_read_only("Recalling a prompt"):
             return
-        if self.service is None:
-            self.notify("the history is still opening; try again in a moment", severity="warning", timeout=3)
+        if not self._service_ready():
             return
         store = self._templates()
         try:
@@ -901,7 +955,7 @@ class HailuoApp(App[int]):
         if self._refused_in_read_only("Forget"):
             return
         job = self._need_job()
-        if job is None or self.service is None:
+        if job is None or not self._service_ready():
             return
 
         def answered(yes: bool | None) -> None:

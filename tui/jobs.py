@@ -27,6 +27,7 @@ from tui.records import EXPIRED, REJECTED, SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_
 
 if TYPE_CHECKING:
     from tui.downloads import Downloader, SavedFile
+    from tui.store import HistoryStore
 
 log = logging.getLogger("hailuo_tui.jobs")
 
@@ -159,10 +160,14 @@ class JobService:
         from tui.store import HistoryStore
 
         read_only = read_only or settings.read_only
-        store = HistoryStore.open(settings.db_path, read_only=read_only)
+        return cls.around(settings, HistoryStore.open(settings.db_path, read_only=read_only), read_only=read_only)
+
+    @classmethod
+    def around(cls, settings: Settings, store: HistoryStore, *, read_only: bool = False) -> "JobService":
+        """The service over a history already open (closed again if the service cannot be built)."""
         try:
             client = _client_for(settings) if settings.has_key else None
-            return cls(settings, store, client, read_only=read_only)
+            return cls(settings, store, client, read_only=read_only or settings.read_only)
         except BaseException:
             store.close()  # release the writer lock for the next try
             raise
