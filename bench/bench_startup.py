@@ -6,8 +6,10 @@ row), Footer. Ours is the real entry point (`hailuo-tui --db PATH`, through the 
 history of N jobs written by the real store. Figures per child:
 
 - first frame: Textual's Ready event (the first frame of the screen has been displayed);
-- history shown: the first frame after the job table holds the whole history (ours only; the
-  history is read off the event loop, so the screen is up before it is);
+- newest jobs shown: the first frame that paints jobs in the table (the newest few hundred are
+  read from the head of the history first);
+- history shown: the first frame that paints the table holding the whole history (ours only;
+  the history is read off the event loop, so the screen is up before it is);
 - peak RSS: the child's high-water mark once it is fully started, history shown and request
   form built (VmHWM).
 
@@ -61,17 +63,21 @@ def child_ours(db: str) -> None:
 
         async def _service_opened(self, service) -> None:
             await super()._service_opened(service)
-            report(**marks, peak_kib=peak_rss_kib(), rss_kib=status_kib("VmRSS"))
+            self.call_after_refresh(self._report_and_quit)
+
+        def _report_and_quit(self) -> None:
+            report(**marks, painted={str(n): at for n, at in painted.items()}, jobs=max(painted, default=0),
+                   peak_kib=peak_rss_kib(), rss_kib=status_kib("VmRSS"))
             self.call_later(self.action_quit)
 
-    set_jobs = JobTable.set_jobs
+    render_line = JobTable.render_line
+    painted: dict[int, float] = {}  # jobs in the table -> when a line of it was first painted
 
-    def noting_set_jobs(table: JobTable, jobs) -> None:
-        set_jobs(table, jobs)
-        if table.is_mounted and "shown_at" not in marks:  # the history, handed over by the service
-            table.call_after_refresh(lambda: marks.update(shown_at=time.time(), jobs=table.total_count))
+    def noting_render_line(table: JobTable, y: int):
+        painted.setdefault(table.total_count, time.time())
+        return render_line(table, y)
 
-    JobTable.set_jobs = noting_set_jobs
+    JobTable.render_line = noting_render_line
     app_module.HailuoApp = TimedApp
     sys.argv = ["hailuo-tui", "--db", db]
     from tui.cli import main
@@ -113,16 +119,22 @@ def measure(sizes: list[int], repeat: int, tmp: Path) -> dict[str, list[dict]]:
             run = run_child([__file__, "--child", "ours", "--db", str(paths[n])], env=env)
             if run["jobs"] != n:
                 raise RuntimeError(f"the table showed {run['jobs']} jobs, expected {n}")
-            run["shown"] = run["shown_at"] - run["ready_at"] + run["seconds"]
+            # From the painted frames: the first with any job, and the first with all of them.
+            painted = {int(count): at for count, at in run["painted"].items()}
+            shown_at = painted[n]
+            newest_at = min((at for count, at in painted.items() if count), default=shown_at)
+            run["shown"] = shown_at - run["ready_at"] + run["seconds"]
+            run["newest"] = newest_at - run["ready_at"] + run["seconds"]
             results[n].append(run)
     return results
 
 
-def figures(runs: list[dict]) -> tuple[float, float, float]:
-    """(first frame s, history shown s, peak KiB): medians of time, the largest peak."""
+def figures(runs: list[dict]) -> tuple[float, float, float, float]:
+    """(first frame s, newest jobs shown s, history shown s, peak KiB): medians of time, the largest peak."""
     first = median([r["seconds"] for r in runs])
+    newest = median([r.get("newest", r["seconds"]) for r in runs])
     shown = median([r.get("shown", r["seconds"]) for r in runs])
-    return first, shown, max(r["peak_kib"] for r in runs)
+    return first, newest, shown, max(r["peak_kib"] for r in runs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,18 +155,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Start-up, headless, median of {args.repeat} ({machine()})", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         results = measure(sizes, args.repeat, Path(tmp))
-    bare_first, _, bare_peak = figures(results["bare"])
-    rows = [["bare app", ms(bare_first), "1.00x", "", "", mib(bare_peak), "1.00x"]]
+    bare_first, _, _, bare_peak = figures(results["bare"])
+    rows = [["bare app", ms(bare_first), "1.00x", "", "", "", "", mib(bare_peak), "1.00x"]]
     for n in sizes:
-        first, shown, peak = figures(results[n])
-        rows.append([f"ours, {n:,} jobs", ms(first), f"{first / bare_first:.2f}x", ms(shown),
-                     f"{shown / bare_first:.2f}x", mib(peak), f"{peak / bare_peak:.2f}x"])
-    print(table(rows, ["case", "first frame", "vs bare", "history shown", "vs bare", "peak RSS", "vs bare"]))
+        first, newest, shown, peak = figures(results[n])
+        rows.append([f"ours, {n:,} jobs", ms(first), f"{first / bare_first:.2f}x", ms(newest),
+                     f"{newest / bare_first:.2f}x", ms(shown), f"{shown / bare_first:.2f}x", mib(peak),
+                     f"{peak / bare_peak:.2f}x"])
+    print(table(rows, ["case", "first frame", "vs bare", "newest jobs shown", "vs bare", "history shown", "vs bare",
+                       "peak RSS", "vs bare"]))
     largest = max(sizes)
-    first, shown, peak = figures(results[largest])
+    first, newest, shown, peak = figures(results[largest])
     label = f"start-up, {largest:,} jobs"
     summary(f"{label}: first frame", ms(bare_first), ms(first), f"{first / bare_first:.2f}x",
             f"<= {START_TARGET}x", first / bare_first <= START_TARGET)
+    summary(f"{label}: newest jobs shown", ms(bare_first), ms(newest), f"{newest / bare_first:.2f}x",
+            f"<= {START_TARGET}x (the first frame's target, applied to the first screen of jobs)",
+            newest / bare_first <= START_TARGET)
     summary(f"{label}: history shown", ms(bare_first), ms(shown), f"{shown / bare_first:.2f}x",
             f"<= {START_TARGET}x", shown / bare_first <= START_TARGET)
     summary(f"{label}: peak RSS", mib(bare_peak), mib(peak), f"{peak / bare_peak:.2f}x",
