@@ -85,6 +85,29 @@ def test_a_torn_journal_tail_is_ignored(tmp_path):
         assert len(store) == 3
 
 
+def test_a_damaged_line_inside_the_journal_loses_no_entry_after_it(tmp_path):
+    path = tmp_path / "history.json"
+    journal = path.with_name("history.json.journal")
+    with HistoryStore.open(path, flush_interval=60) as store:
+        for n in range(1, 4):
+            store.put(make_job(n))
+            store.flush()  # a line each
+    lines = journal.read_bytes().splitlines(keepends=True)
+    lines[1] = b'{"seq": 2, "op": "put", "id": "job000002", "doc": {"loc\xff\n'  # a bad sector, say
+    journal.write_bytes(b"".join(lines))
+    with HistoryStore.open(path, flush_interval=0.05) as store:
+        # The job after the damage is there, and stays there after the next write.
+        assert sorted(j.local_id for j in store.all()) == ["job000001", "job000003"]
+        (notice,) = store.notices
+        assert "1 damaged line" in notice and "copy" in notice
+        store.put(make_job(4))
+    (copy,) = tmp_path.glob("history.json.journal.damaged-*")
+    assert copy.read_bytes() == b"".join(lines)
+    with HistoryStore.open(path) as store:
+        assert sorted(j.local_id for j in store.all()) == ["job000001", "job000003", "job000004"]
+        assert store.notices == []  # folded into the snapshot: the damage is not read again
+
+
 def test_a_corrupt_snapshot_is_moved_aside_and_the_user_told_where(tmp_path):
     path = tmp_path / "history.json"
     path.write_text("{ this is not json")

@@ -286,7 +286,7 @@ def peek_newest(path: str | os.PathLike[str], limit: int = SLICE) -> list[Job] |
             elif entry["op"] == "del":
                 jobs.pop(entry["id"], None)
         except (ValueError, KeyError, TypeError):
-            break  # a torn or damaged line: the full read reports it
+            continue  # a torn or damaged line, skipped as the full read skips it
     newest = sorted((job for job in jobs.values() if job.submitted_at >= oldest),
                     key=lambda job: job.submitted_at, reverse=True)[:limit]
     for job in newest:
@@ -337,6 +337,8 @@ class HistoryStore:
         self._closed = False
         self._lock_fd: int | None = None
         self._writer: threading.Thread | None = None
+        #: The next flush writes a new snapshot whatever the journal's size (after damage was read).
+        self._compact_next = False
 
     # -- opening ------------------------------------------------------------------------
     @classmethod
@@ -350,6 +352,8 @@ class HistoryStore:
         if not store.read_only:
             store._writer = threading.Thread(target=store._write_loop, name="history-writer", daemon=True)
             store._writer.start()
+            if store._compact_next:
+                store._wake.set()
             atexit.register(store.close)
         return store
 
@@ -432,17 +436,19 @@ class HistoryStore:
         except FileNotFoundError:
             return
         offset = 0
+        damaged = 0
         for line in data.splitlines(keepends=True):
             if not line.endswith(b"\n"):
                 break  # torn tail of an interrupted append
+            offset += len(line)
             try:
                 entry = json.loads(line)
                 seq, op, local_id = int(entry["seq"]), entry["op"], entry["id"]
             except (ValueError, KeyError, TypeError):
-                if offset + len(line) < len(data):
-                    self.notices.append(f"the journal {self.journal_path} has a damaged line; later entries were ignored")
-                break
-            offset += len(line)
+                # A damaged line inside the journal (not an interrupted append, which is only
+                # ever the last): skip it, keep every entry after it.
+                damaged += 1
+                continue
             self._journal_lines += 1
             if seq <= self._snapshot_seq:
                 continue
@@ -454,6 +460,25 @@ class HistoryStore:
             elif op == "del":
                 jobs.pop(local_id, None)
         self._journal_offset = offset
+        if damaged:
+            self._keep_damaged_journal(data, damaged)
+
+    def _keep_damaged_journal(self, data: bytes, damaged: int) -> None:
+        """Keep a copy of a journal with damaged lines, and fold what was read into a new
+        snapshot at the next write, so the damage is neither lost from view nor read again."""
+        if self.read_only:
+            self.notices.append(f"the journal {self.journal_path} has {damaged} damaged line(s); they were skipped")
+            return
+        aside = self.journal_path.with_name(f"{self.journal_path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        try:
+            _atomic_write(aside, data)
+        except OSError as exc:
+            aside_note = f"(a copy could not be kept: {write_failure_reason(exc)})"
+        else:
+            aside_note = f"a copy of it is kept as {aside}"
+        self.notices.append(f"the journal {self.journal_path} had {damaged} damaged line(s), skipped; every other "
+                            f"entry was kept; {aside_note}")
+        self._compact_next = True
 
     def reload(self) -> None:
         """Read the files again (for a read-only instance watching another writer)."""
@@ -561,18 +586,19 @@ class HistoryStore:
             with self._lock:
                 dirty, deleted = self._dirty, self._deleted
                 self._dirty, self._deleted = set(), set()
-                if not dirty and not deleted:
+                if not dirty and not deleted and not self._compact_next:
                     return
                 # A new snapshot rather than an append once the journal holds a quarter of the
                 # history and is big, or this write alone is more than a slice (an import, a
                 # first save): it then reads back at snapshot speed, not line by line.
                 waiting = len(dirty) + len(deleted)
-                compact = (self._journal_lines + waiting > len(self._jobs) // 4
-                           and (self._journal_offset > JOURNAL_COMPACT_BYTES or waiting > SLICE))
+                compact = self._compact_next or (self._journal_lines + waiting > len(self._jobs) // 4
+                                                 and (self._journal_offset > JOURNAL_COMPACT_BYTES or waiting > SLICE))
             try:
                 if compact:
                     try:
                         self._compact()
+                        self._compact_next = False
                     except OSError:
                         # A new snapshot needs room that a small append may still find (a full
                         # disk): the changes go to the journal, and folding it in waits.
