@@ -488,3 +488,25 @@ def test_a_glimpse_never_shows_a_hole_where_older_jobs_were_not_read(tmp_path):
         store.flush()
     newest = peek_newest(path, limit=10)
     assert [j.local_id for j in newest] == [f"job{n:06d}" for n in range(1499, 1489, -1)]
+
+
+def test_a_glimpse_through_a_long_journal_matches_a_full_read(tmp_path):
+    from tui.store import peek_newest
+
+    path = tmp_path / "history.json"
+    _saved_in_one_snapshot(path, 1200)
+    rng = random.Random(5)
+    with HistoryStore.open(path, flush_interval=60) as store:
+        for step in range(300):  # appends only: a quarter of the history is not reached
+            n = rng.randrange(1400)
+            if rng.random() < 0.1:
+                store.remove(f"job{n:06d}")
+            else:
+                store.put(make_job(n, status=rng.choice(["processing", "completed", "failed"]),
+                                   error='he said "submitted_at":1 [bold]' if rng.random() < 0.2 else None))
+            store.flush()
+    assert len(path.with_name("history.json.journal").read_bytes().splitlines()) > 250
+    with HistoryStore.open(path, read_only=True) as reread:
+        whole = [(j.local_id, j.status, j.error) for j in reread.all()]
+    for limit in (1, 40, 400):
+        assert [(j.local_id, j.status, j.error) for j in peek_newest(path, limit=limit)] == whole[:limit]

@@ -228,7 +228,10 @@ class HailuoApp(App[int]):
         if self._service_factory is None:
             from tui.store import peek_newest
 
-            newest = peek_newest(self.settings.db_path, limit=FIRST_GLIMPSE)
+            try:
+                newest = peek_newest(self.settings.db_path, limit=FIRST_GLIMPSE)
+            except (OSError, ValueError):
+                newest = None  # only a glimpse: the full read below says what is wrong
             if newest:
                 self._show_jobs(newest, complete=False)
         self._open_service()
