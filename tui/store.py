@@ -24,7 +24,7 @@ import re
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -274,38 +274,43 @@ def peek_newest(path: str | os.PathLike[str], limit: int = SLICE) -> list[Job] |
     # Jobs older than the last one read from the snapshot may be missing from its head: show
     # none of them rather than a list with holes.
     oldest = min((job.submitted_at for job in jobs.values()), default=float("-inf")) if not complete else float("-inf")
+    # The journal can hold thousands of lines: it is streamed, only the start of each line is
+    # read (sequence, op, id, submission time), and only the lines of the jobs that make the
+    # list are read again and parsed whole.
+    changed: dict[str, tuple[float, int] | None] = {}  # local id -> (submitted at, line offset), None if deleted
     try:
-        journal = journal_path.read_bytes()
+        journal = open(journal_path, "rb")
     except FileNotFoundError:
-        journal = b""
-    # The journal can hold thousands of lines: only the start of each is read (sequence, op, id,
-    # submission time), and only the lines of the jobs that make the list are parsed whole.
-    changed: dict[str, tuple[float, bytes] | None] = {}  # local id -> (submitted at, its line), None if deleted
-    for line in journal.splitlines():
-        head = _JOURNAL_HEAD.match(line)
-        if head is None or int(head[1]) <= snapshot_seq:
-            continue  # a torn or damaged line (the full read skips it too), or one the snapshot holds
-        local_id = json.loads(head[3])
-        if head[2] == b"del":
-            changed[local_id] = None
-            continue
-        when = _SUBMITTED_AT.search(line, head.end())
-        if when is not None:
-            changed[local_id] = (float(when[1]), line)
-    candidates: list[tuple[float, Job | bytes]] = [
-        (job.submitted_at, job) for local_id, job in jobs.items() if local_id not in changed]
-    candidates += [entry for entry in changed.values() if entry is not None]
-    candidates = sorted((c for c in candidates if c[0] >= oldest), key=lambda c: c[0], reverse=True)[:limit]
-    newest = []
-    for _, source in candidates:
-        if isinstance(source, bytes):
-            try:
-                source = _job_of(json.loads(source)["doc"])
-            except (ValueError, KeyError, TypeError):
-                source = None
-        if source is not None:
-            _settle_interrupted_submit(source)
-            newest.append(source)
+        journal = None
+    with journal or nullcontext():
+        offset = 0
+        for line in journal or ():
+            start, offset = offset, offset + len(line)
+            head = _JOURNAL_HEAD.match(line)
+            if head is None or int(head[1]) <= snapshot_seq:
+                continue  # a torn or damaged line (the full read skips it too), or one the snapshot holds
+            local_id = json.loads(head[3])
+            if head[2] == b"del":
+                changed[local_id] = None
+                continue
+            when = _SUBMITTED_AT.search(line, head.end())
+            if when is not None:
+                changed[local_id] = (float(when[1]), start)
+        candidates: list[tuple[float, Job | int]] = [
+            (job.submitted_at, job) for local_id, job in jobs.items() if local_id not in changed]
+        candidates += [entry for entry in changed.values() if entry is not None]
+        candidates = sorted((c for c in candidates if c[0] >= oldest), key=lambda c: c[0], reverse=True)[:limit]
+        newest = []
+        for _, source in candidates:
+            if isinstance(source, int):  # a journal line's offset
+                journal.seek(source)
+                try:
+                    source = _job_of(json.loads(journal.readline())["doc"])
+                except (ValueError, KeyError, TypeError):
+                    source = None
+            if source is not None:
+                _settle_interrupted_submit(source)
+                newest.append(source)
     return newest
 
 
