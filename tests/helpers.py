@@ -51,3 +51,17 @@ async def submit_from_the_composer(app: Any, pilot: Any, prompt: str) -> tuple[A
     await until(lambda: table.total_count == 1 and table.visible_jobs()[0].server_id is not None, pilot=pilot)
     table.focus()
     return table, table.visible_jobs()[0]
+
+
+async def copy_from_the_menu(app: Any, pilot: Any, choice: str) -> str:
+    """Press `y` on the selected job, pick `choice` ("id", "output", "request", "curl"...) in the
+    copy menu, and return what reached the clipboard."""
+    from textual.widgets import OptionList
+
+    await pilot.press("y")
+    await pilot.pause()
+    options = app.screen.query_one("#copy-choices", OptionList)
+    options.highlighted = [o.id for o in options._options].index(choice)
+    await pilot.press("enter")
+    await pilot.pause()
+    return app.clipboard

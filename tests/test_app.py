@@ -17,6 +17,8 @@ from tui.widgets.detail import DetailPane
 from tui.widgets.job_table import JobTable
 from tui.widgets.status_line import StatusLine
 
+from helpers import copy_from_the_menu
+
 KEY = "test-key-0123456789abcd"
 
 
@@ -68,13 +70,7 @@ async def test_compose_submit_follow_to_completion_and_copy_the_output(tmp_path,
         # The form keeps its values for a variation.
         assert app.query_one("#prompt", TextArea).text == "a heron lifting off a misty lake"
         app.query_one(JobTable).focus()
-        await pilot.press("y")
-        await pilot.pause()
-        choices = app.screen.query_one("#copy-choices", OptionList)
-        choices.highlighted = [o.id for o in choices._options].index("output")
-        await pilot.press("enter")
-        await pilot.pause()
-        assert app.clipboard == job.outputs[0]
+        assert await copy_from_the_menu(app, pilot, "output") == job.outputs[0]
         assert any("Copied the output URL" in t for t in _toasts(app))
         assert any("completed" in t for t in _toasts(app))
 

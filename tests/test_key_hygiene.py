@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from tui import cli
 from tui.config import ConfigError, Settings, load_settings
 
-from helpers import FAST_POLLING, submit_from_the_composer, until
+from helpers import FAST_POLLING, copy_from_the_menu, submit_from_the_composer, until
 
 KEY = "sk-hygiene-7f3a9c2b1d4e5f60a1b2c3d4e5f6a7b8"
 #: Any long piece of the key is a leak too (a cut or partly masked key).
@@ -52,7 +52,7 @@ def session_env(root: Path, base_url: str) -> dict[str, str]:
 
 async def test_a_full_session_leaves_the_key_nowhere_and_sends_it_only_to_the_api_host(
         tmp_path, make_simulator, monkeypatch):
-    from textual.widgets import OptionList, Static
+    from textual.widgets import Static
 
     from tui.app import HailuoApp
     from tui.widgets.job_table import JobTable
@@ -96,13 +96,7 @@ async def test_a_full_session_leaves_the_key_nowhere_and_sends_it_only_to_the_ap
         await until(lambda: any(str(n.title) == "Downloaded" for n in app._notifications), pilot=pilot)
         copied = {}
         for choice in ("curl", "request", "output", "id"):
-            await pilot.press("y")
-            await pilot.pause()
-            options = app.screen.query_one("#copy-choices", OptionList)
-            options.highlighted = [o.id for o in options._options].index(choice)
-            await pilot.press("enter")
-            await pilot.pause()
-            copied[choice] = app.clipboard
+            copied[choice] = await copy_from_the_menu(app, pilot, choice)
         seen += copied.values()
         assert "$GPTPROTO_API_KEY" in copied["curl"]  # the curl command names the variable, never the value
         await pilot.press("v")  # the raw answer

@@ -8,15 +8,18 @@ import time
 from pathlib import Path
 
 from click.testing import CliRunner
-from textual.widgets import OptionList, Static
+from textual.widgets import Static
 
 from tui import cli
 from tui.app import HailuoApp
 from tui.config import Settings
+from tui.demo import write_history
 from tui.records import Job
 from tui.store import HistoryStore
 from tui.widgets.job_table import JobTable
 from tui.widgets.status_line import StatusLine
+
+from helpers import copy_from_the_menu
 
 KEY = "sk-readonly-test-key-0123456789"
 
@@ -28,14 +31,6 @@ def _job(local_id: str, server_id: str, status: str, prompt: str) -> Job:
                status=status, outputs=["https://cdn.example/fox.mp4"] if status == "completed" else [])
 
 
-def _write(path: Path, jobs: list[Job]) -> None:
-    store = HistoryStore.open(path)
-    try:
-        for job in jobs:
-            store.put(job)
-        store.flush()
-    finally:
-        store.close()
 
 
 def _read(path: Path) -> list[Job]:
@@ -61,7 +56,7 @@ def _post_count(simulator) -> int:
 
 def test_cli_submit_attach_and_forget_are_refused_with_exit_2(tmp_path, simulator):
     db = tmp_path / "history.json"
-    _write(db, [_job("aaaa00000001", "pred-done-1", "completed", "a red fox in snow")])
+    write_history(db, [_job("aaaa00000001", "pred-done-1", "completed", "a red fox in snow")])
     before = _files(tmp_path)
     env = {"GPTPROTO_API_KEY": KEY, "GPTPROTO_BASE_URL": simulator.base_url}
     sid = simulator.seed_job(status="completed")
@@ -81,7 +76,7 @@ def test_cli_read_commands_and_watch_work_without_writing(tmp_path, make_simulat
     simulator = make_simulator(job_seconds=0.3)
     sid = simulator.seed_job(status="processing", prompt="a paper boat")
     db = tmp_path / "history.json"
-    _write(db, [_job("bbbb00000002", sid, "processing", "a paper boat")])
+    write_history(db, [_job("bbbb00000002", sid, "processing", "a paper boat")])
     files = _files(tmp_path)
     (tmp_path / "config.toml").write_text("poll_base_interval = 0.05\npoll_max_interval = 0.2\n")
     env = {"GPTPROTO_API_KEY": KEY, "GPTPROTO_BASE_URL": simulator.base_url}
@@ -114,7 +109,7 @@ def _toasts(app: HailuoApp) -> list[str]:
 
 
 async def test_dashboard_refuses_forget_submit_and_clone_but_copies(tmp_path, simulator):
-    _write(tmp_path / "history.json", [_job("cccc00000003", "pred-done-3", "completed", "a red fox in snow")])
+    write_history(tmp_path / "history.json", [_job("cccc00000003", "pred-done-3", "completed", "a red fox in snow")])
     app = HailuoApp(_settings(tmp_path, simulator.base_url))
     async with app.run_test(size=(160, 45)) as pilot:
         await _started(app, pilot)
@@ -140,13 +135,7 @@ async def test_dashboard_refuses_forget_submit_and_clone_but_copies(tmp_path, si
         assert app.query_one("#submit").disabled
 
         app.query_one(JobTable).focus()
-        await pilot.press("y")
-        await pilot.pause()
-        choices = app.screen.query_one("#copy-choices", OptionList)
-        choices.highlighted = [o.id for o in choices._options].index("output")
-        await pilot.press("enter")
-        await pilot.pause()
-        assert app.clipboard == "https://cdn.example/fox.mp4"
+        assert await copy_from_the_menu(app, pilot, "output") == "https://cdn.example/fox.mp4"
     assert _post_count(simulator) == 0
     assert [j.local_id for j in _read(tmp_path / "history.json")] == ["cccc00000003"]
 
