@@ -295,6 +295,28 @@ async def test_the_newest_jobs_are_on_screen_before_the_whole_history_is_read(tm
         assert "reading the history" not in str(app.query_one(StatusLine).render())
 
 
+async def test_v_shows_the_raw_answer_from_the_job_table(tmp_path):
+    from tui.demo import write_history
+    from tui.records import Job
+
+    settings = _settings(tmp_path, "http://127.0.0.1:9")
+    write_history(settings.db_path, [Job(local_id="j1", request={"prompt": "a fox"}, submitted_at=1e9,
+                                         server_id="pred-1", status="completed",
+                                         raw={"id": "pred-1", "status": "completed"})])
+    app = HailuoApp(settings, poll=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await _started(app, pilot)
+        assert app.query_one(JobTable).has_focus
+        raw = app.query_one("#raw-json", Static)
+        assert not raw.display
+        await pilot.press("v")
+        await pilot.pause()
+        assert raw.display and '"id": "pred-1"' in str(raw.render())
+        await pilot.press("v")
+        await pilot.pause()
+        assert not raw.display
+
+
 async def test_the_dashboard_keeps_its_loaded_history_out_of_full_garbage_collections(tmp_path):
     import gc
 

@@ -132,6 +132,9 @@ class HailuoApp(App[int]):
         Binding("d", "download", "Download outputs", show=False, id="app.download"),
         Binding("b", "batch", "Batch run from a file", show=False, id="app.batch"),
         Binding("i", "toggle_detail", "Detail", show=False, id="app.detail"),
+        # The detail pane's own `v`, from the table too (the pane rarely has the focus); no
+        # description, so the help lists it once, under the pane.
+        Binding("v", "toggle_raw", "", show=False, id="app.raw"),
         Binding("escape", "back", "Back", show=False, id="app.back"),
     ]
 
@@ -737,6 +740,9 @@ class HailuoApp(App[int]):
             screen.add_class("-show-composer")
             self.query_one("#prompt").focus()
         composer.action_submit()
+
+    async def action_toggle_raw(self) -> None:
+        (await self.detail()).action_toggle_raw()
 
     def action_toggle_detail(self) -> None:
         self.screen.toggle_class("-show-detail")
