@@ -312,6 +312,8 @@ async def test_v_shows_the_raw_answer_from_the_job_table(tmp_path):
         await pilot.press("v")
         await pilot.pause()
         assert raw.display and '"id": "pred-1"' in str(raw.render())
+        detail = app.query_one(DetailPane)
+        assert detail.region.contains_region(raw.region) or raw.region.y <= detail.region.bottom - 2  # in view
         await pilot.press("v")
         await pilot.pause()
         assert not raw.display
