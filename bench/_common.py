@@ -34,7 +34,7 @@ def make_job_docs(n: int, *, pending: int = 0, seed: int = 7, now: float | None 
     `pending_ids`: server ids for the running ones (jobs seeded on a simulator), newest last;
     it sets `pending` to its length.
     """
-    from tui.records import Job
+    from tui.core.records import Job
 
     rng = random.Random(seed)
     now = time.time() if now is None else now
@@ -71,8 +71,8 @@ def make_job_docs(n: int, *, pending: int = 0, seed: int = 7, now: float | None 
 
 def make_history(path: Path, n: int, *, pending: int = 0, pending_ids: list[str] | None = None) -> Path:
     """Write a history of n jobs at path through the real store (then closed)."""
-    from tui.records import Job
-    from tui.store import HistoryStore
+    from tui.core.records import Job
+    from tui.core.store import HistoryStore
 
     path.parent.mkdir(parents=True, exist_ok=True)
     store = HistoryStore.open(path)

@@ -87,7 +87,7 @@ class Workload:
         return env
 
     def settings(self):
-        from tui.config import load_settings
+        from tui.core.config import load_settings
 
         return load_settings(env=self.env())
 

@@ -38,9 +38,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    from tui.prompts import recent_prompts, search
-    from tui.records import Job
-    from tui.stats import JobStats
+    from tui.core.templates import recent_prompts, search
+    from tui.core.records import Job
+    from tui.core.stats import JobStats
 
     jobs = [Job.from_doc(doc) for doc in make_job_docs(args.jobs, pending=100)]
     jobs.reverse()  # newest first, as the store hands them over

@@ -92,8 +92,8 @@ async def measure_bare(rows: int, presses: int) -> list[float]:
 
 
 async def measure_ours(load: Workload, presses: int, warmup: float) -> tuple[list[float], int]:
-    from tui.app import HailuoApp
-    from tui.widgets.job_table import JobTable
+    from tui.ui.app import HailuoApp
+    from tui.ui.widgets.job_table import JobTable
 
     app = HailuoApp(load.settings(), freeze_history=True)  # as run_app starts it
     async with app.run_test(size=TERMINAL_SIZE) as pilot:

@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tui.api.client import HailuoClient  # noqa: E402
-from tui.poller import Polled, PollFailed, Poller  # noqa: E402
+from tui.core.api.client import HailuoClient  # noqa: E402
+from tui.core.poller import Polled, PollFailed, Poller  # noqa: E402
 from tui.simulator import Simulator  # noqa: E402
 from _common import summary  # noqa: E402
 

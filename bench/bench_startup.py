@@ -52,8 +52,8 @@ def child_bare() -> None:
 
 def child_ours(db: str) -> None:
     """The real CLI entry point, with the app and its job table wrapped to note their frames."""
-    import tui.app as app_module
-    from tui.widgets.job_table import JobTable
+    import tui.ui.app as app_module
+    from tui.ui.widgets.job_table import JobTable
 
     marks: dict[str, float] = {}
 
@@ -80,7 +80,7 @@ def child_ours(db: str) -> None:
     JobTable.render_line = noting_render_line
     app_module.HailuoApp = TimedApp
     sys.argv = ["hailuo-tui", "--db", db]
-    from tui.cli import main
+    from tui.cli.main import main
 
     main()
 

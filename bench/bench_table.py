@@ -35,8 +35,8 @@ def child(kind: str, jobs_file: str | None) -> None:
     from textual.app import App, ComposeResult
     from textual.widgets import DataTable, Footer, Header, Input
 
-    from tui.config import styles_dir
-    from tui.records import Job
+    from tui.core.config import styles_dir
+    from tui.core.records import Job
 
     jobs: list[Job] = []
     if jobs_file:
@@ -56,7 +56,7 @@ def child(kind: str, jobs_file: str | None) -> None:
             yield Header()
             yield Input(placeholder="filter")
             if kind == "table":
-                from tui.widgets.job_table import JobTable
+                from tui.ui.widgets.job_table import JobTable
 
                 yield JobTable(jobs)
             else:
@@ -121,8 +121,8 @@ def first_frames(sizes: list[int], repeat: int, with_datatable: bool) -> None:
 async def list_work(n: int, repeat: int) -> None:
     from textual.app import App, ComposeResult
 
-    from tui.records import Job
-    from tui.widgets.job_table import JobTable
+    from tui.core.records import Job
+    from tui.ui.widgets.job_table import JobTable
 
     now = time.time()
     jobs = [Job.from_doc(doc) for doc in reversed(make_job_docs(n, pending=20, now=now))]

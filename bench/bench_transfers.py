@@ -46,9 +46,9 @@ def timed(action) -> tuple[float, object]:
 
 
 async def send(folder: Path, rows: int, concurrency: int) -> tuple[float, int]:
-    from tui.batch import BatchRun, read_batch
-    from tui.config import Settings
-    from tui.jobs import JobService
+    from tui.core.batch import BatchRun, read_batch
+    from tui.core.config import Settings
+    from tui.core.jobs import JobService
     from tui.simulator import Simulator
 
     path = folder / "send.jsonl"
@@ -71,7 +71,7 @@ async def send(folder: Path, rows: int, concurrency: int) -> tuple[float, int]:
 async def download(folder: Path, megabytes: int) -> float:
     import httpx
 
-    from tui.downloads import Downloader
+    from tui.core.downloads import Downloader
 
     piece = b"\0" * (1 << 20)
 
@@ -100,8 +100,8 @@ def main() -> None:
     parser.add_argument("--megabytes", type=int, default=256)
     args = parser.parse_args()
 
-    from tui.batch import plan, read_batch
-    from tui.store import HistoryStore
+    from tui.core.batch import plan, read_batch
+    from tui.core.store import HistoryStore
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

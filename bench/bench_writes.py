@@ -66,8 +66,8 @@ def count_file_syncs() -> list[int]:
 
 
 def writer(db: str, seconds: float, rate: float) -> None:
-    from tui.api.models import Prediction
-    from tui.store import HistoryStore
+    from tui.core.api.models import Prediction
+    from tui.core.store import HistoryStore
 
     syncs = count_file_syncs()
 
@@ -109,7 +109,7 @@ def writer(db: str, seconds: float, rate: float) -> None:
 
 def check_once(db: Path, total: int, running_ids: set[str]) -> str | None:
     """Open the history read-only as another instance would; None when it is whole."""
-    from tui.store import HistoryStore
+    from tui.core.store import HistoryStore
 
     store = HistoryStore.open(db, read_only=True)
     try:
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         db = make_history(tmp / "history" / "history.json", args.history, pending=args.pending)
         size_before = history_bytes(db)
-        from tui.store import HistoryStore
+        from tui.core.store import HistoryStore
 
         with HistoryStore.open(db, read_only=True) as store:
             running_ids = {job.local_id for job in store.all() if job.is_pending}

@@ -20,9 +20,9 @@ from typing import Any, Awaitable, Callable
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from tui.app import HailuoApp  # noqa: E402
-from tui.config import Settings  # noqa: E402
-from tui.demo import DEMO_KEY, sample_jobs, write_history  # noqa: E402
+from tui.ui.app import HailuoApp  # noqa: E402
+from tui.core.config import Settings  # noqa: E402
+from tui.simulator.demo import DEMO_KEY, sample_jobs, write_history  # noqa: E402
 
 FROZEN_NOW = 1_790_000_000.0  # a fixed moment, so "5m ago" never changes
 #: Files the downloads and batch pictures show by name: a fixed place, so their paths do not change.

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from tui.config import Settings
+from tui.core.config import Settings
 
 #: Poll fast: a whole job lifecycle takes a fraction of a second against the simulator.
 FAST_POLLING = dict(poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=200.0)
@@ -42,7 +42,7 @@ async def submit_from_the_composer(app: Any, pilot: Any, prompt: str) -> tuple[A
     job its id. Returns the job table (focused) and the job."""
     from textual.widgets import TextArea
 
-    from tui.widgets.job_table import JobTable
+    from tui.ui.widgets.job_table import JobTable
 
     await asyncio.wait_for(app.ready.wait(), 10)
     app.query_one("#prompt", TextArea).text = prompt

@@ -9,13 +9,13 @@ from typing import Callable
 import pytest
 from textual.widgets import Button, Input, OptionList, Static, TextArea
 
-from tui.catalog import VideoRequest
-from tui.app import HailuoApp
-from tui.config import Settings
-from tui.widgets.composer import Composer
-from tui.widgets.detail import DetailPane
-from tui.widgets.job_table import JobTable
-from tui.widgets.status_line import StatusLine
+from tui.core.catalog import VideoRequest
+from tui.ui.app import HailuoApp
+from tui.core.config import Settings
+from tui.ui.widgets.composer import Composer
+from tui.ui.widgets.detail import DetailPane
+from tui.ui.widgets.job_table import JobTable
+from tui.ui.widgets.status_line import StatusLine
 
 from helpers import copy_from_the_menu
 
@@ -222,11 +222,11 @@ async def test_help_lists_every_binding_with_its_description(tmp_path, make_simu
 async def test_the_screen_and_the_form_come_up_while_a_big_history_is_still_being_read(tmp_path):
     import threading
 
-    from tui.jobs import JobService
-    from tui.records import Job
+    from tui.core.jobs import JobService
+    from tui.core.records import Job
 
     settings = _settings(tmp_path, "http://127.0.0.1:9")
-    from tui.demo import write_history
+    from tui.simulator.demo import write_history
 
     write_history(settings.db_path, [Job(local_id=f"j{n}", request={"prompt": f"p{n}"}, submitted_at=1e9 + n,
                                          status="completed") for n in range(3)])
@@ -263,10 +263,10 @@ async def test_the_screen_and_the_form_come_up_while_a_big_history_is_still_bein
 async def test_the_newest_jobs_are_on_screen_before_the_whole_history_is_read(tmp_path, monkeypatch):
     import threading
 
-    from tui.app import FIRST_GLIMPSE
-    from tui.demo import write_history
-    from tui.records import Job
-    from tui.store import HistoryStore
+    from tui.ui.app import FIRST_GLIMPSE
+    from tui.simulator.demo import write_history
+    from tui.core.records import Job
+    from tui.core.store import HistoryStore
 
     settings = _settings(tmp_path, "http://127.0.0.1:9")
     write_history(settings.db_path, [Job(local_id=f"j{n}", request={"prompt": f"p{n}"}, submitted_at=1e9 + n,
@@ -296,8 +296,8 @@ async def test_the_newest_jobs_are_on_screen_before_the_whole_history_is_read(tm
 
 
 async def test_v_shows_the_raw_answer_from_the_job_table(tmp_path):
-    from tui.demo import write_history
-    from tui.records import Job
+    from tui.simulator.demo import write_history
+    from tui.core.records import Job
 
     settings = _settings(tmp_path, "http://127.0.0.1:9")
     write_history(settings.db_path, [Job(local_id="j1", request={"prompt": "a fox"}, submitted_at=1e9,
@@ -322,8 +322,8 @@ async def test_v_shows_the_raw_answer_from_the_job_table(tmp_path):
 async def test_the_dashboard_keeps_its_loaded_history_out_of_full_garbage_collections(tmp_path):
     import gc
 
-    from tui.records import Job
-    from tui.demo import write_history
+    from tui.core.records import Job
+    from tui.simulator.demo import write_history
 
     settings = _settings(tmp_path, "http://127.0.0.1:9")
     write_history(settings.db_path, [Job(local_id=f"j{n}", request={"prompt": f"p{n}"}, submitted_at=1e9 + n,
@@ -345,9 +345,9 @@ async def test_service_events_that_arrive_while_the_app_closes_are_dropped(tmp_p
     """A worker cancelled at exit (a batch run, the poller) still reports: after the screens are gone."""
     from textual.widget import Widget
 
-    from tui.app import PollerStateChanged, ServiceEvent
-    from tui.events import JobChanged, PollerState
-    from tui.records import Job
+    from tui.ui.app import PollerStateChanged, ServiceEvent
+    from tui.core.events import JobChanged, PollerState
+    from tui.core.records import Job
 
     class ReportsOnUnmount(Widget):
         def on_unmount(self) -> None:

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from textual.widgets import Button, Input, Static
 
-from tui.app import HailuoApp
-from tui.config import Settings
-from tui.screens.batch import BatchScreen, complete_path
+from tui.ui.app import HailuoApp
+from tui.core.config import Settings
+from tui.ui.screens.batch import BatchScreen, complete_path
 from tui.simulator.server import sample_video
-from tui.widgets.detail import DetailPane
-from tui.widgets.job_table import JobTable
-from tui.widgets.status_line import StatusLine
+from tui.ui.widgets.detail import DetailPane
+from tui.ui.widgets.job_table import JobTable
+from tui.ui.widgets.status_line import StatusLine
 
 from test_app import KEY, _settings as _app_settings, _started, _toasts, _until  # the dashboard tests' helpers
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tui.batch import (
+from tui.core.batch import (
     FAILED,
     NOT_SENT,
     SKIPPED,
@@ -26,8 +26,8 @@ from tui.batch import (
     dry_run,
     read_batch,
 )
-from tui.config import Settings
-from tui.jobs import JobService
+from tui.core.config import Settings
+from tui.core.jobs import JobService
 
 KEY = "sk-test-batch-0123456789"
 FAST = dict(poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=200.0, submit_rate=0)

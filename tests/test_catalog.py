@@ -8,7 +8,7 @@ from itertools import product
 import pytest
 from PIL import Image
 
-from tui.catalog import MODELS, VideoRequest, api_body, image_payload, inspect_image, validate
+from tui.core.catalog import MODELS, VideoRequest, api_body, image_payload, inspect_image, validate
 
 # An independent copy of the provider's table (resolution -> durations), so a wrong catalog fails.
 MATRIX = {

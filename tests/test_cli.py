@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tui import cli
-from tui.records import Job
+from tui.cli import main as cli
+from tui.cli import common, render
+from tui.core.records import Job
 
 KEY = "sk-testkey0123456789abcdef"
 PUBLIC_FIELDS = {
@@ -49,7 +50,7 @@ def make_job(local_id: str, *, server_id: str | None, status: str, prompt: str =
 
 
 def write_history(path: Path, jobs: list[Job]) -> None:
-    from tui.store import HistoryStore
+    from tui.core.store import HistoryStore
 
     store = HistoryStore.open(path)
     for job in jobs:
@@ -58,7 +59,7 @@ def write_history(path: Path, jobs: list[Job]) -> None:
 
 
 def read_history(path: Path) -> list[Job]:
-    from tui.store import HistoryStore
+    from tui.core.store import HistoryStore
 
     store = HistoryStore.open(path, read_only=True)
     try:
@@ -87,7 +88,7 @@ def history(db) -> Path:
 def test_help_and_list_import_neither_textual_nor_httpx(tmp_path):
     code = (
         "import sys\n"
-        "from tui.cli import main\n"
+        "from tui.cli.main import main\n"
         f"for args in (['--help'], ['list', '--db', {str(tmp_path / 'h.json')!r}]):\n"
         "    try:\n"
         "        main(args, standalone_mode=False)\n"
@@ -323,7 +324,7 @@ def test_export_csv_defuses_formulas_and_strips_controls(history):
     result = invoke("export", "--format", "csv", "--db", str(history))
     assert result.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert list(rows[0]) == list(cli.CSV_COLUMNS)
+    assert list(rows[0]) == list(render.CSV_COLUMNS)
     by_id = {r["id"]: r for r in rows}
     assert by_id["pred-fail-2"]["prompt"] == "'=HYPERLINK(\"http://evil\")"
     assert by_id["pred-fail-2"]["error"] == "content policy violation"
@@ -342,7 +343,7 @@ def test_export_csv_defuses_formulas_and_strips_controls(history):
     ("plain", "plain"), (None, ""), (5, "5"),
 ])
 def test_csv_cell(raw, cell):
-    assert cli.csv_cell(raw) == cell
+    assert render.csv_cell(raw) == cell
 
 
 def test_export_json_to_a_file_atomically(history, tmp_path):
@@ -368,9 +369,9 @@ def test_export_to_an_unwritable_place_is_exit_2_and_leaves_nothing(history, tmp
 
 def test_no_command_starts_the_dashboard_with_the_settings(monkeypatch, tmp_path):
     calls = []
-    fake = types.ModuleType("tui.app")
+    fake = types.ModuleType("tui.ui.app")
     fake.run_app = lambda settings, *, demo=False: calls.append((settings, demo)) or 0
-    monkeypatch.setitem(sys.modules, "tui.app", fake)
+    monkeypatch.setitem(sys.modules, "tui.ui.app", fake)
     result = invoke("--read-only", "--db", str(tmp_path / "h.json"), env={"GPTPROTO_API_KEY": KEY})
     assert result.exit_code == 0
     settings, demo = calls[-1]
@@ -380,9 +381,9 @@ def test_no_command_starts_the_dashboard_with_the_settings(monkeypatch, tmp_path
 
 def test_demo_uses_the_demo_history_and_no_key(monkeypatch, tmp_path):
     calls = []
-    fake = types.ModuleType("tui.app")
+    fake = types.ModuleType("tui.ui.app")
     fake.run_app = lambda settings, *, demo=False: calls.append((settings, demo)) or 0
-    monkeypatch.setitem(sys.modules, "tui.app", fake)
+    monkeypatch.setitem(sys.modules, "tui.ui.app", fake)
     result = invoke("--demo", env={"GPTPROTO_API_KEY": "malformed key"})
     assert result.exit_code == 0
     settings, demo = calls[-1]
@@ -392,9 +393,9 @@ def test_demo_uses_the_demo_history_and_no_key(monkeypatch, tmp_path):
 
 
 def test_dashboard_exit_code_is_passed_on(monkeypatch):
-    fake = types.ModuleType("tui.app")
+    fake = types.ModuleType("tui.ui.app")
     fake.run_app = lambda settings, *, demo=False: 3
-    monkeypatch.setitem(sys.modules, "tui.app", fake)
+    monkeypatch.setitem(sys.modules, "tui.ui.app", fake)
     assert invoke("--demo").exit_code == 3
 
 
@@ -590,7 +591,7 @@ def test_watch_json_lines(make_simulator, db):
 def test_watch_on_a_terminal_keeps_one_status_line(make_simulator, db, monkeypatch):
     sim = make_simulator(job_seconds=0.3)
     assert run_cli("submit", "--prompt", "ok", base_url=sim.base_url, db=db).returncode == 0
-    monkeypatch.setattr(cli, "is_tty", lambda stream: True)
+    monkeypatch.setattr(common, "is_tty", lambda stream: True)
     result = invoke("watch", "--base-url", sim.base_url, "--db", str(db), env={"GPTPROTO_API_KEY": KEY})
     assert result.exit_code == 0, result.stderr
     assert "1/1 finished" in result.stderr and "\r\x1b[K" in result.stderr

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tui import cli
+from tui.cli import main as cli
 from tui.simulator.server import sample_video
-from tui.store import HistoryStore
+from tui.core.store import HistoryStore
 
 KEY = "sk-testkey0123456789abcdef"
 VIDEO = sample_video()

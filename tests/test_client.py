@@ -11,8 +11,8 @@ import httpx
 import pytest
 import respx
 
-from tui.api.client import HailuoClient, parse_retry_after, sanitize
-from tui.api.errors import (
+from tui.core.api.client import HailuoClient, parse_retry_after, sanitize
+from tui.core.api.errors import (
     ApiError,
     BadRequestError,
     ContentPolicyError,

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from tui.api.client import HailuoClient
-from tui.api.errors import (
+from tui.core.api.client import HailuoClient
+from tui.core.api.errors import (
     ApiError,
     ContentPolicyError,
     InvalidKeyError,

@@ -7,12 +7,12 @@ import asyncio
 import pytest
 from textual.widgets import Static
 
-from tui.app import HailuoApp
-from tui.config import Settings
-from tui.demo import DEMO_KEY, sample_jobs, write_history
-from tui.screens.compare import CompareScreen, compare_rows
-from tui.widgets.job_table import JobTable
-from tui.widgets.status_line import StatusLine
+from tui.ui.app import HailuoApp
+from tui.core.config import Settings
+from tui.simulator.demo import DEMO_KEY, sample_jobs, write_history
+from tui.ui.screens.compare import CompareScreen, compare_rows
+from tui.ui.widgets.job_table import JobTable
+from tui.ui.widgets.status_line import StatusLine
 
 FROZEN_NOW = 1_790_000_000.0
 

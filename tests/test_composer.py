@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 from textual.widgets import Button, Input, Select, Static, TextArea
 
-from tui.catalog import VideoRequest
-from tui.widgets.composer import Composer
+from tui.core.catalog import VideoRequest
+from tui.ui.widgets.composer import Composer
 
 
 class ComposerApp(App):

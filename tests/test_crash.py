@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from tui.catalog import VideoRequest
-from tui.config import Settings
-from tui.jobs import JobService
-from tui.records import UNKNOWN
-from tui.store import HistoryStore
+from tui.core.catalog import VideoRequest
+from tui.core.config import Settings
+from tui.core.jobs import JobService
+from tui.core.records import UNKNOWN
+from tui.core.store import HistoryStore
 
 from helpers import FAST_POLLING as FAST, app_settings, posts, submit_from_the_composer, until
 
@@ -52,9 +52,9 @@ def history(db: Path) -> list:
 
 SUBMITTER = textwrap.dedent("""
     import asyncio, random, sys
-    from tui.catalog import VideoRequest
-    from tui.config import Settings
-    from tui.jobs import JobService
+    from tui.core.catalog import VideoRequest
+    from tui.core.config import Settings
+    from tui.core.jobs import JobService
 
     async def main(url, db, tag):
         settings = Settings(api_key="%s", base_url=url, db_path=db, poll_base_interval=0.05,
@@ -154,8 +154,8 @@ async def test_a_full_disk_under_the_dashboard_keeps_the_file_tells_the_user_and
         tmp_path, make_simulator, file_size_limit):
     from textual.widgets import Static, TextArea
 
-    from tui.app import HailuoApp
-    from tui.widgets.status_line import StatusLine
+    from tui.ui.app import HailuoApp
+    from tui.ui.widgets.status_line import StatusLine
 
     sim = make_simulator(job_seconds=4)  # it completes after the disk is full: a change to write
     app = HailuoApp(app_settings(tmp_path, sim, KEY))
@@ -203,8 +203,8 @@ def test_a_disk_that_fills_while_a_submit_is_answered_still_gives_the_id_and_how
         tmp_path, make_simulator, monkeypatch, file_size_limit):
     from click.testing import CliRunner
 
-    from tui import cli
-    from tui.api.client import HailuoClient
+    from tui.cli import main as cli
+    from tui.core.api.client import HailuoClient
 
     sim = make_simulator(job_seconds=0.3)
     db = tmp_path / "history.json"
@@ -259,7 +259,7 @@ def read_only_fs(tmp_path, monkeypatch) -> ReadOnlyFileSystem:
 
 
 def test_a_read_only_file_system_during_a_write_keeps_the_old_file_and_says_so(tmp_path, read_only_fs):
-    from tui.records import Job
+    from tui.core.records import Job
 
     path = tmp_path / "history.json"
     store = HistoryStore.open(path)
@@ -284,7 +284,7 @@ def test_a_read_only_file_system_during_a_write_keeps_the_old_file_and_says_so(t
 
 
 def test_a_directory_that_cannot_be_written_opens_the_history_read_only(tmp_path, read_only_fs):
-    from tui.records import Job
+    from tui.core.records import Job
 
     path = tmp_path / "history.json"
     with HistoryStore.open(path) as store:
@@ -299,9 +299,9 @@ def test_a_directory_that_cannot_be_written_opens_the_history_read_only(tmp_path
 
 INSTANCE = textwrap.dedent("""
     import asyncio, sys
-    from tui.catalog import VideoRequest
-    from tui.config import Settings
-    from tui.jobs import JobService, SubmitDisabled
+    from tui.core.catalog import VideoRequest
+    from tui.core.config import Settings
+    from tui.core.jobs import JobService, SubmitDisabled
 
     async def main(url, db, name):
         settings = Settings(api_key="%s", base_url=url, db_path=db, poll_base_interval=0.05,
@@ -381,7 +381,7 @@ def test_two_instances_on_one_history_one_writer_no_corruption_in_20_rounds(make
 async def test_a_second_dashboard_opens_read_only_and_says_so(tmp_path, make_simulator):
     from textual.widgets import Button, Static
 
-    from tui.app import HailuoApp
+    from tui.ui.app import HailuoApp
 
     sim = make_simulator(job_seconds=0.3)
     holder = HistoryStore.open(tmp_path / "history.json")  # the first instance, holding the lock

@@ -5,10 +5,10 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 from textual.widgets import OptionList, Static
 
-from tui.app import curl_command
-from tui.config import Settings
-from tui.records import Job
-from tui.widgets.detail import DetailPane, clean, phase_times
+from tui.ui.app import curl_command
+from tui.core.config import Settings
+from tui.core.records import Job
+from tui.ui.widgets.detail import DetailPane, clean, phase_times
 
 T0 = 1_800_000_000.0
 
@@ -105,7 +105,7 @@ async def test_the_download_bar_animates_only_while_a_download_of_unknown_size_i
     from textual.widgets import ProgressBar
     from textual.widgets._progress_bar import Bar
 
-    from tui.events import DownloadProgress
+    from tui.core.events import DownloadProgress
 
     app = DetailApp()
     async with app.run_test(size=(100, 60)) as pilot:

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tui.config import Settings
-from tui.downloads import (
+from tui.core.config import Settings
+from tui.core.downloads import (
     ALREADY,
     DOWNLOADED,
     RESUMED,
@@ -25,9 +25,9 @@ from tui.downloads import (
     output_file_name,
     slugify,
 )
-from tui.events import DownloadFinished, DownloadProgress
-from tui.jobs import JobService
-from tui.records import Job
+from tui.core.events import DownloadFinished, DownloadProgress
+from tui.core.jobs import JobService
+from tui.core.records import Job
 from tui.simulator.server import sample_video
 
 KEY = "sk-test-downloads-0123456789"
@@ -271,7 +271,7 @@ async def test_the_key_is_never_sent_to_the_output_host_even_when_it_is_the_api_
 
 
 async def test_a_download_is_recorded_on_the_job_and_survives_a_restart(make_simulator, tmp_path):
-    from tui.catalog import VideoRequest
+    from tui.core.catalog import VideoRequest
 
     sim = make_simulator(job_seconds=0.2)
     events: list = []
@@ -290,7 +290,7 @@ async def test_a_download_is_recorded_on_the_job_and_survives_a_restart(make_sim
     (done,) = [e for e in events if isinstance(e, DownloadFinished)]
     assert done.paths == (str(expected),) and done.error is None and done.outcomes == (DOWNLOADED,)
 
-    from tui.store import HistoryStore
+    from tui.core.store import HistoryStore
 
     with HistoryStore.open(tmp_path / "history.json", read_only=True) as store:
         (reloaded,) = store.all()
@@ -320,7 +320,7 @@ async def test_a_job_without_outputs_says_why_and_fetches_nothing(make_simulator
 
 
 async def test_auto_download_saves_a_job_that_completes_while_watched(make_simulator, tmp_path):
-    from tui.catalog import VideoRequest
+    from tui.core.catalog import VideoRequest
 
     sim = make_simulator(job_seconds=0.3)
     async with service_for(sim, tmp_path, auto_download=True) as service:
@@ -332,7 +332,7 @@ async def test_auto_download_saves_a_job_that_completes_while_watched(make_simul
 
 
 async def test_without_auto_download_a_completed_job_is_not_fetched(make_simulator, tmp_path):
-    from tui.catalog import VideoRequest
+    from tui.core.catalog import VideoRequest
 
     sim = make_simulator(job_seconds=0.3)
     async with service_for(sim, tmp_path) as service:

@@ -21,14 +21,14 @@ from typing import Callable
 import pytest
 from click.testing import CliRunner
 
-from tui import cli
-from tui.catalog import VideoRequest
-from tui.config import Settings
-from tui.events import JobChanged, PollerState
-from tui.jobs import JobService, SubmitFailed
-from tui.records import EXPIRED, REJECTED, UNKNOWN
+from tui.cli import main as cli
+from tui.core.catalog import VideoRequest
+from tui.core.config import Settings
+from tui.core.events import JobChanged, PollerState
+from tui.core.jobs import JobService, SubmitFailed
+from tui.core.records import EXPIRED, REJECTED, UNKNOWN
 from tui.simulator import Simulator
-from tui.store import HistoryStore
+from tui.core.store import HistoryStore
 
 from helpers import app_settings, posts, submit_from_the_composer, until
 
@@ -520,8 +520,8 @@ def test_the_documented_matrix_is_this_one():
 async def test_the_dashboard_answers_keys_through_a_429_storm_and_slow_answers(tmp_path, make_simulator):
     from textual.widgets import Input
 
-    from tui.app import HailuoApp
-    from tui.widgets.status_line import StatusLine
+    from tui.ui.app import HailuoApp
+    from tui.ui.widgets.status_line import StatusLine
 
     sim = make_simulator(job_seconds=4)
     app = HailuoApp(app_settings(tmp_path, sim, KEY, **FAST))
@@ -551,7 +551,7 @@ async def test_the_dashboard_answers_keys_through_a_429_storm_and_slow_answers(t
 async def test_the_dashboard_shows_malformed_answers_as_such_then_recovers(tmp_path, make_simulator):
     from textual.widgets import Static
 
-    from tui.app import HailuoApp
+    from tui.ui.app import HailuoApp
 
     sim = make_simulator(job_seconds=2)
     app = HailuoApp(app_settings(tmp_path, sim, KEY, **FAST))

@@ -25,15 +25,15 @@ from hypothesis import strategies as st
 from textual.app import App, ComposeResult
 from textual.widgets import Input, Select, Static, TextArea
 
-from tui import cli
-from tui.api.client import HailuoClient
-from tui.api.errors import ApiError
-from tui.config import styles_dir
-from tui.records import Job
-from tui.store import HistoryStore
-from tui.widgets.composer import Composer
-from tui.widgets.detail import DetailPane
-from tui.widgets.job_table import JobTable
+from tui.cli import main as cli
+from tui.core.api.client import HailuoClient
+from tui.core.api.errors import ApiError
+from tui.core.config import styles_dir
+from tui.core.records import Job
+from tui.core.store import HistoryStore
+from tui.ui.widgets.composer import Composer
+from tui.ui.widgets.detail import DetailPane
+from tui.ui.widgets.job_table import JobTable
 
 from helpers import app_settings, submit_from_the_composer, until
 
@@ -170,7 +170,7 @@ async def test_any_answer_becomes_a_job_the_table_and_detail_pane_show(bodies, d
 
 
 async def test_hostile_answers_from_the_simulator_mark_the_job_malformed_then_it_recovers(tmp_path, make_simulator):
-    from tui.app import HailuoApp
+    from tui.ui.app import HailuoApp
 
     sim = make_simulator(job_seconds=60)  # running until every hostile answer has been met
     bodies = [
@@ -324,7 +324,7 @@ def test_bad_command_line_input_is_named_with_its_field(case, files, make_simula
 
 
 def test_a_right_to_left_prompt_keeps_the_table_aligned():
-    from tui.widgets.job_table import _Row, fit
+    from tui.ui.widgets.job_table import _Row, fit
 
     job = Job(local_id="rtl", request={"prompt": "🦊🌨️ ثعلب أحمر في الثلج — שועל", "model": "hailuo-2.3-fast"},
               submitted_at=NOW, server_id="pred-rtl", status="completed")
@@ -352,8 +352,8 @@ def _seed_hostile(sim) -> dict[str, str]:
 
 
 async def test_server_text_is_inert_in_the_table_detail_toasts_and_status_line(tmp_path, make_simulator):
-    from tui.app import HailuoApp
-    from tui.widgets.status_line import StatusLine
+    from tui.ui.app import HailuoApp
+    from tui.ui.widgets.status_line import StatusLine
 
     sim = make_simulator(job_seconds=2.0)
     ids: dict[str, str] = {}
@@ -440,7 +440,7 @@ async def test_a_widgets_toast_is_plain_text_too(tmp_path, make_simulator):
     # Widget.notify() passes markup=True by default: a template named "[/]" must not crash the app.
     from textual.widgets._toast import Toast
 
-    from tui.app import HailuoApp
+    from tui.ui.app import HailuoApp
 
     app = HailuoApp(app_settings(tmp_path, make_simulator(), KEY))
     async with app.run_test(size=(120, 30), notifications=True) as pilot:

@@ -8,10 +8,10 @@ import pytest
 from rich.cells import cell_len
 from textual.app import App, ComposeResult
 
-from tui.config import styles_dir
-from tui.records import UNKNOWN, Job
-from tui.widgets import job_table as job_table_module
-from tui.widgets.job_table import JobTable, format_ago, format_elapsed, format_exec, layout_columns, plain_text
+from tui.core.config import styles_dir
+from tui.core.records import UNKNOWN, Job
+from tui.ui.widgets import job_table as job_table_module
+from tui.ui.widgets.job_table import JobTable, format_ago, format_elapsed, format_exec, layout_columns, plain_text
 
 NOW = 1_800_000_000.0
 
@@ -574,7 +574,7 @@ async def test_random_updates_match_a_plain_sort_and_filter(seed: int) -> None:
 
 
 def reference_view(current: dict[str, Job], table: JobTable) -> list[str]:
-    from tui.widgets.job_table import _matches_group, _sort_key_function, status_group
+    from tui.ui.widgets.job_table import _matches_group, _sort_key_function, status_group
 
     key_of = _sort_key_function(table.sort_column)
     ordered = sorted(current.values(), key=key_of, reverse=table.sort_reverse)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tui.api.errors import (
+from tui.core.api.errors import (
     ContentPolicyError,
     InvalidKeyError,
     NotFoundError,
@@ -22,13 +22,13 @@ from tui.api.errors import (
     ServerError,
     SubmitOutcomeUnknownError,
 )
-from tui.api.models import Prediction
-from tui.catalog import VideoRequest
-from tui.config import Settings
-from tui.events import JobChanged, JobRemoved, PollerState
-from tui.jobs import ATTACHED, JobService, SubmitDisabled, SubmitFailed, ValidationFailed
-from tui.poller import Poller
-from tui.records import EXPIRED, REJECTED, SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job
+from tui.core.api.models import Prediction
+from tui.core.catalog import VideoRequest
+from tui.core.config import Settings
+from tui.core.events import JobChanged, JobRemoved, PollerState
+from tui.core.jobs import ATTACHED, JobService, SubmitDisabled, SubmitFailed, ValidationFailed
+from tui.core.poller import Poller
+from tui.core.records import EXPIRED, REJECTED, SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job
 
 KEY = "sk-test-jobs-0123456789"
 FAST = dict(poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=200.0, poll_concurrency=8)
@@ -50,7 +50,7 @@ def history_text(db: Path) -> str:
 
 
 def open_store(path: Path, **options):
-    from tui.store import HistoryStore
+    from tui.core.store import HistoryStore
 
     return HistoryStore.open(path, **options)
 
@@ -768,7 +768,7 @@ def test_client_is_built_from_settings(db, make_simulator):
     sim = make_simulator(require_key=KEY)
     service = JobService.open(settings_for(sim, db, auth_scheme="bearer"))
     try:
-        from tui.api.client import HailuoClient
+        from tui.core.api.client import HailuoClient
 
         assert isinstance(service.client, HailuoClient)
         assert service.poller.concurrency == FAST["poll_concurrency"] and service.poller.rate == FAST["poll_rate"]

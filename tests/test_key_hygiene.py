@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tui import cli
-from tui.config import ConfigError, Settings, load_settings
+from tui.cli import main as cli
+from tui.core.config import ConfigError, Settings, load_settings
 
 from helpers import FAST_POLLING, copy_from_the_menu, submit_from_the_composer, until
 
@@ -54,9 +54,9 @@ async def test_a_full_session_leaves_the_key_nowhere_and_sends_it_only_to_the_ap
         tmp_path, make_simulator, monkeypatch):
     from textual.widgets import Static
 
-    from tui.app import HailuoApp
-    from tui.widgets.job_table import JobTable
-    from tui.widgets.status_line import StatusLine
+    from tui.ui.app import HailuoApp
+    from tui.ui.widgets.job_table import JobTable
+    from tui.ui.widgets.status_line import StatusLine
 
     sim = make_simulator(job_seconds=3, require_key=KEY)
     root = tmp_path / "session"
@@ -164,8 +164,8 @@ async def test_a_full_session_leaves_the_key_nowhere_and_sends_it_only_to_the_ap
 
 
 async def test_a_redirect_to_another_host_never_carries_the_key(make_simulator, tmp_path):
-    from tui.catalog import VideoRequest
-    from tui.jobs import JobService
+    from tui.core.catalog import VideoRequest
+    from tui.core.jobs import JobService
 
     sim = make_simulator(job_seconds=0.4, require_key=KEY)
     other = make_simulator(host="127.0.0.2")  # another host, listening and recording
@@ -216,8 +216,8 @@ CASES = [(name, command) for name in BAD_KEYS for command in COMMANDS
 
 @pytest.mark.parametrize("name, command", CASES, ids=[f"{n}-{c}" for n, c in CASES])
 def test_a_bad_key_is_one_clear_line_never_a_traceback(name, command, tmp_path, monkeypatch):
-    from tui.records import Job
-    from tui.store import HistoryStore
+    from tui.core.records import Job
+    from tui.core.store import HistoryStore
 
     key = BAD_KEYS[name]
     db = tmp_path / "h.json"
@@ -225,7 +225,7 @@ def test_a_bad_key_is_one_clear_line_never_a_traceback(name, command, tmp_path, 
         store.put(Job(local_id="a1", request={"prompt": "x"}, submitted_at=1.0, server_id="pred-1",
                       status="processing"))
     started = []
-    monkeypatch.setattr("tui.app.run_app", lambda *a, **k: started.append(a) or 0)
+    monkeypatch.setattr("tui.ui.app.run_app", lambda *a, **k: started.append(a) or 0)
     env = {"GPTPROTO_API_KEY": key} if key is not None else {}
     result = CliRunner().invoke(cli.main, [*COMMANDS[command], "--db", str(db)], env=env, catch_exceptions=False)
     assert result.exit_code == 3, (result.exit_code, result.output)
@@ -240,8 +240,8 @@ def test_a_bad_key_is_one_clear_line_never_a_traceback(name, command, tmp_path, 
 async def test_without_a_usable_key_the_dashboard_opens_read_only_and_says_how(key, tmp_path, make_simulator):
     from textual.widgets import Button
 
-    from tui.app import HailuoApp
-    from tui.widgets.status_line import StatusLine
+    from tui.ui.app import HailuoApp
+    from tui.ui.widgets.status_line import StatusLine
 
     sim = make_simulator()
     settings = load_settings(env={"GPTPROTO_API_KEY": key, "HAILUO_TUI_DATA_DIR": str(tmp_path),
@@ -258,7 +258,7 @@ async def test_without_a_usable_key_the_dashboard_opens_read_only_and_says_how(k
 
 
 def test_settings_and_cli_state_never_show_the_key():
-    from tui.cli import State
+    from tui.cli.main import State
 
     assert KEY not in repr(Settings(api_key=KEY)) and KEY not in str(Settings(api_key=KEY))
     assert KEY not in repr(State(secret=KEY))

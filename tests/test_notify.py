@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tui.app import HailuoApp
-from tui.catalog import VideoRequest
-from tui.config import Settings, load_settings
-from tui.notify import DesktopNotifier
+from tui.ui.app import HailuoApp
+from tui.core.catalog import VideoRequest
+from tui.core.config import Settings, load_settings
+from tui.ui.notify import DesktopNotifier
 
 KEY = "sk-notify-test-key-0123456789"
 

@@ -26,7 +26,7 @@ def test_the_wheel_ships_styles_and_the_installed_package_finds_them(tmp_path):
     python = venv / "bin" / "python"
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--force-reinstall",
                     str(wheel)], check=True, capture_output=True)
-    probe = ("from tui.config import styles_dir; import tui.simulator.server as s; "
+    probe = ("from tui.core.config import styles_dir; import tui.simulator.server as s; "
              "print(styles_dir()); print(len(s.sample_video()))")
     out = subprocess.run([str(python), "-c", probe], cwd=tmp_path, check=True, capture_output=True, text=True,
                          env={"PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1"}).stdout.split()

@@ -12,15 +12,15 @@ import itertools
 
 import pytest
 
-from tui.api.errors import (
+from tui.core.api.errors import (
     InvalidKeyError,
     MalformedResponseError,
     NotFoundError,
     RateLimitedError,
     ServerError,
 )
-from tui.api.models import Prediction
-from tui.poller import Polled, PollFailed, Poller, RateLimited, StateChanged
+from tui.core.api.models import Prediction
+from tui.core.poller import Polled, PollFailed, Poller, RateLimited, StateChanged
 
 
 class FakeClock:

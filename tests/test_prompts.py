@@ -12,16 +12,16 @@ import pytest
 from click.testing import CliRunner
 from textual.widgets import OptionList, TextArea
 
-from tui import cli
-from tui.app import HailuoApp
-from tui.catalog import VideoRequest
-from tui.config import Settings
-from tui.prompts import (HISTORY, TEMPLATE, PromptEntry, TemplateError, TemplateStore, fuzzy_score, recent_prompts,
+from tui.cli import main as cli
+from tui.ui.app import HailuoApp
+from tui.core.catalog import VideoRequest
+from tui.core.config import Settings
+from tui.core.templates import (HISTORY, TEMPLATE, PromptEntry, TemplateError, TemplateStore, fuzzy_score, recent_prompts,
                          search)
-from tui.records import Job
-from tui.screens.prompts import PromptPicker, TemplateNameScreen
-from tui.store import HistoryStore
-from tui.widgets.composer import Composer
+from tui.core.records import Job
+from tui.ui.screens.prompts import PromptPicker, TemplateNameScreen
+from tui.core.store import HistoryStore
+from tui.ui.widgets.composer import Composer
 
 KEY = "sk-prompts-test-key-0123456789"
 

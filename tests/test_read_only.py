@@ -10,14 +10,14 @@ from pathlib import Path
 from click.testing import CliRunner
 from textual.widgets import Static
 
-from tui import cli
-from tui.app import HailuoApp
-from tui.config import Settings
-from tui.demo import write_history
-from tui.records import Job
-from tui.store import HistoryStore
-from tui.widgets.job_table import JobTable
-from tui.widgets.status_line import StatusLine
+from tui.cli import main as cli
+from tui.ui.app import HailuoApp
+from tui.core.config import Settings
+from tui.simulator.demo import write_history
+from tui.core.records import Job
+from tui.core.store import HistoryStore
+from tui.ui.widgets.job_table import JobTable
+from tui.ui.widgets.status_line import StatusLine
 
 from helpers import copy_from_the_menu
 
@@ -141,8 +141,8 @@ async def test_dashboard_refuses_forget_submit_and_clone_but_copies(tmp_path, si
 
 
 async def test_the_demo_can_be_read_only_too(tmp_path):
-    from tui.app import demo_app
-    from tui.demo import DEMO_JOBS, demo_session
+    from tui.ui.app import demo_app
+    from tui.simulator.demo import DEMO_JOBS, demo_session
 
     settings = Settings(db_path=tmp_path / "demo-history.json", config_file=tmp_path / "config.toml",
                         download_dir=tmp_path / "downloads", demo=True, read_only=True)

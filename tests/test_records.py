@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from tui.api.models import Prediction
-from tui.records import Job
+from tui.core.api.models import Prediction
+from tui.core.records import Job
 
 
 def _busy_job() -> Job:

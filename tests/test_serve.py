@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tui.records import Job
-from tui.serve import dashboard_command, is_loopback
-from tui.store import HistoryStore
+from tui.core.records import Job
+from tui.web.serve import dashboard_command, is_loopback
+from tui.core.store import HistoryStore
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -293,10 +293,10 @@ def test_the_dashboard_command_carries_no_key_and_quotes_paths():
 
 
 async def test_open_in_browser_mode_uses_a_new_tab_and_only_for_web_addresses(tmp_path, monkeypatch):
-    from tui.app import HailuoApp
-    from tui.config import Settings
-    from tui.demo import DEMO_KEY, sample_jobs, write_history
-    from tui.widgets.job_table import JobTable
+    from tui.ui.app import HailuoApp
+    from tui.core.config import Settings
+    from tui.simulator.demo import DEMO_KEY, sample_jobs, write_history
+    from tui.ui.widgets.job_table import JobTable
 
     jobs = sample_jobs(time.time())
     jobs[1].outputs = ["javascript:alert(document.cookie)"]

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from tui.app import HailuoApp
-from tui.config import Settings
-from tui.demo import DEMO_KEY, sample_jobs, write_history
+from tui.ui.app import HailuoApp
+from tui.core.config import Settings
+from tui.simulator.demo import DEMO_KEY, sample_jobs, write_history
 
 FROZEN_NOW = 1_790_000_000.0
 

@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from tui.app import HailuoApp
-from tui.catalog import VideoRequest
-from tui.config import Settings
-from tui.stats import JobStats, median, percentile
-from tui.widgets.stats_panel import StatsPanel
+from tui.ui.app import HailuoApp
+from tui.core.catalog import VideoRequest
+from tui.core.config import Settings
+from tui.core.stats import JobStats, median, percentile
+from tui.ui.widgets.stats_panel import StatsPanel
 
 NOW = 1_790_000_000.0
 KEY = "sk-stats-test-key-0123456789"
@@ -141,7 +141,7 @@ async def test_the_panel_toggles_and_follows_jobs_live_without_rescanning(tmp_pa
 async def test_changes_while_the_history_is_being_counted_are_not_lost(tmp_path, make_simulator, monkeypatch):
     import threading
 
-    from tui.stats import JobStats as Stats
+    from tui.core.stats import JobStats as Stats
 
     simulator = make_simulator(job_seconds=0.2)
     app = HailuoApp(_settings(tmp_path, simulator.base_url))

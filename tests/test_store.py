@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from tui.records import SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job
-from tui.store import HistoryStore, ReadOnlyHistoryError
+from tui.core.records import SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job
+from tui.core.store import HistoryStore, ReadOnlyHistoryError
 
 
 def make_job(n: int, **fields) -> Job:
@@ -118,7 +118,7 @@ def test_a_corrupt_snapshot_is_moved_aside_and_the_user_told_where(tmp_path):
 
 
 def test_compaction_folds_the_journal_into_the_snapshot_and_keeps_everything(tmp_path, monkeypatch):
-    monkeypatch.setattr("tui.store.JOURNAL_COMPACT_BYTES", 2000)
+    monkeypatch.setattr("tui.core.store.JOURNAL_COMPACT_BYTES", 2000)
     path = tmp_path / "history.json"
     with HistoryStore.open(path) as store:
         for n in range(200):
@@ -176,7 +176,7 @@ def test_a_second_instance_is_read_only_while_the_first_writes(tmp_path):
     path = tmp_path / "history.json"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from tui.store import HistoryStore
+        from tui.core.store import HistoryStore
         s = HistoryStore.open({str(path)!r})
         print("ready", flush=True)
         sys.stdin.readline()
@@ -195,8 +195,8 @@ def test_a_second_instance_is_read_only_while_the_first_writes(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys
-    from tui.records import Job
-    from tui.store import HistoryStore
+    from tui.core.records import Job
+    from tui.core.store import HistoryStore
     store = HistoryStore.open(sys.argv[1], flush_interval=0.01)
     n = 0
     while True:
@@ -232,7 +232,7 @@ def test_sigkill_at_random_moments_never_loses_an_acknowledged_job(tmp_path, run
 
 
 def _compacted(path, count: int, monkeypatch) -> None:
-    monkeypatch.setattr("tui.store.JOURNAL_COMPACT_BYTES", 2000)
+    monkeypatch.setattr("tui.core.store.JOURNAL_COMPACT_BYTES", 2000)
     with HistoryStore.open(path) as store:
         for n in range(count):
             store.put(make_job(n))
@@ -282,7 +282,7 @@ def test_a_snapshot_cut_short_is_moved_aside_and_the_journal_kept(tmp_path, monk
 
 
 def test_changes_made_while_the_snapshot_is_written_are_kept(tmp_path, monkeypatch):
-    import tui.store as store_module
+    import tui.core.store as store_module
 
     monkeypatch.setattr(store_module, "SLICE", 10)
     path = tmp_path / "history.json"
@@ -317,7 +317,7 @@ def test_changes_made_while_the_snapshot_is_written_are_kept(tmp_path, monkeypat
 
 
 def test_each_flush_writes_the_files_once_even_when_it_compacts(tmp_path, monkeypatch):
-    import tui.store as store_module
+    import tui.core.store as store_module
 
     monkeypatch.setattr(store_module, "JOURNAL_COMPACT_BYTES", 3000)
     writes: list[str] = []
@@ -390,7 +390,7 @@ def test_the_garbage_collector_is_paused_while_a_history_is_read_and_only_then(t
 def test_a_compaction_the_disk_has_no_room_for_becomes_an_append(tmp_path, monkeypatch):
     import errno
 
-    import tui.store as store_module
+    import tui.core.store as store_module
 
     monkeypatch.setattr(store_module, "JOURNAL_COMPACT_BYTES", 2000)
     path = tmp_path / "history.json"
@@ -434,7 +434,7 @@ def test_the_snapshot_holds_the_newest_jobs_first(tmp_path):
 
 
 def test_the_newest_jobs_are_read_from_the_head_of_the_history_and_its_journal(tmp_path):
-    from tui.store import peek_newest
+    from tui.core.store import peek_newest
 
     path = tmp_path / "history.json"
     _saved_in_one_snapshot(path, 1500)
@@ -456,8 +456,8 @@ def test_the_newest_jobs_are_read_from_the_head_of_the_history_and_its_journal(t
 def test_no_glimpse_is_guessed_when_it_could_be_wrong_or_slow(tmp_path, monkeypatch):
     from tinydb import TinyDB
 
-    import tui.store
-    from tui.store import peek_newest
+    import tui.core.store
+    from tui.core.store import peek_newest
 
     # A snapshot laid out by TinyDB itself (an older file): its head is not the newest jobs.
     old = tmp_path / "old.json"
@@ -472,14 +472,14 @@ def test_no_glimpse_is_guessed_when_it_could_be_wrong_or_slow(tmp_path, monkeypa
         for n in range(40):
             store.put(make_job(n, status="processing"))
             store.flush()
-    monkeypatch.setattr(tui.store, "PEEK_JOURNAL_BYTES", 20_000)
+    monkeypatch.setattr(tui.core.store, "PEEK_JOURNAL_BYTES", 20_000)
     assert peek_newest(big) is None
-    monkeypatch.setattr(tui.store, "PEEK_JOURNAL_BYTES", 1 << 20)
+    monkeypatch.setattr(tui.core.store, "PEEK_JOURNAL_BYTES", 1 << 20)
     assert len(peek_newest(big, limit=50)) == 50
 
 
 def test_a_glimpse_never_shows_a_hole_where_older_jobs_were_not_read(tmp_path):
-    from tui.store import peek_newest
+    from tui.core.store import peek_newest
 
     path = tmp_path / "history.json"
     _saved_in_one_snapshot(path, 1500)
@@ -491,7 +491,7 @@ def test_a_glimpse_never_shows_a_hole_where_older_jobs_were_not_read(tmp_path):
 
 
 def test_a_glimpse_through_a_long_journal_matches_a_full_read(tmp_path):
-    from tui.store import peek_newest
+    from tui.core.store import peek_newest
 
     path = tmp_path / "history.json"
     _saved_in_one_snapshot(path, 1200)

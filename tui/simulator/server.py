@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Callable
 
-from tui.catalog import MODELS, SCENES, durations_for, resolutions_for
+from tui.core.catalog import MODELS, SCENES, durations_for, resolutions_for
 
 _CREATE = re.compile(r"^/api/v3/minimax/([^/]+)/([^/]+)$")
 _RESULT = re.compile(r"^/api/v3/predictions/([^/]+)/result$")

@@ -1,0 +1,708 @@
+"""The job service: the one object the dashboard and the headless CLI both use.
+
+It composes the catalog (validation, request bodies), the history store, the API client
+and the poller. Its promises:
+- a job is on disk (flushed) before its POST leaves, so a crash never loses a billed job;
+- a POST whose outcome is unknown is recorded as `unknown` and never re-sent;
+- the history never holds image bytes, only where the image came from and its checksum;
+- every change a user could see is emitted once, as a `tui.core.events` value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+from tui.core import catalog
+from tui.core.api.errors import ApiError, NotFoundError, SubmitOutcomeUnknownError
+from tui.core.api.models import Prediction
+from tui.core.catalog import FieldError, VideoRequest
+from tui.core.config import ENV_KEY, Settings
+from tui.core.events import DownloadFinished, DownloadProgress, EventHub, JobChanged, JobRemoved, Notice, PollerState
+from tui.core.poller import Polled, PollEvent, PollFailed, Poller, RateLimited, StateChanged
+from tui.core.records import EXPIRED, REJECTED, SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job, new_local_id
+
+if TYPE_CHECKING:
+    from tui.core.downloads import Downloader, SavedFile
+    from tui.core.store import HistoryStore
+
+log = logging.getLogger("hailuo_tui.jobs")
+
+#: Status of an attached id until its first answer arrives (the server's status is not known yet).
+ATTACHED = "attached"
+EXPIRED_MESSAGE = "the server no longer keeps this prediction (it is older than the retention time)"
+NO_KEY_SUBMIT = f"no API key: set {ENV_KEY} to submit (history is read-only)"
+NO_KEY_POLL = f"no API key: set {ENV_KEY} to follow running jobs"
+READ_ONLY_MODE = "read-only mode (--read-only): watching and copying only, nothing is submitted or forgotten"
+#: Initial lookups of attached ids run at most this many at a time.
+ATTACH_CONCURRENCY = 4
+
+
+class ValidationFailed(Exception):
+    """The request is wrong; nothing was recorded or sent. `errors` name the fields."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(str(e) for e in self.errors))
+
+
+class SubmitFailed(ApiError):
+    """The POST failed after the job was recorded: `.job` is the record, `.error` the cause.
+
+    It is an ApiError with the cause's message, kind and exit code, so callers that only
+    know ApiError show the right thing.
+    """
+
+    def __init__(self, job: Job, error: ApiError) -> None:
+        super().__init__(error.message, status=error.status, detail=error.detail)
+        self.job = job
+        self.error = error
+        self.kind = error.kind
+        self.exit_code = error.exit_code
+
+
+class SubmitDisabled(Exception):
+    """Submitting is off (no key, read-only history); the message says why."""
+
+
+class ReadOnlyRefused(Exception):
+    """A change to the history was asked of a read-only instance; the message says why."""
+
+
+class HistoryNotWritten(OSError):
+    """The job could not be recorded before its POST, so it was not sent; the message says why.
+    An OSError (errno and strerror of the failed write) for callers that handle those."""
+
+    def __init__(self, cause: OSError) -> None:
+        from tui.core.store import write_failure_reason
+
+        super().__init__(cause.errno, write_failure_reason(cause))
+        self.message = f"not sent: the job could not be recorded first ({self.strerror})"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+HISTORY_WRITE = "history-write"
+
+
+def _image_record(source: str) -> dict[str, Any]:
+    info = catalog.inspect_image(source)
+    record = info.to_record()
+    return {
+        "source": record.get("source", source),
+        "size_bytes": record.get("size_bytes"),
+        "sha256": record.get("sha256"),
+        "width": record.get("width"),
+        "height": record.get("height"),
+        "format": record.get("format"),
+    }
+
+
+def request_record(request: VideoRequest) -> dict[str, Any]:
+    """The request as kept in history: images by source and checksum, never their bytes."""
+    record = request.to_dict()
+    for name in ("image", "end_image"):
+        value = record.get(name)
+        if isinstance(value, str) and value.strip():
+            record[name] = _image_record(value)
+        else:
+            record[name] = None
+    return record
+
+
+class JobService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Any,
+        client: Any | None,
+        *,
+        poller: Poller | None = None,
+        read_only: bool = False,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.client = client
+        self.hub = EventHub()
+        self._read_only = read_only
+        self._now = wall_clock
+        if poller is None and client is not None:
+            poller = Poller(
+                client.result,
+                concurrency=settings.poll_concurrency,
+                rate=settings.poll_rate,
+                base_interval=settings.poll_base_interval,
+                max_interval=settings.poll_max_interval,
+            )
+        self.poller = poller
+        if poller is not None:
+            poller.subscribe(self._on_poll_event)
+        self._change_waiters: set[asyncio.Future] = set()
+        self._started = False
+        self._closed = False
+        self._downloader: Downloader | None = None
+        #: Jobs whose outputs are being saved now (local ids): one download per job at a time.
+        self.downloading: set[str] = set()
+        #: Tasks running a download (started here or by a caller), cancelled by close().
+        self._download_tasks: set[asyncio.Task] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        if hasattr(store, "on_write_error"):
+            store.on_write_error = self._on_write_error
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def open(cls, settings: Settings, *, read_only: bool = False) -> "JobService":
+        from tui.core.store import HistoryStore
+
+        read_only = read_only or settings.read_only
+        return cls.around(settings, HistoryStore.open(settings.db_path, read_only=read_only), read_only=read_only)
+
+    @classmethod
+    def around(cls, settings: Settings, store: HistoryStore, *, read_only: bool = False) -> "JobService":
+        """The service over a history already open (closed again if the service cannot be built)."""
+        try:
+            client = _client_for(settings) if settings.has_key else None
+            return cls(settings, store, client, read_only=read_only or settings.read_only)
+        except BaseException:
+            store.close()  # release the writer lock for the next try
+            raise
+
+    # -- events -----------------------------------------------------------------------------
+    def subscribe(self, listener) -> Callable[[], None]:
+        return self.hub.subscribe(listener)
+
+    def _emit(self, event) -> None:
+        self.hub.emit(event)
+        if isinstance(event, (JobChanged, JobRemoved)):
+            for waiter in list(self._change_waiters):
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    # -- capabilities -----------------------------------------------------------------------
+    @property
+    def read_only(self) -> bool:
+        return self._read_only or self.settings.read_only or bool(getattr(self.store, "read_only", False))
+
+    @property
+    def read_only_reason(self) -> str | None:
+        """Why this instance may not change the history (None when it may)."""
+        if self._read_only or self.settings.read_only:
+            return READ_ONLY_MODE
+        if getattr(self.store, "read_only", False):
+            notices = [n for n in getattr(self.store, "notices", []) or [] if "read-only" in n]
+            return notices[-1] if notices else "the history is open read-only: submitting is off"
+        return None
+
+    @property
+    def can_submit(self) -> bool:
+        return self.submit_disabled_reason is None
+
+    @property
+    def submit_disabled_reason(self) -> str | None:
+        if self._read_only or self.settings.read_only:
+            return READ_ONLY_MODE  # asked for: say so before anything else
+        if not self.settings.has_key or self.client is None:
+            return NO_KEY_SUBMIT
+        return self.read_only_reason
+
+    @property
+    def poller_state(self) -> PollerState:
+        if self.poller is None:
+            return PollerState(running=False, pending=len(self.store.pending()),
+                               last_error=NO_KEY_POLL if not self.settings.has_key else None)
+        status = self.poller.state
+        return PollerState(
+            running=status.running and status.halted is None,
+            paused=status.paused,
+            rate_limited_until=status.rate_limited_until_wall,
+            pending=status.tracked if self._started else len(self.store.pending()),
+            in_flight=status.in_flight,
+            last_error=status.halted or status.last_error,
+        )
+
+    def _emit_state(self) -> None:
+        self._emit(self.poller_state)
+
+    def _bind_loop(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+
+    def _on_write_error(self, message: str | None) -> None:
+        """From the store's writer thread (or a flush): tell the user on the service's loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        notice = (Notice(message, "error", topic=HISTORY_WRITE) if message is not None
+                  else Notice("the history is being written again", "information", topic=HISTORY_WRITE))
+        try:
+            loop.call_soon_threadsafe(self._emit, notice)
+        except RuntimeError:
+            pass  # the loop closed meanwhile
+
+    # -- starting ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Resume every pending job in the history, spread out so a big restart does not burst."""
+        self._bind_loop()
+        if self.poller is None:
+            self._emit_state()
+            return
+        now = self._now()
+        pending = sorted(self.store.pending(), key=lambda j: j.submitted_at, reverse=True)
+        rate = self.poller.rate
+        window = min(self.poller.max_interval, len(pending) / rate) if rate > 0 else 0.0
+        for index, job in enumerate(pending):
+            assert job.server_id is not None  # pending implies it
+            self.poller.track(job.server_id, status=job.status, age=max(0.0, now - _last_change(job)),
+                              due_in=window * index / max(1, len(pending)))
+        self._started = True
+        await self.poller.start()
+        self._emit_state()
+
+    # -- submitting -------------------------------------------------------------------------
+    def validate(self, request: VideoRequest) -> list[FieldError]:
+        return catalog.validate(request, allow_uncertain=self.settings.allow_uncertain_resolutions)
+
+    async def submit(self, request: VideoRequest, *, idempotency_key: str | None = None) -> Job:
+        """Record, then POST. Raises ValidationFailed before anything is recorded, SubmitFailed after.
+
+        HistoryNotWritten: the record could not be written, so nothing was sent.
+        """
+        self._bind_loop()
+        # Image checks read files (and hash them): off the event loop.
+        errors = await asyncio.to_thread(self.validate, request)
+        if errors:
+            raise ValidationFailed(errors)
+        reason = self.submit_disabled_reason
+        if reason is not None:
+            raise SubmitDisabled(reason)
+        if idempotency_key:
+            existing = self.store.find_by_idempotency_key(idempotency_key)
+            # A rejected submit created nothing on the server: its key may be sent again.
+            if existing is not None and existing.status != REJECTED:
+                return existing
+        # The body (with base64 images) is built before recording, so a file that vanishes
+        # now cannot leave a record of a POST that was never sent.
+        body, record = await asyncio.to_thread(lambda: (catalog.api_body(request), request_record(request)))
+        now = self._now()
+        job = Job(local_id=new_local_id(), request=record, submitted_at=now,
+                  idempotency_key=idempotency_key, status_history=[[SUBMITTING, now]])
+        self.store.put(job)
+        try:
+            await self.store.flush_async()
+        except OSError as exc:
+            # Not on disk, so not sent: take the record back, or a later write would turn it
+            # into an "unknown" job that never existed.
+            self.store.remove(job.local_id)
+            raise HistoryNotWritten(exc) from None
+        except asyncio.CancelledError:
+            # Stopped before the POST left: nothing was sent, so no "unknown" job may be left behind.
+            self.store.remove(job.local_id)
+            raise
+        self._emit(JobChanged(job, None, added=True))
+        try:
+            prediction = await self.client.create(request.model, request.scene, body)
+        except SubmitOutcomeUnknownError as exc:
+            cause = exc.cause.message if exc.cause is not None else exc.message
+            await self._record_failure(job, UNKNOWN, f"{UNKNOWN_OUTCOME_MESSAGE} Cause: {cause}")
+            raise SubmitFailed(job, exc) from exc
+        except ApiError as exc:
+            await self._record_failure(job, REJECTED, exc.message)
+            raise SubmitFailed(job, exc) from exc
+        except asyncio.CancelledError:
+            # Stopped mid-POST: it may have been sent. Record that before giving up.
+            self._mark(job, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE)
+            _quiet(self.store.flush)
+            raise
+        except Exception as exc:  # noqa: BLE001 - an unforeseen failure after sending is an unknown outcome
+            log.exception("submit failed unexpectedly")
+            await self._record_failure(job, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE)
+            raise SubmitFailed(job, SubmitOutcomeUnknownError(UNKNOWN_OUTCOME_MESSAGE)) from exc
+        job.apply(prediction, self._now())
+        self.store.put(job)
+        await self._flush_or_tell()
+        self._emit(JobChanged(job, SUBMITTING))
+        self._track(job)
+        return job
+
+    async def _flush_or_tell(self) -> None:
+        """Flush after the POST: the job exists now whatever the disk says. A failed write keeps
+        it in memory (the writer retries) and the user hears of it through the store's report."""
+        try:
+            await self.store.flush_async()
+        except OSError:
+            log.warning("history write failed after a submit; kept in memory")
+
+    def _mark(self, job: Job, status: str, message: str) -> None:
+        job.set_status(status, self._now())
+        job.error = message
+        self.store.put(job)
+
+    async def _record_failure(self, job: Job, status: str, message: str) -> None:
+        self._mark(job, status, message)
+        await self._flush_or_tell()
+        self._emit(JobChanged(job, SUBMITTING))
+
+    def _track(self, job: Job) -> None:
+        if self.poller is not None and job.is_pending and job.server_id:
+            self.poller.track(job.server_id, status=job.status)
+            self._emit_state()
+
+    # -- attaching --------------------------------------------------------------------------
+    async def attach(self, server_ids: Iterable[str]) -> list[Job]:
+        """Add existing prediction ids to the history (once each) and follow them.
+
+        Each new id is looked up first; an id the server does not know, or a refused key,
+        raises before anything is recorded.
+        """
+        reason = self.read_only_reason
+        if reason is not None:
+            raise ReadOnlyRefused(reason)
+        ids = list(dict.fromkeys(s.strip() for s in server_ids if s and s.strip()))
+        existing = {sid: self.store.find_by_server_id(sid) for sid in ids}
+        new_ids = [sid for sid in ids if existing[sid] is None]
+        answers: dict[str, Prediction | ApiError] = {}
+        if new_ids and self.client is not None:
+            answers = await self._look_up(new_ids)
+            for sid in new_ids:
+                answer = answers[sid]
+                if isinstance(answer, NotFoundError):
+                    raise NotFoundError(f"{sid}: {answer.message}", status=answer.status)
+                if isinstance(answer, ApiError) and answer.exit_code == 3:
+                    raise answer
+        now = self._now()
+        result: list[Job] = []
+        added: list[Job] = []
+        for sid in ids:
+            job = existing[sid]
+            if job is None:
+                job = Job(local_id=new_local_id(), request={"model": "", "scene": "", "prompt": "", "attached": True},
+                          submitted_at=now, server_id=sid, status=ATTACHED, status_history=[[ATTACHED, now]])
+                answer = answers.get(sid)
+                if isinstance(answer, Prediction):
+                    job.apply(answer, now)
+                    if answer.model:
+                        job.request["model"] = answer.model
+                elif isinstance(answer, ApiError):
+                    job.poll_errors = 1
+                    job.last_poll_error = answer.message
+                self.store.put(job)
+                added.append(job)
+            result.append(job)
+        if added:
+            await self._flush_or_tell()
+            for job in added:
+                self._emit(JobChanged(job, None, added=True))
+                self._track(job)
+        return result
+
+    async def _look_up(self, server_ids: list[str]) -> dict[str, Prediction | ApiError]:
+        slots = asyncio.Semaphore(ATTACH_CONCURRENCY)
+
+        async def one(sid: str) -> Prediction | ApiError:
+            async with slots:
+                try:
+                    return await self.client.result(sid)
+                except ApiError as exc:
+                    return exc
+
+        answers = await asyncio.gather(*(one(sid) for sid in server_ids))
+        return dict(zip(server_ids, answers))
+
+    # -- poll events ------------------------------------------------------------------------
+    def _on_poll_event(self, event: PollEvent) -> None:
+        if isinstance(event, Polled):
+            self._on_polled(event)
+        elif isinstance(event, PollFailed):
+            self._on_poll_failed(event)
+        elif isinstance(event, (RateLimited, StateChanged)):
+            self._emit_state()
+
+    def _on_polled(self, event: Polled) -> None:
+        job = self.store.find_by_server_id(event.server_id)
+        if job is None:
+            return  # forgotten meanwhile
+        previous = job.status
+        created_before = job.created_at
+        changed = job.apply(event.prediction, self._now())
+        # Written only when something changed; the store coalesces the writes.
+        if changed or job.created_at != created_before:
+            self._save(job)
+        if changed:
+            self._emit(JobChanged(job, previous))
+            if (self.settings.auto_download and job.is_success and job.outputs and previous != job.status
+                    and not self.read_only):
+                self.download_in_background(job.local_id)
+        if job.is_finished:
+            self._emit_state()
+
+    def _on_poll_failed(self, event: PollFailed) -> None:
+        job = self.store.find_by_server_id(event.server_id)
+        if job is None:
+            return
+        previous = job.status
+        now = self._now()
+        if isinstance(event.error, NotFoundError) and now - _born_at(job) > self.settings.retention_seconds:
+            if self.poller is not None:
+                self.poller.untrack(event.server_id)
+            job.set_status(EXPIRED, now)
+            job.error = EXPIRED_MESSAGE
+            job.poll_errors = 0
+            job.last_poll_error = None
+            job.last_poll_error_kind = None
+            self._save(job)
+            self._emit(JobChanged(job, previous))
+            self._emit_state()
+            return
+        # A 404 for a young job is a poll error like any other: the poller keeps asking, slower.
+        job.poll_errors = event.consecutive
+        job.last_poll_error = event.error.message
+        job.last_poll_error_kind = event.error.kind
+        self._save(job)
+        self._emit(JobChanged(job, previous))
+
+    def _save(self, job: Job) -> None:
+        if getattr(self.store, "read_only", False):
+            return  # another instance owns the file; this one shows changes in memory only
+        try:
+            self.store.put(job)
+        except Exception:  # noqa: BLE001 - a failed write is reported by the store; keep polling
+            log.exception("could not record a poll result")
+
+    # -- user actions -----------------------------------------------------------------------
+    def forget(self, local_id: str) -> None:
+        """Remove from the history (the job stays on the server) and stop following it."""
+        reason = self.read_only_reason
+        if reason is not None:
+            raise ReadOnlyRefused(reason)
+        job = self.store.get(local_id)
+        if job is None:
+            return
+        if job.server_id and self.poller is not None:
+            self.poller.untrack(job.server_id)
+        self.store.remove(local_id)
+        self._emit(JobRemoved(local_id))
+        self._emit_state()
+
+    def refresh(self, local_id: str) -> None:
+        job = self.store.get(local_id)
+        if job is None or self.poller is None or not job.server_id or not job.is_pending:
+            return
+        if not self.poller.is_tracked(job.server_id):
+            self.poller.track(job.server_id, status=job.status, age=max(0.0, self._now() - _last_change(job)))
+        self.poller.refresh(job.server_id)
+
+    def refresh_all(self) -> None:
+        if self.poller is not None:
+            self.poller.refresh_all()
+
+    def pause(self) -> None:
+        if self.poller is not None:
+            self.poller.pause()
+
+    def resume(self) -> None:
+        if self.poller is not None:
+            self.poller.resume()
+
+    async def check(self, local_id: str, *, attempts: int = 3) -> Job | None:
+        """Ask the server once for a pending job's state now (e.g. before downloading it).
+
+        Retried on network errors, 5xx and 429 (with Retry-After); other errors are raised.
+        """
+        from tui.core.api.errors import NetworkError, RateLimitedError, ServerError
+
+        job = self.store.get(local_id)
+        if job is None or self.client is None or not job.server_id or not job.is_pending:
+            return job
+        for attempt in range(attempts):
+            try:
+                prediction = await self.client.result(job.server_id)
+                break
+            except (NetworkError, ServerError, RateLimitedError) as exc:
+                if attempt + 1 >= attempts:
+                    raise
+                await asyncio.sleep(min(getattr(exc, "retry_after", None) or 0.5 * 2 ** attempt, 10.0))
+        previous = job.status
+        if job.apply(prediction, self._now()):
+            self._save(job)
+            self._emit(JobChanged(job, previous))
+        return job
+
+    # -- downloads --------------------------------------------------------------------------
+    def _get_downloader(self) -> "Downloader":
+        if self._downloader is None:
+            from tui.core.downloads import Downloader
+
+            self._downloader = Downloader(connect_timeout=self.settings.connect_timeout,
+                                          read_timeout=self.settings.read_timeout)
+        return self._downloader
+
+    async def download(self, local_id: str, *, directory: Path | None = None) -> list["SavedFile"]:
+        """Save every output of a job into `directory` (default: the download directory).
+
+        Emits DownloadProgress while bytes arrive and one DownloadFinished at the end; each
+        saved file is recorded on the job (when the history is writable). Raises DownloadError
+        (NothingToDownload for a job without outputs) with the files saved so far recorded.
+        """
+        from tui.core.downloads import DownloadError, NothingToDownload, nothing_to_download, output_file_name
+
+        job = self.store.get(local_id)
+        if job is None:
+            raise DownloadError("no such job in the history", exit_code=2)
+        reason = nothing_to_download(job)
+        if reason is not None:
+            raise NothingToDownload(reason)
+        if local_id in self.downloading:
+            raise DownloadError(f"{job.short_id} is being downloaded already", exit_code=2)
+        target = Path(directory if directory is not None else self.settings.download_dir).expanduser()
+        downloader = self._get_downloader()
+        self.downloading.add(local_id)
+        task = asyncio.current_task()
+        if task is not None:
+            self._download_tasks.add(task)
+        saved: list[SavedFile] = []
+        urls = list(job.outputs)
+
+        def finished(error: str | None) -> DownloadFinished:
+            return DownloadFinished(local_id, tuple(str(f.path) for f in saved), error,
+                                    tuple(f.outcome for f in saved))
+
+        try:
+            for index, url in enumerate(urls):
+                destination = target / output_file_name(job, index)
+
+                def progress(received: int, total: int | None, index: int = index, path: Path = destination) -> None:
+                    self._emit(DownloadProgress(local_id, index, len(urls), received, total, str(path)))
+
+                result = await downloader.fetch(url, destination, known=list(job.downloads), on_progress=progress)
+                saved.append(result)
+                self._record_download(job, result)
+        except DownloadError as exc:
+            self._emit(finished(exc.message))
+            raise
+        except asyncio.CancelledError:
+            self._emit(finished("stopped; the partial file is kept and the next download resumes it"))
+            raise
+        finally:
+            self.downloading.discard(local_id)
+            if task is not None:
+                self._download_tasks.discard(task)
+        self._emit(finished(None))
+        return saved
+
+    def _record_download(self, job: Job, saved: "SavedFile") -> None:
+        entry = saved.record(self._now())
+        job.downloads = [d for d in job.downloads if d.get("path") != entry["path"]] + [entry]
+        self._save(job)
+        self._emit(JobChanged(job, job.status))
+
+    def download_in_background(self, local_id: str, *, directory: Path | None = None) -> asyncio.Task:
+        """Start `download()` as a task; failures arrive as DownloadFinished events (never raised)."""
+        from tui.core.downloads import DownloadError
+
+        async def run() -> None:
+            try:
+                await self.download(local_id, directory=directory)
+            except DownloadError as exc:
+                log.info("download of %s failed: %s", local_id, exc.message)
+            except Exception as exc:  # noqa: BLE001 - reported to the user, never a crash of the poller
+                log.exception("download failed unexpectedly")
+                self._emit(Notice(f"download failed: {exc}", "error"))
+
+        task = asyncio.ensure_future(run())
+        self._download_tasks.add(task)
+        task.add_done_callback(self._download_tasks.discard)
+        return task
+
+    async def wait_downloads(self) -> None:
+        """Until every download going on has ended."""
+        current = asyncio.current_task()
+        while others := [t for t in self._download_tasks if t is not current]:
+            await asyncio.gather(*others, return_exceptions=True)
+
+    async def wait(self, local_ids: Iterable[str]) -> list[Job]:
+        """Until every one of these jobs has ended (a forgotten job counts as ended)."""
+        ids = list(local_ids)
+        if self.poller is not None:
+            await self.poller.start()  # waiting on a job means polling it, even before start()
+        while True:
+            jobs = [self.store.get(i) for i in ids]
+            if all(j is None or j.is_finished for j in jobs):
+                return [j for j in jobs if j is not None]
+            waiter = asyncio.get_running_loop().create_future()
+            self._change_waiters.add(waiter)
+            try:
+                await waiter
+            finally:
+                self._change_waiters.discard(waiter)
+
+    async def close(self) -> None:
+        """Stop polling, put everything on disk, release the history and the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.poller is not None:
+            await self.poller.stop()
+        current = asyncio.current_task()
+        downloads = [t for t in self._download_tasks if t is not current]
+        for task in downloads:
+            task.cancel()  # a cut download keeps its .part; the next one resumes it
+        if downloads:
+            await asyncio.gather(*downloads, return_exceptions=True)
+        if self._downloader is not None:
+            await self._downloader.aclose()
+        if not getattr(self.store, "read_only", False):
+            try:
+                await self.store.flush_async()
+            except Exception:  # noqa: BLE001 - close() must still release the lock
+                log.exception("final flush failed")
+        await asyncio.to_thread(self.store.close)
+        if self.client is not None:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> "JobService":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+def _client_for(settings: Settings):
+    from tui.core.api.client import HailuoClient
+
+    # The poller schedules its own retries (within its rate cap and its 429 pause), so the
+    # client does not retry polls behind its back.
+    return HailuoClient(
+        settings.base_url,
+        settings.api_key,
+        auth_scheme=settings.auth_scheme,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_connections=max(16, settings.poll_concurrency + 2),
+        get_retries=0,
+    )
+
+
+def _born_at(job: Job) -> float:
+    """When the server created the job (or, unknown that, when it was submitted)."""
+    return job.created_at if job.created_at is not None else job.submitted_at
+
+
+def _last_change(job: Job) -> float:
+    if job.status_history:
+        try:
+            return float(job.status_history[-1][1])
+        except (TypeError, ValueError, IndexError):
+            pass
+    return job.submitted_at
+
+
+def _quiet(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except Exception:  # noqa: BLE001 - best effort while being cancelled
+        log.exception("flush while cancelling failed")

@@ -1,0 +1,209 @@
+"""The `Job`: one submitted (or attempted) prediction, as kept in the history file.
+
+Times are epoch seconds (UTC) in the file: cheap to load for 50,000 jobs; they become
+ISO 8601 only where a person or a script reads them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any
+
+from tui.core.api.models import FAILURE_STATUSES, SUCCESS_STATUSES, Prediction, is_terminal
+
+SCHEMA_VERSION = 1
+
+# Local states, beside the server's statuses.
+SUBMITTING = "submitting"  # recorded before the POST is sent
+UNKNOWN = "unknown"  # the POST may have reached the server; never re-sent automatically
+REJECTED = "rejected"  # the server refused the POST: no job exists there
+EXPIRED = "expired"  # a persistent 404 past the retention time
+
+UNKNOWN_OUTCOME_MESSAGE = (
+    "the submit may have reached the server: the job may exist and may be billed. "
+    "It was not re-sent; check the provider's dashboard before submitting again."
+)
+
+#: States in which a job will not change any more without the user.
+LOCAL_TERMINAL = frozenset({UNKNOWN, REJECTED, EXPIRED})
+#: Names only this program gives. A server status spelled the same (an odd server could say
+#: "unknown") is kept apart, so it can neither stop the polling nor pass for a local verdict.
+_LOCAL_ONLY = frozenset({SUBMITTING, UNKNOWN, REJECTED})
+
+
+def server_status(status: str) -> str:
+    """The status to record for what the server said."""
+    return f"{status} (server)" if status.lower() in _LOCAL_ONLY else status
+
+
+def new_local_id() -> str:
+    return secrets.token_hex(6)
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class Job:
+    local_id: str
+    request: dict[str, Any]
+    submitted_at: float
+    status: str = SUBMITTING
+    server_id: str | None = None
+    outputs: list[str] = field(default_factory=list)
+    result_url: str | None = None
+    error: str | None = None
+    execution_time_ms: int | None = None
+    inference_time_ms: int | None = None
+    has_nsfw_contents: list[bool] = field(default_factory=list)
+    created_at: float | None = None
+    finished_at: float | None = None
+    last_polled_at: float | None = None
+    poll_errors: int = 0
+    last_poll_error: str | None = None
+    #: The kind of that error (`ApiError.kind`: "malformed", "network", "server_error"...).
+    last_poll_error_kind: str | None = None
+    #: [status, epoch seconds] each time the status changed, for the detail pane's timings.
+    status_history: list[list[Any]] = field(default_factory=list)
+    #: The `data` object of the last response, for the raw view.
+    raw: dict[str, Any] | None = None
+    #: Set by batch runs so that a re-run can skip rows already submitted.
+    idempotency_key: str | None = None
+    #: Output files saved on this machine: {"url", "path", "size", "sha256", "at"} each.
+    #: Absent from documents written before downloads existed; read as empty.
+    downloads: list[dict[str, Any]] = field(default_factory=list)
+    schema: int = SCHEMA_VERSION
+
+    # -- identity ---------------------------------------------------------------
+    @property
+    def display_id(self) -> str:
+        return self.server_id or self.local_id
+
+    @property
+    def short_id(self) -> str:
+        return self.display_id[:12]
+
+    @property
+    def model(self) -> str:
+        return str(self.request.get("model", ""))
+
+    @property
+    def scene(self) -> str:
+        return str(self.request.get("scene", ""))
+
+    @property
+    def prompt(self) -> str:
+        return str(self.request.get("prompt", ""))
+
+    # -- state ------------------------------------------------------------------
+    @property
+    def is_pending(self) -> bool:
+        """Still to be polled: the server knows it and it has not ended."""
+        return self.server_id is not None and self.status not in LOCAL_TERMINAL and not is_terminal(self.status)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in LOCAL_TERMINAL or is_terminal(self.status)
+
+    @property
+    def is_success(self) -> bool:
+        return self.status.lower() in SUCCESS_STATUSES
+
+    @property
+    def is_failure(self) -> bool:
+        return self.status.lower() in FAILURE_STATUSES or self.status in (REJECTED, EXPIRED, UNKNOWN)
+
+    def set_status(self, status: str, now: float | None = None) -> bool:
+        """Change the status; returns whether it changed."""
+        if status == self.status:
+            return False
+        now = time.time() if now is None else now
+        self.status = status
+        self.status_history.append([status, now])
+        if (is_terminal(status) or status in LOCAL_TERMINAL) and self.finished_at is None:
+            self.finished_at = now
+        return True
+
+    def apply(self, prediction: Prediction, now: float | None = None) -> bool:
+        """Take in a server answer; returns whether anything a user sees changed."""
+        now = time.time() if now is None else now
+        before = self.signature()
+        if self.server_id is None:
+            self.server_id = prediction.id
+        self.set_status(server_status(prediction.status), now)
+        self.outputs = list(prediction.outputs)
+        self.result_url = prediction.result_url or self.result_url
+        self.error = prediction.error
+        self.execution_time_ms = prediction.execution_time_ms
+        self.inference_time_ms = prediction.inference_time_ms
+        self.has_nsfw_contents = list(prediction.has_nsfw_contents)
+        if prediction.created_at is not None:
+            self.created_at = prediction.created_at.timestamp()
+        self.raw = prediction.raw
+        self.last_polled_at = now
+        self.poll_errors = 0
+        self.last_poll_error = None
+        self.last_poll_error_kind = None
+        return self.signature() != before
+
+    def signature(self) -> tuple:
+        return (self.server_id, self.status, tuple(self.outputs), self.error, self.execution_time_ms,
+                self.poll_errors, self.result_url)
+
+    # -- (de)serialisation ------------------------------------------------------
+    def to_doc(self) -> dict[str, Any]:
+        """A plain, independent copy for the history file.
+
+        Written by hand rather than with `dataclasses.asdict`, which is 20 times slower: the
+        store serialises every job on compaction (50,000 of them) while holding its lock.
+        """
+        doc = {name: getattr(self, name) for name in _FIELD_NAMES}
+        for name in _CONTAINER_FIELDS:
+            doc[name] = _copy_json(doc[name])
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> "Job":
+        return cls(**{k: doc[k] for k in _FIELD_NAMES if k in doc})
+
+    def to_public(self) -> dict[str, Any]:
+        """The stable `--json` object (see README "JSON output")."""
+        return {
+            "id": self.server_id,
+            "local_id": self.local_id,
+            "model": self.model,
+            "scene": self.scene,
+            "status": self.status,
+            "outputs": list(self.outputs),
+            "result_url": self.result_url,
+            "error": self.error,
+            "execution_time_ms": self.execution_time_ms,
+            "inference_time_ms": self.inference_time_ms,
+            "has_nsfw_contents": list(self.has_nsfw_contents),
+            "created_at": iso(self.created_at),
+            "submitted_at": iso(self.submitted_at),
+            "finished_at": iso(self.finished_at),
+            "poll_errors": self.poll_errors,
+            "request": dict(self.request),
+            "downloads": [{"url": d.get("url"), "path": d.get("path"), "size": d.get("size")}
+                          for d in self.downloads],
+        }
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Job))
+_CONTAINER_FIELDS = ("request", "outputs", "has_nsfw_contents", "status_history", "raw")
+
+
+def _copy_json(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (dicts, lists, tuples as lists; everything else shared)."""
+    if isinstance(value, dict):
+        return {key: _copy_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_copy_json(item) for item in value]
+    return value

@@ -1,0 +1,775 @@
+"""The job history: a TinyDB snapshot plus an append-only journal, loaded once into memory.
+
+Why two files: with TinyDB's default storage one status change rewrites the whole file
+(1.3 s at 50,000 jobs). Here a change is one small appended, fsynced journal line; the
+snapshot (a plain TinyDB database, written atomically) is rewritten only when the journal
+has grown, in the writer thread. A crash at any instant leaves both files parseable: the
+snapshot is replaced by rename, and a torn last journal line is ignored.
+
+The snapshot holds one job a line (still one TinyDB JSON document), so it is read and written
+a thousand jobs at a time: a 50,000-job history never sits in memory as one 40 MB string, and
+the interpreter is free for the event loop between two slices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import errno
+import fcntl
+import gc
+import json
+import os
+import re
+import sys
+import threading
+import time
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from tinydb.storages import Storage
+
+from tui.core.records import SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job
+
+JOURNAL_COMPACT_BYTES = 4 * 1024 * 1024
+#: Jobs parsed or serialised at a time (about 10 ms of work, and the memory of that many only).
+SLICE = 1000
+_JOBS_TABLE = b'{"jobs":{'
+
+
+class ReadOnlyHistoryError(Exception):
+    """A write was attempted on a history opened read-only."""
+
+
+def write_failure_reason(exc: OSError) -> str:
+    """Why a write failed, in a few words a user can act on."""
+    return {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.EFBIG: "the file size limit is reached",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EIO: "an I/O error",
+    }.get(exc.errno, exc.strerror or str(exc) or type(exc).__name__)
+
+
+class AtomicJSONStorage(Storage):
+    """TinyDB storage that replaces the file atomically (temp file, fsync, rename, dir fsync)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        if not text.strip():
+            return None
+        return json.loads(text)
+
+    def write(self, data: dict[str, Any]) -> None:
+        _atomic_write(self.path, _snapshot_chunks(
+            (table, ((doc_id, doc) for doc_id, doc in docs.items())) for table, docs in data.items()))
+
+    def close(self) -> None:
+        pass
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Replace path with data (bytes, or chunks of it): temp file, fsync, rename, dir fsync."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            for chunk in ([data] if isinstance(data, bytes) else data):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _contains_data_url(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.lstrip().lower().startswith("data:")
+    if isinstance(value, dict):
+        return any(_contains_data_url(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_contains_data_url(v) for v in value)
+    return False
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _snapshot_chunks(tables: Iterable[tuple[str, Iterable[tuple[str, Any]]]]) -> Iterator[bytes]:
+    """A TinyDB database ({table: {doc_id: doc}}) as JSON with one document a line, in slices."""
+    yield b"{"
+    for index, (table, docs) in enumerate(tables):
+        yield (("," if index else "") + _dumps(table) + ":{\n").encode("utf-8")
+        lines: list[str] = []
+        first = True
+        for doc_id, doc in docs:
+            lines.append(("" if first else ",\n") + _dumps(str(doc_id)) + ":" + _dumps(doc))
+            first = False
+            if len(lines) >= SLICE:
+                yield "".join(lines).encode("utf-8")
+                lines = []
+        yield ("".join(lines) + "\n}").encode("utf-8")
+    yield b"}\n"
+
+
+_intern = sys.intern
+
+
+def _job_of(doc: Any) -> Job | None:
+    """A Job from a history document, its repeated words shared (status, model...); None if unusable."""
+    if not isinstance(doc, dict):
+        return None
+    # Thousands of jobs carry the same few words: one string each instead of one per job.
+    if isinstance(doc.get("status"), str):
+        doc["status"] = _intern(doc["status"])
+    request = doc.get("request")
+    if isinstance(request, dict):
+        for key in ("model", "scene", "resolution"):
+            if isinstance(request.get(key), str):
+                request[key] = _intern(request[key])
+    history = doc.get("status_history")
+    if isinstance(history, list):
+        for entry in history:
+            if isinstance(entry, list) and entry and isinstance(entry[0], str):
+                entry[0] = _intern(entry[0])
+    try:
+        job = Job.from_doc(doc)
+    except TypeError:
+        return None
+    return job if isinstance(job.local_id, str) else None
+
+
+def _read_snapshot_lines(handle, jobs: dict[str, Job]) -> dict[str, Any] | None:
+    """Read the jobs table one slice at a time (the layout `_snapshot_chunks` writes, after its
+    first line); returns the other tables, or None when the file is laid out otherwise."""
+    pending: list[bytes] = []
+
+    def take() -> None:
+        for doc in json.loads(b"[" + b",".join(pending) + b"]"):
+            job = _job_of(doc)
+            if job is not None:
+                jobs[job.local_id] = job
+        pending.clear()
+
+    for line in handle:
+        if line.startswith(b"}"):
+            if pending:
+                take()
+            tail = (line + handle.read())[1:].strip()
+            if tail == b"}":
+                return {}
+            if not tail.startswith(b","):
+                return None
+            others = json.loads(b"{" + tail[1:])
+            return others if isinstance(others, dict) else None
+        line = line.rstrip(b",\r\n")
+        if not line:
+            continue
+        if not line.startswith(b'"'):
+            return None
+        split = line.find(b'":', 1)
+        if split < 0:
+            return None
+        pending.append(line[split + 2:])
+        if len(pending) >= SLICE:
+            take()
+    return None  # the jobs table never ended
+
+
+def _settle_interrupted_submit(job: Job) -> bool:
+    """A job left `submitting` by a crash becomes `unknown`: its POST may have been sent, so
+    never guess and never re-send. True when it changed."""
+    if job.status != SUBMITTING:
+        return False
+    job.set_status(UNKNOWN)
+    job.error = UNKNOWN_OUTCOME_MESSAGE
+    return True
+
+
+_META_SEQ = re.compile(rb'"_meta":\{\s*"1":\{"seq":(\d+)')
+
+
+#: `peek_newest` gives up on a journal bigger than this: reading it would no longer be quick
+#: (it is folded into the snapshot once it holds a quarter of the history: 12 MB at 50,000 jobs).
+PEEK_JOURNAL_BYTES = 32 * 1024 * 1024
+#: The start of each journal line, as `_journal_lines_for` writes it, and a job's submission time.
+_JOURNAL_HEAD = re.compile(rb'\{"seq":(\d+),"op":"(put|del)","id":("(?:[^"\\]|\\.)*")')
+_SUBMITTED_AT = re.compile(rb'"submitted_at":(-?[0-9][0-9.eE+-]*)')
+
+
+def peek_newest(path: str | os.PathLike[str], limit: int = SLICE) -> list[Job] | None:
+    """The newest `limit` jobs of a history, newest first, read from the head of the snapshot
+    (written newest first) and the journal: a first screen in a few milliseconds while the
+    whole history loads. Nothing is written or locked. None when that would not be quick (a
+    big journal) or not right (a snapshot laid out otherwise, as an older file: only a full
+    read can tell which jobs are newest)."""
+    path = Path(path).expanduser()
+    journal_path = path.with_name(path.name + ".journal")
+    try:
+        if journal_path.stat().st_size > PEEK_JOURNAL_BYTES:
+            return None
+    except FileNotFoundError:
+        pass
+    jobs: dict[str, Job] = {}
+    snapshot_seq, complete = 0, True
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        handle = None
+    if handle is not None:
+        with handle:
+            first = handle.readline()
+            if first.strip():
+                if first.rstrip(b"\r\n") != _JOBS_TABLE:
+                    return None
+                docs: list[bytes] = []
+                complete = False
+                for line in handle:
+                    if line.startswith(b"}"):
+                        complete = True
+                        break
+                    line = line.rstrip(b",\r\n")
+                    split = line.find(b'":', 1)
+                    if line and split > 0:
+                        docs.append(line[split + 2:])
+                    if len(docs) >= limit:
+                        break
+                handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, handle.tell() - 4096))
+                found = _META_SEQ.search(handle.read())
+                snapshot_seq = int(found.group(1)) if found else 0
+                try:
+                    parsed = json.loads(b"[" + b",".join(docs) + b"]")
+                except ValueError:
+                    return None
+                ordered = [job for job in map(_job_of, parsed) if job is not None]
+                if any(a.submitted_at < b.submitted_at for a, b in zip(ordered, ordered[1:])):
+                    return None  # not newest first: its head says nothing about the newest jobs
+                jobs = {job.local_id: job for job in ordered}
+    # Jobs older than the last one read from the snapshot may be missing from its head: show
+    # none of them rather than a list with holes.
+    oldest = min((job.submitted_at for job in jobs.values()), default=float("-inf")) if not complete else float("-inf")
+    # The journal can hold thousands of lines: it is streamed, only the start of each line is
+    # read (sequence, op, id, submission time), and only the lines of the jobs that make the
+    # list are read again and parsed whole.
+    changed: dict[str, tuple[float, int] | None] = {}  # local id -> (submitted at, line offset), None if deleted
+    try:
+        journal = open(journal_path, "rb")
+    except FileNotFoundError:
+        journal = None
+    with journal or nullcontext():
+        offset = 0
+        for line in journal or ():
+            start, offset = offset, offset + len(line)
+            head = _JOURNAL_HEAD.match(line)
+            if head is None or int(head[1]) <= snapshot_seq:
+                continue  # a torn or damaged line (the full read skips it too), or one the snapshot holds
+            local_id = json.loads(head[3])
+            if head[2] == b"del":
+                changed[local_id] = None
+                continue
+            when = _SUBMITTED_AT.search(line, head.end())
+            if when is not None:
+                changed[local_id] = (float(when[1]), start)
+        candidates: list[tuple[float, Job | int]] = [
+            (job.submitted_at, job) for local_id, job in jobs.items() if local_id not in changed]
+        candidates += [entry for entry in changed.values() if entry is not None]
+        candidates = sorted((c for c in candidates if c[0] >= oldest), key=lambda c: c[0], reverse=True)[:limit]
+        newest = []
+        for _, source in candidates:
+            if isinstance(source, int):  # a journal line's offset
+                journal.seek(source)
+                try:
+                    source = _job_of(json.loads(journal.readline())["doc"])
+                except (ValueError, KeyError, TypeError):
+                    source = None
+            if source is not None:
+                _settle_interrupted_submit(source)
+                newest.append(source)
+    return newest
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Reading a history builds hundreds of thousands of objects that all live on: the cyclic
+    garbage collector would walk the growing heap again and again meanwhile (half the time of
+    opening 50,000 jobs, and more than half at 100,000). Nothing read is garbage."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+class HistoryStore:
+    def __init__(self, path: Path, *, read_only: bool, flush_interval: float) -> None:
+        self.path = path
+        self.journal_path = path.with_name(path.name + ".journal")
+        self.lock_path = path.with_name(path.name + ".lock")
+        self.read_only = read_only
+        self.flush_interval = flush_interval
+        self.notices: list[str] = []
+        self.last_write_error: str | None = None
+        #: Called (from whichever thread wrote) with the new `last_write_error` each time it
+        #: changes: a message when writes start failing, None when they work again.
+        self.on_write_error: Callable[[str | None], None] | None = None
+        self._jobs: dict[str, Job] = {}
+        self._by_server: dict[str, str] = {}
+        self._by_key: dict[str, str] = {}
+        self._order: list[Job] | None = None
+        self._dirty: set[str] = set()
+        self._deleted: set[str] = set()
+        self._seq = 0
+        self._snapshot_seq = 0
+        self._journal_lines = 0
+        self._journal_offset = 0
+        self._lock = threading.RLock()
+        self._io_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._lock_fd: int | None = None
+        self._writer: threading.Thread | None = None
+        #: The next flush writes a new snapshot whatever the journal's size (after damage was read).
+        self._compact_next = False
+
+    # -- opening ------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, read_only: bool = False, flush_interval: float = 0.5) -> "HistoryStore":
+        path = Path(path).expanduser()
+        store = cls(path, read_only=read_only, flush_interval=flush_interval)
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            store._take_lock()
+        store._load()
+        if not store.read_only:
+            store._writer = threading.Thread(target=store._write_loop, name="history-writer", daemon=True)
+            store._writer.start()
+            if store._compact_next:
+                store._wake.set()
+            atexit.register(store.close)
+        return store
+
+    def _take_lock(self) -> None:
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            self.read_only = True
+            self.notices.append(f"cannot write in {self.path.parent} ({write_failure_reason(exc)}); "
+                                "the history is open read-only")
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            self.read_only = True
+            self.notices.append(f"another hailuo-tui is writing {self.path}; this one is read-only (watch only)")
+            return
+        self._lock_fd = fd
+
+    def _load(self) -> None:
+        with _collector_paused():
+            self._load_jobs()
+
+    def _load_jobs(self) -> None:
+        jobs: dict[str, Job] = {}
+        try:
+            self._snapshot_seq = self._read_snapshot(jobs)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self._move_aside(exc)
+            jobs, self._snapshot_seq = {}, 0
+        self._seq = self._snapshot_seq
+        self._replay(jobs)
+        for job in jobs.values():
+            if _settle_interrupted_submit(job) and not self.read_only:
+                self._dirty.add(job.local_id)
+            self._index(job)
+
+    def _read_snapshot(self, jobs: dict[str, Job]) -> int:
+        """Fill jobs from the snapshot (TinyDB's layout, {table: {doc_id: doc}}, read directly:
+        TinyDB Document objects for 50,000 jobs would double the start-up cost); its sequence number."""
+        try:
+            handle = open(self.path, "rb")
+        except FileNotFoundError:
+            return 0
+        with handle:
+            others = None
+            if handle.readline().rstrip(b"\r\n") == _JOBS_TABLE:
+                others = _read_snapshot_lines(handle, jobs)
+            if others is None:  # another layout (an older file, or written by TinyDB itself): read it whole
+                jobs.clear()
+                handle.seek(0)
+                data = handle.read()
+                if not data.strip():
+                    return 0
+                raw = json.loads(data)
+                del data
+                for doc in raw.get("jobs", {}).values():
+                    job = _job_of(doc)
+                    if job is not None:
+                        jobs[job.local_id] = job
+                others = raw
+        meta = list(others.get("_meta", {}).values())
+        return int(meta[0].get("seq", 0)) if meta else 0
+
+    def _move_aside(self, exc: Exception) -> None:
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        if self.read_only:
+            self.notices.append(f"the history {self.path} does not parse ({type(exc).__name__}); showing the journal only")
+            return
+        os.replace(self.path, aside)
+        self.notices.append(f"the history file did not parse and was moved aside to {aside}; "
+                            "jobs from its journal were kept")
+
+    def _replay(self, jobs: dict[str, Job]) -> None:
+        try:
+            data = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return
+        offset = 0
+        damaged = 0
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break  # torn tail of an interrupted append
+            offset += len(line)
+            try:
+                entry = json.loads(line)
+                seq, op, local_id = int(entry["seq"]), entry["op"], entry["id"]
+            except (ValueError, KeyError, TypeError):
+                # A damaged line inside the journal (not an interrupted append, which is only
+                # ever the last): skip it, keep every entry after it.
+                damaged += 1
+                continue
+            self._journal_lines += 1
+            if seq <= self._snapshot_seq:
+                continue
+            self._seq = max(self._seq, seq)
+            if op == "put":
+                job = _job_of(entry["doc"])
+                if job is not None:
+                    jobs[local_id] = job
+            elif op == "del":
+                jobs.pop(local_id, None)
+        self._journal_offset = offset
+        if damaged:
+            self._keep_damaged_journal(data, damaged)
+
+    def _keep_damaged_journal(self, data: bytes, damaged: int) -> None:
+        """Keep a copy of a journal with damaged lines, and fold what was read into a new
+        snapshot at the next write, so the damage is neither lost from view nor read again."""
+        if self.read_only:
+            self.notices.append(f"the journal {self.journal_path} has {damaged} damaged line(s); they were skipped")
+            return
+        aside = self.journal_path.with_name(f"{self.journal_path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        try:
+            _atomic_write(aside, data)
+        except OSError as exc:
+            aside_note = f"(a copy could not be kept: {write_failure_reason(exc)})"
+        else:
+            aside_note = f"a copy of it is kept as {aside}"
+        self.notices.append(f"the journal {self.journal_path} had {damaged} damaged line(s), skipped; every other "
+                            f"entry was kept; {aside_note}")
+        self._compact_next = True
+
+    def reload(self) -> None:
+        """Read the files again (for a read-only instance watching another writer)."""
+        with self._lock:
+            self._jobs.clear(), self._by_server.clear(), self._by_key.clear()
+            self._order = None
+            self._journal_lines = 0
+            self._load()
+
+    # -- indexes --------------------------------------------------------------------------
+    def _index(self, job: Job) -> None:
+        old = self._jobs.get(job.local_id)
+        if old is not None and old is not job:
+            self._unindex(old)
+        self._jobs[job.local_id] = job
+        if job.server_id:
+            self._by_server[job.server_id] = job.local_id
+        if job.idempotency_key:
+            self._by_key[job.idempotency_key] = job.local_id
+        self._order = None
+
+    def _unindex(self, job: Job) -> None:
+        if job.server_id and self._by_server.get(job.server_id) == job.local_id:
+            del self._by_server[job.server_id]
+        if job.idempotency_key and self._by_key.get(job.idempotency_key) == job.local_id:
+            del self._by_key[job.idempotency_key]
+
+    # -- queries --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(self.all())
+
+    def all(self) -> list[Job]:
+        with self._lock:
+            if self._order is None:
+                self._order = sorted(self._jobs.values(), key=lambda j: j.submitted_at, reverse=True)
+            return list(self._order)
+
+    def get(self, local_id: str) -> Job | None:
+        return self._jobs.get(local_id)
+
+    def find_by_server_id(self, server_id: str) -> Job | None:
+        local_id = self._by_server.get(server_id)
+        return self._jobs.get(local_id) if local_id else None
+
+    def find_by_idempotency_key(self, key: str) -> Job | None:
+        local_id = self._by_key.get(key)
+        return self._jobs.get(local_id) if local_id else None
+
+    def find(self, ident: str) -> Job | None:
+        ident = ident.strip()
+        if not ident:
+            return None
+        exact = self._jobs.get(ident) or self.find_by_server_id(ident)
+        if exact is not None:
+            return exact
+        matches = {j.local_id for j in self._jobs.values()
+                   if j.local_id.startswith(ident) or (j.server_id or "").startswith(ident)}
+        return self._jobs[matches.pop()] if len(matches) == 1 else None
+
+    def pending(self) -> list[Job]:
+        return [job for job in self.all() if job.is_pending]
+
+    # -- writes ---------------------------------------------------------------------------
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyHistoryError(f"the history {self.path} is open read-only")
+
+    def put(self, job: Job) -> None:
+        self._check_writable()
+        if _contains_data_url(job.request):
+            raise ValueError("image data must not be stored in the history: keep its path or URL and checksum")
+        with self._lock:
+            self._index(job)
+            self._deleted.discard(job.local_id)
+            self._dirty.add(job.local_id)
+        self._wake.set()
+
+    def remove(self, local_id: str) -> None:
+        self._check_writable()
+        with self._lock:
+            job = self._jobs.pop(local_id, None)
+            if job is None:
+                return
+            self._unindex(job)
+            self._order = None
+            self._dirty.discard(local_id)
+            self._deleted.add(local_id)
+        self._wake.set()
+
+    def flush(self) -> None:
+        """Block until everything put so far is on disk.
+
+        One write a call: an append of what changed to the journal, or, once the journal has
+        grown past JOURNAL_COMPACT_BYTES (and a quarter of the history), a new snapshot that
+        holds the changes instead (also when more than SLICE jobs changed at once). The writer
+        calls it at most every `flush_interval`, so the files are written at most
+        1 / flush_interval times a second.
+        """
+        if self.read_only:
+            return
+        with self._io_lock:
+            with self._lock:
+                dirty, deleted = self._dirty, self._deleted
+                self._dirty, self._deleted = set(), set()
+                if not dirty and not deleted and not self._compact_next:
+                    return
+                # A new snapshot rather than an append once the journal holds a quarter of the
+                # history and is big, or this write alone is more than a slice (an import, a
+                # first save): it then reads back at snapshot speed, not line by line.
+                waiting = len(dirty) + len(deleted)
+                compact = self._compact_next or (self._journal_lines + waiting > len(self._jobs) // 4
+                                                 and (self._journal_offset > JOURNAL_COMPACT_BYTES or waiting > SLICE))
+            try:
+                if compact:
+                    try:
+                        self._compact()
+                        self._compact_next = False
+                    except OSError:
+                        # A new snapshot needs room that a small append may still find (a full
+                        # disk): the changes go to the journal, and folding it in waits.
+                        compact = False
+                if not compact:
+                    lines = self._journal_lines_for(dirty, deleted)
+                    if lines:
+                        self._append("".join(_dumps(line) + "\n" for line in lines).encode("utf-8"))
+                        self._journal_lines += len(lines)
+            except OSError as exc:
+                with self._lock:  # keep them for the next try
+                    self._dirty |= {d for d in dirty if d in self._jobs}
+                    self._deleted |= deleted
+                message = (f"could not write the history ({write_failure_reason(exc)}); changes are kept in "
+                           "memory and written when possible — nothing on disk was lost")
+                if message != self.last_write_error:
+                    self.last_write_error = message
+                    self.notices.append(message)
+                    self._report(message)
+                raise
+            if self.last_write_error is not None:
+                self.last_write_error = None
+                self._report(None)
+
+    def _report(self, message: str | None) -> None:
+        listener = self.on_write_error
+        if listener is not None:
+            try:
+                listener(message)
+            except Exception:  # noqa: BLE001 - telling the user must never break writing
+                pass
+
+    def _journal_lines_for(self, dirty: set[str], deleted: set[str]) -> list[dict[str, Any]]:
+        """The journal lines of these changes, numbered (the jobs as they are now)."""
+        lines = []
+        with self._lock:
+            for local_id in sorted(dirty):
+                job = self._jobs.get(local_id)
+                if job is not None:
+                    self._seq += 1
+                    lines.append({"seq": self._seq, "op": "put", "id": local_id, "doc": job.to_doc()})
+            for local_id in sorted(deleted):
+                self._seq += 1
+                lines.append({"seq": self._seq, "op": "del", "id": local_id})
+        return lines
+
+    def _append(self, data: bytes) -> None:
+        new = not self.journal_path.exists()
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            # Start on a line boundary even after a torn write from an earlier crash.
+            size = os.fstat(fd).st_size
+            if size > self._journal_offset:
+                os.ftruncate(fd, self._journal_offset)
+            view = memoryview(data)
+            written = 0
+            try:
+                while view:
+                    n = os.write(fd, view)
+                    view, written = view[n:], written + n
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, self._journal_offset)
+                raise
+        finally:
+            os.close(fd)
+        if new:
+            _fsync_dir(self.journal_path.parent)
+        self._journal_offset += len(data)
+
+    def _trim_journal(self) -> None:
+        """Drop journal lines a compaction has put in the snapshot, if no append has since."""
+        with self._io_lock:
+            try:
+                size = self.journal_path.stat().st_size
+            except FileNotFoundError:
+                return
+            if size > self._journal_offset:
+                fd = os.open(self.journal_path, os.O_WRONLY)
+                try:
+                    os.ftruncate(fd, self._journal_offset)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+    def _compact(self) -> None:
+        """Fold the journal into the snapshot. Called with the I/O lock held (no append meanwhile).
+
+        The snapshot is written a slice of jobs at a time, taking the lock for each slice only,
+        so the event loop's `put()` never waits long. A job changed after its slice was written
+        is dirty, and its journal line (numbered after this snapshot) supersedes it on load.
+        """
+        with self._lock:
+            seq = self._seq
+            jobs = list(self._jobs.values())
+        # Newest first, so that `peek_newest` finds the first screen at the head of the file.
+        ids = [job.local_id for job in sorted(jobs, key=lambda job: job.submitted_at, reverse=True)]
+        del jobs
+
+        def docs() -> Iterator[tuple[str, dict[str, Any]]]:
+            number = 0
+            for start in range(0, len(ids), SLICE):
+                with self._lock:
+                    chunk = [job.to_doc() for job in map(self._jobs.get, ids[start:start + SLICE]) if job is not None]
+                for doc in chunk:
+                    number += 1
+                    yield str(number), doc
+
+        _atomic_write(self.path, _snapshot_chunks([("jobs", docs()), ("_meta", [("1", {"seq": seq})])]))
+        self._snapshot_seq = seq
+        # The journal's lines are all in the snapshot now (numbered up to `seq`, so a reload
+        # skips them). It is emptied by the next append (it starts at this offset) or on close:
+        # not written again now.
+        self._journal_offset = 0
+        self._journal_lines = 0
+
+    async def flush_async(self) -> None:
+        await asyncio.to_thread(self.flush)
+
+    def _write_loop(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            if self._closed:
+                break
+            time.sleep(self.flush_interval)  # coalesce a burst into one append
+            self._wake.clear()
+            try:
+                self.flush()
+            except OSError:
+                self._wake.set()  # retry on the next round; the message is in last_write_error
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            if not self.read_only:
+                try:
+                    self.flush()
+                    self._trim_journal()
+                except OSError:
+                    pass
+        finally:
+            self._closed = True
+            self._wake.set()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+            atexit.unregister(self.close)
+
+    def __enter__(self) -> "HistoryStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,235 @@
+"""The selected job in full: request, timings, outputs (one selectable line each), errors, raw JSON.
+
+Everything that came from the server or the user is shown as plain text with control
+characters removed, so a prompt or an error can never restyle the screen or move the cursor.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Any, Callable, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.reactive import reactive
+from textual.widgets import OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option
+
+from tui.core.catalog import human_bytes
+from tui.core.events import DownloadProgress
+from tui.core.records import Job
+from tui.core.text import inert
+
+def clean(value: object) -> str:
+    """Plain text for the screen: escape sequences and control characters gone (newlines kept)."""
+    return inert(value, multiline=True)
+
+
+def _stamp(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def phase_times(job: Job, now: float) -> dict[str, float]:
+    """Seconds spent in each status, from the recorded status changes."""
+    spans: dict[str, float] = {}
+    history = [(str(s), float(t)) for s, t in job.status_history]
+    for index, (status, started) in enumerate(history):
+        ended = history[index + 1][1] if index + 1 < len(history) else (job.finished_at or now)
+        if index + 1 == len(history) and job.is_finished:
+            continue  # a terminal status has no duration
+        spans[status.lower()] = spans.get(status.lower(), 0.0) + max(0.0, ended - started)
+    return spans
+
+
+def _image_line(value: Any) -> str:
+    if isinstance(value, dict):
+        parts = [clean(value.get("source", ""))]
+        if value.get("format"):
+            parts.append(f"{value['format']} {value.get('width')}×{value.get('height')}")
+        if value.get("size_bytes"):
+            from tui.core.catalog import human_bytes
+
+            parts.append(human_bytes(int(value["size_bytes"])))
+        if value.get("sha256"):
+            parts.append(f"sha256 {str(value['sha256'])[:12]}")
+        return ", ".join(p for p in parts if p)
+    return clean(value)
+
+
+def describe(job: Job, now: float) -> Text:
+    """The body of the pane, before the outputs list."""
+    text = Text()
+
+    def row(label: str, value: object, style: str = "") -> None:
+        text.append(f"{label:<15} ", style="bold")
+        text.append(clean(value), style=style)
+        text.append("\n")
+
+    row("Status", job.status)
+    row("Id", job.server_id or "(not yet given by the server)")
+    row("Local id", job.local_id)
+    row("Model", job.model)
+    row("Scene", job.scene)
+    request = job.request or {}
+    if "resolution" in request:
+        row("Resolution", request["resolution"])
+    if "duration" in request:
+        row("Duration", f"{request['duration']} s")
+    if "prompt_expansion" in request:
+        row("Expand prompt", "on" if request["prompt_expansion"] else "off")
+    for key, label in (("image", "Image"), ("end_image", "End image")):
+        if request.get(key):
+            row(label, _image_line(request[key]))
+    text.append("Prompt\n", style="bold")
+    text.append(clean(job.prompt) + "\n\n")
+    row("Submitted", _stamp(job.submitted_at))
+    row("Server time", _stamp(job.created_at))
+    row("Finished", _stamp(job.finished_at))
+    spans = phase_times(job, now)
+    for status in ("created", "queued", "processing", "running"):
+        if status in spans:
+            row(f"In {status}", _span(spans[status]))
+    row("Inference", f"{job.inference_time_ms} ms" if job.inference_time_ms is not None else "—")
+    row("Execution", f"{job.execution_time_ms} ms" if job.execution_time_ms is not None else "—")
+    row("Total", _span((job.finished_at or now) - job.submitted_at))
+    if job.result_url:
+        row("Result URL", job.result_url)
+    if job.has_nsfw_contents:
+        row("NSFW flags", ", ".join("yes" if flag else "no" for flag in job.has_nsfw_contents))
+    if job.error:
+        text.append("Error\n", style="bold")
+        text.append(clean(job.error) + "\n")
+    if job.poll_errors:
+        row("Poll errors", f"{job.poll_errors} in a row")
+        if job.last_poll_error:
+            row("Last poll err", job.last_poll_error)
+    return text
+
+
+def saved_files(job: Job) -> Text:
+    """Where the outputs were saved on this machine (empty when nowhere yet)."""
+    text = Text()
+    for index, saved in enumerate(job.downloads):
+        text.append(f"{'Saved to' if index == 0 else '':<15} ", style="bold")
+        text.append(clean(saved.get("path", "")))
+        if index + 1 < len(job.downloads):
+            text.append("\n")
+    return text
+
+
+def download_label(progress: DownloadProgress) -> str:
+    which = f"output {progress.index + 1} of {progress.count} · " if progress.count > 1 else ""
+    of = f" of {human_bytes(progress.total)}" if progress.total else ""
+    return f"Downloading {which}{human_bytes(progress.received)}{of}"
+
+
+class DetailPane(VerticalScroll):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("v", "toggle_raw", "Raw JSON", id="detail.raw"),
+    ]
+
+    show_raw: reactive[bool] = reactive(False, init=False)
+
+    def __init__(self, *, clock: Callable[[], float] = time.time, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._clock = clock
+        self.job: Job | None = None
+        self._shown: tuple | None = None
+        #: Downloads in progress, by job (set by the app): the shown job's is drawn as a bar.
+        self._downloads: dict[str, DownloadProgress] = {}
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="download"):
+            yield Static(Text(""), id="download-label")
+            # Built with a total: a bar without one animates (15 frames a second, even hidden).
+            yield ProgressBar(id="download-bar", total=1, show_eta=False)
+        yield Static(Text("No job selected"), id="detail-body")
+        yield Static(Text("Outputs"), id="outputs-title", classes="section-title")
+        yield OptionList(id="outputs", compact=True)
+        yield Static(Text(""), id="saved")
+        yield Static(Text(""), id="raw-json")
+
+    def set_download(self, local_id: str, progress: DownloadProgress | None) -> None:
+        """A download of a job moved on (or ended, with None); redrawn if that job is shown."""
+        if progress is None:
+            self._downloads.pop(local_id, None)
+        else:
+            self._downloads[local_id] = progress
+        if self.job is not None and self.job.local_id == local_id:
+            self._show_download()
+
+    def _show_download(self) -> None:
+        progress = self._downloads.get(self.job.local_id) if self.job is not None else None
+        self.set_class(progress is not None, "-downloading")
+        if progress is None:
+            bar = self.query_one("#download-bar", ProgressBar)
+            if bar.total is None:  # a download of unknown size was shown: stop its animation
+                bar.update(total=1, progress=0)
+            return
+        self.query_one("#download-label", Static).update(Text(download_label(progress)))
+        self.query_one("#download-bar", ProgressBar).update(total=progress.total, progress=progress.received)
+
+    def show_job(self, job: Job | None, *, force: bool = False) -> None:
+        """Render a job; does nothing when the same job with the same state is shown already."""
+        key = None if job is None else (job.local_id, job.signature(), job.last_poll_error, job.finished_at,
+                                        len(job.status_history), len(job.downloads), self.show_raw)
+        if not force and key == self._shown and job is self.job:
+            return
+        self.job = job
+        self._shown = key
+        body = self.query_one("#detail-body", Static)
+        outputs = self.query_one("#outputs", OptionList)
+        raw = self.query_one("#raw-json", Static)
+        self._show_download()
+        saved = self.query_one("#saved", Static)
+        saved.update(saved_files(job) if job is not None else Text(""))
+        saved.display = job is not None and bool(job.downloads)
+        if job is None:
+            body.update(Text("No job selected"))
+            outputs.clear_options()
+            raw.update(Text(""))
+            self.set_class(True, "-no-outputs")
+            return
+        body.update(describe(job, self._clock()))
+        highlighted = outputs.highlighted
+        outputs.clear_options()
+        outputs.add_options([Option(Text(clean(url)), id=f"output-{i}") for i, url in enumerate(job.outputs)])
+        if job.outputs:
+            outputs.highlighted = min(highlighted or 0, len(job.outputs) - 1)
+        self.set_class(not job.outputs, "-no-outputs")
+        raw.display = self.show_raw
+        if self.show_raw:
+            dumped = json.dumps(job.raw, indent=2, ensure_ascii=False, default=str) if job.raw else "(no response yet)"
+            raw.update(Text(clean(dumped)))
+
+    @property
+    def selected_output(self) -> str | None:
+        if self.job is None or not self.job.outputs:
+            return None
+        index = self.query_one("#outputs", OptionList).highlighted or 0
+        return self.job.outputs[min(index, len(self.job.outputs) - 1)]
+
+    def watch_show_raw(self) -> None:
+        self.show_job(self.job, force=True)
+
+    def action_toggle_raw(self) -> None:
+        self.show_raw = not self.show_raw

@@ -1,0 +1,51 @@
+"""The stats panel: counts by status, execution times by model, jobs per hour (figures from `tui.core.stats`)."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from tui.core.stats import WINDOW_SECONDS, StatsSnapshot
+from tui.ui.widgets.detail import _span as span
+from tui.ui.widgets.job_table import plain_text
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else span(value)
+
+
+def render_stats(stats: StatsSnapshot) -> Group:
+    head = Text(no_wrap=True, overflow="ellipsis")
+    head.append("Stats", style="bold")
+    head.append(f"  {stats.total:,} job{'s' if stats.total != 1 else ''} in the history")
+    statuses = Text(no_wrap=True, overflow="ellipsis")
+    statuses.append("By status    ", style="bold")
+    statuses.append(" · ".join(f"{plain_text(status)} {count:,}" for status, count in stats.by_status) or "no jobs")
+    rates = Text(no_wrap=True, overflow="ellipsis")
+    rates.append("Jobs/hour    ", style="bold")
+    hours = int(WINDOW_SECONDS // 3600)
+    rates.append(f"last {hours} h: {stats.window_jobs:,} submitted, {stats.window_per_hour:.1f}/h")
+    session = f"{stats.session_per_hour:.1f}/h" if stats.session_per_hour is not None else "—/h"
+    rates.append(f"   this session ({span(stats.session_hours * 3600)}): {stats.session_jobs:,} added, {session}")
+    table = Table(box=None, padding=(0, 2, 0, 0), show_edge=False, header_style="bold", expand=False)
+    table.add_column("Execution time")
+    table.add_column("completed", justify="right")
+    table.add_column("median", justify="right")
+    table.add_column("p90", justify="right")
+    for model in stats.models:
+        table.add_row(plain_text(model.model), f"{model.completed:,}", _seconds(model.median_s), _seconds(model.p90_s))
+    if not stats.models:
+        table.add_row("(no completed job with a measured time yet)", "", "", "")
+    return Group(head, statuses, rates, table)
+
+
+class StatsPanel(Static):
+    """Shown with `t`; the app feeds it snapshots (at most once a second while it is visible)."""
+
+    def show_stats(self, stats: StatsSnapshot) -> None:
+        self.update(render_stats(stats))
+
+    def counting(self) -> None:
+        self.update(Text("Stats  counting the history…"))
