@@ -226,7 +226,8 @@ async def test_a_batch_goes_on_after_its_dialog_is_closed(tmp_path, make_simulat
     sim = make_simulator()
     rows = tmp_path / "rows.jsonl"
     rows.write_text("".join(json.dumps({"prompt": f"row {i}"}) + "\n" for i in range(6)))
-    app = HailuoApp(_settings(tmp_path, sim.base_url, submit_rate=2.0))  # about 2.5 s for the six
+    # A row every 2 s: the batch is surely still sending when its dialog is closed after the first row.
+    app = HailuoApp(_settings(tmp_path, sim.base_url, submit_rate=0.5))
     async with app.run_test(size=(160, 45)) as pilot:
         await _started(app, pilot)
         await pilot.press("b")

@@ -355,11 +355,13 @@ async def test_server_text_is_inert_in_the_table_detail_toasts_and_status_line(t
     from tui.ui.app import HailuoApp
     from tui.ui.widgets.status_line import StatusLine
 
-    sim = make_simulator(job_seconds=2.0)
+    # The simulator's clock moves only when the test says: the failing job is still running when
+    # the dashboard first sees it, however slow the machine, and ends while it is watched.
+    now = [1_700_000_000.0]
+    sim = make_simulator(job_seconds=2.0, clock=lambda: now[0])
     ids: dict[str, str] = {}
 
     async def attach(app):
-        # Seeded as the dashboard is ready, so that the failing one ends while it is watched.
         ids.update(_seed_hostile(sim))
         await app.service.attach(list(ids.values()))
 
@@ -367,9 +369,10 @@ async def test_server_text_is_inert_in_the_table_detail_toasts_and_status_line(t
     async with app.run_test(size=(200, 45), notifications=True) as pilot:
         await asyncio.wait_for(app.ready.wait(), 10)
         table = app.query_one(JobTable)
-        await until(lambda: table.total_count == 3, pilot=pilot)
+        await until(lambda: table.total_count == 3 and all(j.status for j in table.visible_jobs()), pilot=pilot)
         failed = next(j for j in table.visible_jobs() if j.server_id == ids["ends failed"])
-        assert failed.status == "processing"  # it ends while watched: a toast says so
+        await until(lambda: failed.status == "processing", pilot=pilot)
+        now[0] += 10  # the job ends on the server: a toast says so
         await until(lambda: failed.status == "failed", pilot=pilot)
         # What the toasts draw: the brackets as text (as markup, "[/]" would even crash the app).
         from textual.widgets._toast import Toast
@@ -395,7 +398,8 @@ async def test_server_text_is_inert_in_the_table_detail_toasts_and_status_line(t
 
 
 def test_server_text_is_inert_in_cli_output_and_exports(make_simulator, tmp_path):
-    sim = make_simulator(job_seconds=0.3)
+    now = [1_700_000_000.0]  # moved by hand: the failing job is still running when attached
+    sim = make_simulator(job_seconds=0.3, clock=lambda: now[0])
     ids = _seed_hostile(sim)
     db = tmp_path / "history.json"
     env = {"GPTPROTO_API_KEY": KEY}
@@ -409,6 +413,7 @@ def test_server_text_is_inert_in_cli_output_and_exports(make_simulator, tmp_path
     ending = [ids["ends failed"], ids["hostile output"]]
     attached = run("attach", *ending)
     assert attached.exit_code == 0, attached.stderr
+    now[0] += 10
     watched = run("watch")  # prints the failure with its error
     assert ids["ends failed"] in watched.stdout
     odd = run("attach", ids["odd status"])  # never ends: attached after watching

@@ -313,6 +313,10 @@ def _jsonable(value: Any) -> Any:
 
 
 class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops connections that a real server would queue when a
+    # busy machine accepts slowly while eight polls and a submit connect at once.
+    request_queue_size = 128
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
 
