@@ -49,3 +49,17 @@ def make_simulator():
 @pytest.fixture
 def simulator(make_simulator) -> Simulator:
     return make_simulator()
+
+
+@pytest.fixture(autouse=True)
+def toasts_are_recorded(monkeypatch):
+    """Keep the text of every toast on its app (see helpers.toasts); the toast is still raised."""
+    from tui.ui.app import HailuoApp
+
+    raise_toast = HailuoApp.notify
+
+    def notify(self, message, *args, **kwargs):
+        self.__dict__.setdefault("_raised_toasts", []).append(str(message))
+        return raise_toast(self, message, *args, **kwargs)
+
+    monkeypatch.setattr(HailuoApp, "notify", notify)

@@ -13,7 +13,7 @@ from tui.core.config import Settings
 FAST_POLLING = dict(poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=200.0)
 
 
-async def until(predicate: Callable[[], Any], timeout: float = 15.0, *, pilot: Any = None, what: object = "") -> None:
+async def until(predicate: Callable[[], Any], timeout: float = 60.0, *, pilot: Any = None, what: object = "") -> None:
     """Wait until `predicate()` is true: on a Pilot (so the app runs meanwhile) or on the loop."""
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -31,6 +31,13 @@ def app_settings(tmp_path: Path, sim: Any, key: str, **changes: Any) -> Settings
                   config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads", **FAST_POLLING)
     values.update(changes)
     return Settings(**values)
+
+
+def toasts(app: Any) -> list[str]:
+    """Every toast the app has raised, as its text, also those that already left the screen after
+    their timeout (which a busy machine can pass before the test looks). Recorded by the
+    `toasts_are_recorded` fixture in conftest.py."""
+    return list(getattr(app, "_raised_toasts", []))
 
 
 def posts(sim: Any) -> list:

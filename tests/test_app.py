@@ -17,7 +17,7 @@ from tui.ui.widgets.detail import DetailPane
 from tui.ui.widgets.job_table import JobTable
 from tui.ui.widgets.status_line import StatusLine
 
-from helpers import copy_from_the_menu
+from helpers import copy_from_the_menu, toasts
 
 KEY = "test-key-0123456789abcd"
 
@@ -30,7 +30,7 @@ def _settings(tmp_path, base_url: str, **changes) -> Settings:
     return Settings(**values)
 
 
-async def _until(pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+async def _until(pilot, condition: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -47,9 +47,6 @@ async def _type_prompt(app: HailuoApp, pilot, text: str) -> None:
     app.query_one("#prompt", TextArea).text = text
     await pilot.pause()
 
-
-def _toasts(app: HailuoApp) -> list[str]:
-    return [str(n.message) for n in app._notifications]
 
 
 async def test_compose_submit_follow_to_completion_and_copy_the_output(tmp_path, make_simulator):
@@ -71,8 +68,8 @@ async def test_compose_submit_follow_to_completion_and_copy_the_output(tmp_path,
         assert app.query_one("#prompt", TextArea).text == "a heron lifting off a misty lake"
         app.query_one(JobTable).focus()
         assert await copy_from_the_menu(app, pilot, "output") == job.outputs[0]
-        assert any("Copied the output URL" in t for t in _toasts(app))
-        assert any("completed" in t for t in _toasts(app))
+        assert any("Copied the output URL" in t for t in toasts(app))
+        assert any("completed" in t for t in toasts(app))
 
 
 async def test_validation_errors_show_in_place_and_nothing_is_recorded(tmp_path, make_simulator):
@@ -288,7 +285,7 @@ async def test_the_newest_jobs_are_on_screen_before_the_whole_history_is_read(tm
         assert [j.local_id for j in table.visible_jobs()[:3]] == ["j1199", "j1198", "j1197"]
         assert "reading the history" in str(app.query_one(StatusLine).render())
         await pilot.press("x")  # acting on a job needs the service: said, not a crash
-        assert any("still opening" in toast for toast in _toasts(app))
+        assert any("still opening" in toast for toast in toasts(app))
         release.set()
         await _started(app, pilot)
         assert table.total_count == 1200 and table.visible_jobs()[-1].local_id == "j0"

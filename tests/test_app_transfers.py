@@ -17,7 +17,9 @@ from tui.ui.widgets.detail import DetailPane
 from tui.ui.widgets.job_table import JobTable
 from tui.ui.widgets.status_line import StatusLine
 
-from test_app import KEY, _settings as _app_settings, _started, _toasts, _until  # the dashboard tests' helpers
+from helpers import toasts
+
+from test_app import KEY, _settings as _app_settings, _started, _until  # the dashboard tests' helpers
 
 VIDEO = sample_video()
 
@@ -57,7 +59,7 @@ async def test_d_downloads_the_selected_jobs_output_and_says_where(tmp_path, mak
         await _select(app, pilot, sid)
         await pilot.press("d")
         expected = tmp_path / "downloads" / f"{sid}_hailuo-2.3-fast_video.mp4"
-        await _until(pilot, lambda: any(f"saved to {expected}" in t for t in _toasts(app)))
+        await _until(pilot, lambda: any(f"saved to {expected}" in t for t in toasts(app)))
         assert expected.read_bytes() == VIDEO
         saved = app.query_one("#saved", Static)
         await _until(pilot, lambda: saved.display)
@@ -65,7 +67,7 @@ async def test_d_downloads_the_selected_jobs_output_and_says_where(tmp_path, mak
         # Pressed again: already there, nothing fetched.
         fetched = len(_file_requests(sim))
         await pilot.press("d")
-        await _until(pilot, lambda: any(f"was already saved as {expected}" in t for t in _toasts(app)))
+        await _until(pilot, lambda: any(f"was already saved as {expected}" in t for t in toasts(app)))
         assert len(_file_requests(sim)) == fetched
     assert all("authorization" not in {h.lower() for h in r.headers} for r in _file_requests(sim))
 
@@ -92,7 +94,7 @@ async def test_several_downloads_run_at_once_with_progress_and_the_app_stays_res
         bottom = table.selected_job.local_id
         await pilot.press("g")
         assert table.selected_job.local_id != bottom
-        await _until(pilot, lambda: sum("saved to" in t for t in _toasts(app)) == 2)
+        await _until(pilot, lambda: sum("saved to" in t for t in toasts(app)) == 2)
         assert not detail.has_class("-downloading") and app.downloads == {}
         assert len(list((tmp_path / "downloads").glob("*.mp4"))) == 2
 
@@ -122,7 +124,7 @@ async def test_d_on_a_job_without_output_says_why(tmp_path, make_simulator):
         await _started(app, pilot)
         await _select(app, pilot, sid)
         await pilot.press("d")
-        await _until(pilot, lambda: any("ended failed with no output" in t for t in _toasts(app)))
+        await _until(pilot, lambda: any("ended failed with no output" in t for t in toasts(app)))
     assert _file_requests(sim) == []
 
 
@@ -134,7 +136,7 @@ async def test_a_failed_download_is_a_toast_with_the_reason(tmp_path, make_simul
         await _started(app, pilot)
         await _select(app, pilot, sid)
         await pilot.press("d")
-        await _until(pilot, lambda: any("the output host answered 401" in t for t in _toasts(app)))
+        await _until(pilot, lambda: any("the output host answered 401" in t for t in toasts(app)))
         assert app.downloads == {} and not app.query_one(DetailPane).has_class("-downloading")
 
 
@@ -147,7 +149,7 @@ async def test_auto_download_saves_a_job_that_completes_in_the_dashboard(tmp_pat
         await _started(app, pilot)
         app.query_one("#prompt", TextArea).text = "a kite over the dunes"
         await pilot.press("ctrl+s")
-        await _until(pilot, lambda: any("saved to" in t for t in _toasts(app)))
+        await _until(pilot, lambda: any("saved to" in t for t in toasts(app)))
     assert [p.name.endswith("_a-kite-over-the-dunes.mp4") for p in (tmp_path / "downloads").iterdir()] == [True]
 
 
@@ -209,7 +211,7 @@ async def test_b_checks_a_file_shows_every_problem_then_submits_and_reports(tmp_
         headline = str(screen.query_one("#batch-headline", Static).render())
         assert headline.startswith("3 submitted, 0 skipped")
         assert table.total_count == 3 and {j.prompt for j in table.visible_jobs()} == {"a fox", "a heron", "a kite"}
-        assert any("3 submitted" in t for t in _toasts(app))
+        assert any("3 submitted" in t for t in toasts(app))
 
         # Checked again: everything was submitted, nothing to send.
         await _check(app, pilot, good)

@@ -37,7 +37,7 @@ class RealSleeps:
         await asyncio.sleep(delay)
 
 
-async def poll_until_terminal(client: HailuoClient, prediction_id: str, timeout: float = 10.0):
+async def poll_until_terminal(client: HailuoClient, prediction_id: str, timeout: float = 60.0):
     async def loop():
         while True:
             prediction = await client.result(prediction_id)

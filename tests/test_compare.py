@@ -14,6 +14,8 @@ from tui.ui.screens.compare import CompareScreen, compare_rows
 from tui.ui.widgets.job_table import JobTable
 from tui.ui.widgets.status_line import StatusLine
 
+from helpers import toasts
+
 FROZEN_NOW = 1_790_000_000.0
 
 
@@ -43,9 +45,6 @@ async def _ready(pilot) -> None:
     await pilot.pause()
 
 
-def _toasts(app) -> list[str]:
-    return [str(n.message) for n in app._notifications]
-
 
 def _select(app, local_id: str) -> None:
     assert app.query_one(JobTable).select(local_id)
@@ -57,7 +56,7 @@ async def test_mark_then_compare_shows_both_jobs_and_escape_returns(seeded_app):
         await _ready(pilot)
         await pilot.press("equals_sign")
         await pilot.pause()
-        assert any("mark a job with m first" in t for t in _toasts(app))
+        assert any("mark a job with m first" in t for t in toasts(app))
 
         _select(app, "local-0001")
         await pilot.press("m")
@@ -65,7 +64,7 @@ async def test_mark_then_compare_shows_both_jobs_and_escape_returns(seeded_app):
         assert "marked 01f3c9a1d2e8" in str(app.query_one(StatusLine).render())
         await pilot.press("equals_sign")
         await pilot.pause()
-        assert any("this is the marked job" in t for t in _toasts(app))
+        assert any("this is the marked job" in t for t in toasts(app))
 
         _select(app, "local-0002")
         await pilot.press("equals_sign")

@@ -90,7 +90,7 @@ class Recorder:
         return [entry[0] for entry in self.changes(local_id)]
 
 
-async def wait_for(predicate, timeout: float = 5.0) -> None:
+async def wait_for(predicate, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

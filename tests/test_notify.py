@@ -44,7 +44,7 @@ def _calls(log: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
 
 
-def _wait_for_calls(log: Path, count: int, timeout: float = 10.0) -> list[dict]:
+def _wait_for_calls(log: Path, count: int, timeout: float = 60.0) -> list[dict]:
     deadline = time.monotonic() + timeout
     while len(_calls(log)) < count and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -59,7 +59,7 @@ def _settings(tmp_path, base_url: str, **changes) -> Settings:
     return Settings(**values)
 
 
-async def _until(pilot, condition, timeout: float = 10.0) -> None:
+async def _until(pilot, condition, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

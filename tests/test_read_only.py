@@ -19,7 +19,7 @@ from tui.core.store import HistoryStore
 from tui.ui.widgets.job_table import JobTable
 from tui.ui.widgets.status_line import StatusLine
 
-from helpers import copy_from_the_menu
+from helpers import copy_from_the_menu, toasts
 
 KEY = "sk-readonly-test-key-0123456789"
 
@@ -104,9 +104,6 @@ async def _started(app: HailuoApp, pilot) -> None:
     await pilot.pause()
 
 
-def _toasts(app: HailuoApp) -> list[str]:
-    return [str(n.message) for n in app._notifications]
-
 
 async def test_dashboard_refuses_forget_submit_and_clone_but_copies(tmp_path, simulator):
     write_history(tmp_path / "history.json", [_job("cccc00000003", "pred-done-3", "completed", "a red fox in snow")])
@@ -120,12 +117,12 @@ async def test_dashboard_refuses_forget_submit_and_clone_but_copies(tmp_path, si
         await pilot.press("x")
         await pilot.pause()
         assert not app.screen.is_modal  # no confirmation: refused outright
-        assert any("Forget is off" in t and "--read-only" in t for t in _toasts(app))
+        assert any("Forget is off" in t and "--read-only" in t for t in toasts(app))
         assert table.total_count == 1
 
         await pilot.press("c")
         await pilot.pause()
-        assert any("Clone to submit is off" in t for t in _toasts(app))
+        assert any("Clone to submit is off" in t for t in toasts(app))
         assert app.query_one("#prompt").text == ""
 
         await pilot.press("ctrl+s")
@@ -154,4 +151,4 @@ async def test_the_demo_can_be_read_only_too(tmp_path):
             assert "demo · read-only" in str(app.query_one(StatusLine).render())
             await pilot.press("x")
             await pilot.pause()
-            assert any("Forget is off" in t for t in _toasts(app))
+            assert any("Forget is off" in t for t in toasts(app))

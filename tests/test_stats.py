@@ -99,7 +99,7 @@ def _settings(tmp_path, base_url: str) -> Settings:
                     poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=100.0)
 
 
-async def _until(pilot, condition, timeout: float = 10.0) -> None:
+async def _until(pilot, condition, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
