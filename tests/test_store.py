@@ -510,3 +510,79 @@ def test_a_glimpse_through_a_long_journal_matches_a_full_read(tmp_path):
         whole = [(j.local_id, j.status, j.error) for j in reread.all()]
     for limit in (1, 40, 400):
         assert [(j.local_id, j.status, j.error) for j in peek_newest(path, limit=limit)] == whole[:limit]
+
+
+# -- the demo never touches a history it did not create (#11) ----------------------------------
+
+def _seventeen_job_history(path) -> bytes:
+    """A real history of 17 jobs, written by the store; its files' bytes, to compare afterwards."""
+    with HistoryStore.open(path) as store:
+        for n in range(17):
+            store.put(make_job(n, status="completed" if n % 2 else "processing"))
+    return _history_bytes(path)
+
+
+def _history_bytes(path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.parent.iterdir()) if p.is_file()}
+
+
+def test_demo_with_db_is_refused_and_leaves_that_history_byte_identical(tmp_path):
+    path = tmp_path / "real" / "history.json"
+    before = _seventeen_job_history(path)
+    env = {**os.environ, "HAILUO_TUI_DATA_DIR": str(tmp_path / "data")}
+    result = subprocess.run([sys.executable, "-m", "tui", "--demo", "--db", str(path)], env=env,
+                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: --demo uses its own history ({tmp_path / 'data' / 'demo-history.json'}) and never opens "
+        "another: drop --db to run the demo"]
+    assert _history_bytes(path) == before
+    with HistoryStore.open(path, read_only=True) as store:
+        assert len(store) == 17
+
+
+def test_serve_demo_with_db_is_refused_too(tmp_path):
+    from click.testing import CliRunner
+
+    from tui.cli.main import main
+
+    path = tmp_path / "real" / "history.json"
+    before = _seventeen_job_history(path)
+    result = CliRunner().invoke(main, ["serve", "--demo", "--db", str(path)])
+    assert result.exit_code == 2 and "--demo uses its own history" in result.output
+    assert _history_bytes(path) == before
+
+
+def test_the_demo_ignores_hailuo_tui_db_and_opens_its_own_history(tmp_path, monkeypatch):
+    import types
+
+    from click.testing import CliRunner
+
+    from tui.cli.main import main
+
+    path = tmp_path / "real" / "history.json"
+    before = _seventeen_job_history(path)
+    opened = []
+    fake = types.ModuleType("tui.ui.app")
+    fake.run_app = lambda settings, *, demo=False: opened.append(settings.db_path) or 0
+    monkeypatch.setitem(sys.modules, "tui.ui.app", fake)
+    result = CliRunner().invoke(main, ["--demo"], env={"HAILUO_TUI_DB": str(path)})
+    assert result.exit_code == 0 and opened == [tmp_path / "data" / "demo-history.json"]
+    assert _history_bytes(path) == before
+
+
+def test_a_history_at_the_demo_path_that_the_demo_did_not_make_is_kept_aside_whole(tmp_path):
+    from tui.core.config import Settings
+    from tui.simulator.demo import demo_session
+
+    path = tmp_path / "data" / "demo-history.json"
+    before = _seventeen_job_history(path)
+    settings = Settings(db_path=path, config_file=tmp_path / "config.toml", download_dir=tmp_path / "dl", demo=True)
+    with demo_session(settings, job_seconds=30):
+        pass
+    kept = {p.name.split(".kept-")[0]: p.read_bytes() for p in path.parent.iterdir() if ".kept-" in p.name}
+    assert kept == {name: data for name, data in before.items() if not name.endswith(".lock")}
+    # The demo's own history (marked as the demo's) is reseeded at the next start: no copy kept.
+    with demo_session(settings, job_seconds=30):
+        pass
+    assert len([p for p in path.parent.iterdir() if ".kept-" in p.name]) == len(kept)
