@@ -586,3 +586,14 @@ def test_a_history_at_the_demo_path_that_the_demo_did_not_make_is_kept_aside_who
     with demo_session(settings, job_seconds=30):
         pass
     assert len([p for p in path.parent.iterdir() if ".kept-" in p.name]) == len(kept)
+
+
+def test_export_never_writes_over_the_history_it_reads(tmp_path):
+    path = tmp_path / "real" / "history.json"
+    before = _seventeen_job_history(path)
+    for target in (path, path.with_name("history.json.journal")):
+        result = subprocess.run([sys.executable, "-m", "tui", "--db", str(path), "export", "--format", "json",
+                                 "-o", str(target)], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert "it is one of the history's own files" in result.stderr
+    assert _history_bytes(path) == before

@@ -84,6 +84,12 @@ def main(ctx: click.Context, demo: bool, read_only: bool, base_url: str | None, 
     ctx.exit(start_dashboard(ctx, demo=demo))
 
 
+def is_history_file(candidate: Path, history: Path) -> bool:
+    """Whether writing `candidate` would replace the history or one of the files beside it."""
+    candidate, history = candidate.expanduser().resolve(), history.expanduser().resolve()
+    return candidate.parent == history.parent and candidate.name.startswith(history.name)
+
+
 def refuse_another_history_for_the_demo(db: str | None) -> None:
     """The demo reseeds its history at each start: it only ever opens its own (never `--db`'s)."""
     if db and Path(db).expanduser().resolve() != demo_db_path().expanduser().resolve():
@@ -295,6 +301,8 @@ async def _attach(settings: Settings, ids: list[str], *, wait: bool, as_json: bo
 def list_jobs(ctx: click.Context, statuses: tuple[str, ...], as_json: bool, base_url: str | None, db: str | None) -> None:
     """List the jobs in the history, newest first."""
     settings = settings_for(ctx, base_url, db, need_key=False)
+    if output not in (None, "-") and is_history_file(Path(output), Path(settings.db_path)):
+        raise CliError(f"cannot write {output}: it is one of the history's own files", EXIT_USAGE)
     store = open_store(settings, read_only=True)
     try:
         jobs = store.all()
@@ -377,6 +385,8 @@ def forget(ctx: click.Context, ident: str, yes: bool, base_url: str | None, db: 
 def export(ctx: click.Context, fmt: str, output: str | None, base_url: str | None, db: str | None) -> None:
     """Export the whole history as CSV (spreadsheet-safe) or JSON."""
     settings = settings_for(ctx, base_url, db, need_key=False)
+    if output not in (None, "-") and is_history_file(Path(output), Path(settings.db_path)):
+        raise CliError(f"cannot write {output}: it is one of the history's own files", EXIT_USAGE)
     store = open_store(settings, read_only=True)
     try:
         jobs = store.all()
