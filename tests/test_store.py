@@ -17,6 +17,17 @@ from tui.core.records import SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job
 from tui.core.store import HistoryStore, ReadOnlyHistoryError
 
 
+def abandon(store: HistoryStore) -> None:
+    """Leave the files as a killed process would: as last flushed, the journal not folded in."""
+    import atexit
+
+    atexit.unregister(store.close)
+    store._closed = True
+    store._wake.set()
+    os.close(store._lock_fd)
+    store._lock_fd = None
+
+
 def make_job(n: int, **fields) -> Job:
     job = Job(local_id=f"job{n:06d}", request={"model": "hailuo-2.3-fast", "prompt": f"prompt {n}"},
               submitted_at=1_700_000_000.0 + n, server_id=f"srv{n:06d}")
@@ -41,6 +52,8 @@ def test_jobs_survive_a_reopen_newest_first_and_are_found_by_prefix(tmp_path):
 def test_a_burst_of_changes_becomes_a_few_appends(tmp_path):
     path = tmp_path / "history.json"
     store = HistoryStore.open(path, flush_interval=0.2)
+    store.put(make_job(0))
+    store.flush()  # the first write makes the snapshot; what follows is appended
     job = make_job(1)
     for n in range(500):
         job.poll_errors = n
@@ -88,12 +101,17 @@ def test_a_torn_journal_tail_is_ignored(tmp_path):
 def test_a_damaged_line_inside_the_journal_loses_no_entry_after_it(tmp_path):
     path = tmp_path / "history.json"
     journal = path.with_name("history.json.journal")
-    with HistoryStore.open(path, flush_interval=60) as store:
-        for n in range(1, 4):
-            store.put(make_job(n))
-            store.flush()  # a line each
+    store = HistoryStore.open(path, flush_interval=60)
+    store.put(make_job(0))
+    store.flush()  # the snapshot
+    store.remove("job000000")
+    store.flush()
+    for n in range(1, 4):
+        store.put(make_job(n))
+        store.flush()  # a line each
+    abandon(store)  # a crash: the journal is still there to be damaged
     lines = journal.read_bytes().splitlines(keepends=True)
-    lines[1] = b'{"seq": 2, "op": "put", "id": "job000002", "doc": {"loc\xff\n'  # a bad sector, say
+    lines[2] = b'{"seq": 3, "op": "put", "id": "job000002", "doc": {"loc\xff\n'  # a bad sector, say
     journal.write_bytes(b"".join(lines))
     with HistoryStore.open(path, flush_interval=0.05) as store:
         # The job after the damage is there, and stays there after the next write.
@@ -151,6 +169,8 @@ def test_a_full_disk_keeps_the_old_history_and_says_so(tmp_path, monkeypatch):
     path = tmp_path / "history.json"
     store = HistoryStore.open(path)
     store.put(make_job(1))
+    store.flush()
+    store.put(make_job(1, status="processing"))
     store.flush()
     journal = path.with_name("history.json.journal")
     before = journal.read_bytes()
@@ -404,10 +424,11 @@ def test_a_compaction_the_disk_has_no_room_for_becomes_an_append(tmp_path, monke
 
     monkeypatch.setattr(store_module, "_atomic_write", no_room)  # a new snapshot cannot be written
     journal = path.with_name("history.json.journal")
-    before = journal.stat().st_size
+    snapshot = path.read_bytes()
     store.put(make_job(99, status="processing"))
     store.flush()  # no error: the change went to the journal
-    assert journal.stat().st_size > before and store.last_write_error is None
+    assert json.loads(journal.read_bytes().splitlines()[-1])["doc"]["status"] == "processing"
+    assert path.read_bytes() == snapshot and store.last_write_error is None
     store.close()
     monkeypatch.undo()
     with HistoryStore.open(path) as again:
@@ -468,14 +489,14 @@ def test_no_glimpse_is_guessed_when_it_could_be_wrong_or_slow(tmp_path, monkeypa
     # A journal too big to read in a moment.
     big = tmp_path / "big.json"
     _saved_in_one_snapshot(big, 1200)
-    with HistoryStore.open(big, flush_interval=60) as store:
+    with HistoryStore.open(big, flush_interval=60) as store:  # a writer runs meanwhile
         for n in range(40):
             store.put(make_job(n, status="processing"))
             store.flush()
-    monkeypatch.setattr(tui.core.store, "PEEK_JOURNAL_BYTES", 20_000)
-    assert peek_newest(big) is None
-    monkeypatch.setattr(tui.core.store, "PEEK_JOURNAL_BYTES", 1 << 20)
-    assert len(peek_newest(big, limit=50)) == 50
+        monkeypatch.setattr(tui.core.store, "PEEK_JOURNAL_BYTES", 20_000)
+        assert peek_newest(big) is None
+        monkeypatch.setattr(tui.core.store, "PEEK_JOURNAL_BYTES", 1 << 20)
+        assert len(peek_newest(big, limit=50)) == 50
 
 
 def test_a_glimpse_never_shows_a_hole_where_older_jobs_were_not_read(tmp_path):
@@ -483,10 +504,10 @@ def test_a_glimpse_never_shows_a_hole_where_older_jobs_were_not_read(tmp_path):
 
     path = tmp_path / "history.json"
     _saved_in_one_snapshot(path, 1500)
-    with HistoryStore.open(path, flush_interval=60) as store:
+    with HistoryStore.open(path, flush_interval=60) as store:  # a writer runs meanwhile
         store.put(make_job(3, status="failed"))  # far down the snapshot, changed in the journal
         store.flush()
-    newest = peek_newest(path, limit=10)
+        newest = peek_newest(path, limit=10)
     assert [j.local_id for j in newest] == [f"job{n:06d}" for n in range(1499, 1489, -1)]
 
 
@@ -496,7 +517,8 @@ def test_a_glimpse_through_a_long_journal_matches_a_full_read(tmp_path):
     path = tmp_path / "history.json"
     _saved_in_one_snapshot(path, 1200)
     rng = random.Random(5)
-    with HistoryStore.open(path, flush_interval=60) as store:
+    store = HistoryStore.open(path, flush_interval=60)  # the glimpse is read while it writes
+    try:
         for step in range(300):  # appends only: a quarter of the history is not reached
             n = rng.randrange(1400)
             if rng.random() < 0.1:
@@ -505,11 +527,13 @@ def test_a_glimpse_through_a_long_journal_matches_a_full_read(tmp_path):
                 store.put(make_job(n, status=rng.choice(["processing", "completed", "failed"]),
                                    error='he said "submitted_at":1 [bold]' if rng.random() < 0.2 else None))
             store.flush()
-    assert len(path.with_name("history.json.journal").read_bytes().splitlines()) > 250
-    with HistoryStore.open(path, read_only=True) as reread:
-        whole = [(j.local_id, j.status, j.error) for j in reread.all()]
-    for limit in (1, 40, 400):
-        assert [(j.local_id, j.status, j.error) for j in peek_newest(path, limit=limit)] == whole[:limit]
+        assert len(path.with_name("history.json.journal").read_bytes().splitlines()) > 250
+        with HistoryStore.open(path, read_only=True) as reread:
+            whole = [(j.local_id, j.status, j.error) for j in reread.all()]
+        for limit in (1, 40, 400):
+            assert [(j.local_id, j.status, j.error) for j in peek_newest(path, limit=limit)] == whole[:limit]
+    finally:
+        store.close()
 
 
 # -- the demo never touches a history it did not create (#11) ----------------------------------

@@ -55,29 +55,6 @@ def write_failure_reason(exc: OSError) -> str:
     }.get(exc.errno, exc.strerror or str(exc) or type(exc).__name__)
 
 
-class AtomicJSONStorage(Storage):
-    """TinyDB storage that replaces the file atomically (temp file, fsync, rename, dir fsync)."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-
-    def read(self) -> dict[str, Any] | None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        if not text.strip():
-            return None
-        return json.loads(text)
-
-    def write(self, data: dict[str, Any]) -> None:
-        _atomic_write(self.path, _snapshot_chunks(
-            (table, ((doc_id, doc) for doc_id, doc in docs.items())) for table, docs in data.items()))
-
-    def close(self) -> None:
-        pass
-
-
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -614,6 +591,8 @@ class HistoryStore:
                 waiting = len(dirty) + len(deleted)
                 compact = self._compact_next or (self._journal_lines + waiting > len(self._jobs) // 4
                                                  and (self._journal_offset > JOURNAL_COMPACT_BYTES or waiting > SLICE))
+                # The first write makes the snapshot, so that the history is a TinyDB file from the start.
+                compact = compact or not self.path.exists()
             try:
                 if compact:
                     try:
@@ -689,6 +668,14 @@ class HistoryStore:
             _fsync_dir(self.journal_path.parent)
         self._journal_offset += len(data)
 
+    def _fold_journal(self) -> None:
+        """On close: the journal's changes go into the snapshot, so that the history file alone,
+        read by TinyDB, holds every job as it is now; then the journal is emptied."""
+        with self._io_lock:
+            if self._journal_lines or self._journal_offset or (self._jobs and not self.path.exists()):
+                self._compact()
+        self._trim_journal()
+
     def _trim_journal(self) -> None:
         """Drop journal lines a compaction has put in the snapshot, if no append has since."""
         with self._io_lock:
@@ -757,7 +744,7 @@ class HistoryStore:
             if not self.read_only:
                 try:
                     self.flush()
-                    self._trim_journal()
+                    self._fold_journal()
                 except OSError:
                     pass
         finally:
@@ -773,3 +760,52 @@ class HistoryStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class HistoryStorage(Storage):
+    """A read-only TinyDB storage for a history: the snapshot with its journal merged, so a
+    script sees every job as it is now, even while a dashboard writes it::
+
+        from tinydb import Query, TinyDB
+        from tui.core.store import HistoryStorage
+        TinyDB(path, storage=HistoryStorage).table("jobs").search(Query().status == "completed")
+
+    Each read opens the files again (without taking the writer's lock) unless they have not
+    changed since the last one. Documents are numbered newest first; a job's identity is its
+    `local_id`. Writing through it raises ReadOnlyHistoryError: the history is changed by
+    hailuo-tui alone, which keeps its journal and snapshot consistent.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], **_options: Any) -> None:
+        self.path = Path(path).expanduser()
+        self._seen: tuple | None = None
+        self._data: dict[str, Any] | None = None
+
+    def _signature(self) -> tuple:
+        def stat(p: Path) -> tuple | None:
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                return None
+            return st.st_ino, st.st_size, st.st_mtime_ns
+
+        return stat(self.path), stat(self.path.with_name(self.path.name + ".journal"))
+
+    def read(self) -> dict[str, Any] | None:
+        seen = self._signature()
+        if seen != self._seen or self._data is None:
+            store = HistoryStore.open(self.path, read_only=True)
+            try:
+                jobs = store.all()
+            finally:
+                store.close()
+            self._data = {"jobs": {str(n): job.to_doc() for n, job in enumerate(jobs, start=1)}}
+            self._seen = seen
+        return {table: dict(docs) for table, docs in self._data.items()}
+
+    def write(self, data: dict[str, Any]) -> None:
+        raise ReadOnlyHistoryError(f"the history {self.path} is read-only through HistoryStorage: "
+                                   "hailuo-tui alone changes it")
+
+    def close(self) -> None:
+        pass
