@@ -301,8 +301,6 @@ async def _attach(settings: Settings, ids: list[str], *, wait: bool, as_json: bo
 def list_jobs(ctx: click.Context, statuses: tuple[str, ...], as_json: bool, base_url: str | None, db: str | None) -> None:
     """List the jobs in the history, newest first."""
     settings = settings_for(ctx, base_url, db, need_key=False)
-    if output not in (None, "-") and is_history_file(Path(output), Path(settings.db_path)):
-        raise CliError(f"cannot write {output}: it is one of the history's own files", EXIT_USAGE)
     store = open_store(settings, read_only=True)
     try:
         jobs = store.all()
