@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import codecs
 import errno
 import fcntl
 import gc
@@ -97,20 +98,36 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _replace_unencodable(error: UnicodeError) -> tuple[bytes, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    # As bytes: the UTF-8 encoder takes only ASCII text back from a handler.
+    return "\ufffd".encode("utf-8") * (error.end - error.start), error.end
+
+
+codecs.register_error("hailuo-tui-replace", _replace_unencodable)
+
+
+def _encode(text: str) -> bytes:
+    """Text as written to the history files. Whatever a job holds (a lone surrogate from a
+    server's JSON escape, say), it is written: what UTF-8 cannot hold becomes U+FFFD."""
+    return text.encode("utf-8", errors="hailuo-tui-replace")
+
+
 def _snapshot_chunks(tables: Iterable[tuple[str, Iterable[tuple[str, Any]]]]) -> Iterator[bytes]:
     """A TinyDB database ({table: {doc_id: doc}}) as JSON with one document a line, in slices."""
     yield b"{"
     for index, (table, docs) in enumerate(tables):
-        yield (("," if index else "") + _dumps(table) + ":{\n").encode("utf-8")
+        yield _encode(("," if index else "") + _dumps(table) + ":{\n")
         lines: list[str] = []
         first = True
         for doc_id, doc in docs:
             lines.append(("" if first else ",\n") + _dumps(str(doc_id)) + ":" + _dumps(doc))
             first = False
             if len(lines) >= SLICE:
-                yield "".join(lines).encode("utf-8")
+                yield _encode("".join(lines))
                 lines = []
-        yield ("".join(lines) + "\n}").encode("utf-8")
+        yield _encode("".join(lines) + "\n}")
     yield b"}\n"
 
 
@@ -315,6 +332,9 @@ class HistoryStore:
         self.flush_interval = flush_interval
         self.notices: list[str] = []
         self.last_write_error: str | None = None
+        #: Flushes that failed for a reason other than the disk (a bug): a CLI command that saw
+        #: one exits non-zero even if writing resumed.
+        self.unexpected_write_errors = 0
         #: Called (from whichever thread wrote) with the new `last_write_error` each time it
         #: changes: a message when writes start failing, None when they work again.
         self.on_write_error: Callable[[str | None], None] | None = None
@@ -605,13 +625,18 @@ class HistoryStore:
                 if not compact:
                     lines = self._journal_lines_for(dirty, deleted)
                     if lines:
-                        self._append("".join(_dumps(line) + "\n" for line in lines).encode("utf-8"))
+                        self._append(_encode("".join(_dumps(line) + "\n" for line in lines)))
                         self._journal_lines += len(lines)
-            except OSError as exc:
+            except Exception as exc:  # any failure, not only the disk's: the writer must never die
                 with self._lock:  # keep them for the next try
                     self._dirty |= {d for d in dirty if d in self._jobs}
                     self._deleted |= deleted
-                message = (f"could not write the history ({write_failure_reason(exc)}); changes are kept in "
+                if isinstance(exc, OSError):
+                    reason = write_failure_reason(exc)
+                else:
+                    self.unexpected_write_errors += 1
+                    reason = f"unexpected {type(exc).__name__}"
+                message = (f"could not write the history ({reason}); changes are kept in "
                            "memory and written when possible — nothing on disk was lost")
                 if message != self.last_write_error:
                     self.last_write_error = message
@@ -734,8 +759,8 @@ class HistoryStore:
             self._wake.clear()
             try:
                 self.flush()
-            except OSError:
-                self._wake.set()  # retry on the next round; the message is in last_write_error
+            except Exception:  # noqa: BLE001 - kept and reported by flush(); retried on the next round
+                self._wake.set()
 
     def close(self) -> None:
         if self._closed:
@@ -745,7 +770,7 @@ class HistoryStore:
                 try:
                     self.flush()
                     self._fold_journal()
-                except OSError:
+                except Exception:  # noqa: BLE001 - reported in last_write_error; the lock is released below
                     pass
         finally:
             self._closed = True
