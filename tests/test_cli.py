@@ -600,7 +600,7 @@ def test_watch_on_a_terminal_keeps_one_status_line(make_simulator, db, monkeypat
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_signal_during_watch_exits_cleanly_with_history_saved(make_simulator, db, signum):
-    sim = make_simulator(job_seconds=4)
+    sim = make_simulator(job_seconds=40)  # `created` for 8 s, then `processing` for long: a loaded machine cannot miss it
     proc = run_cli("submit", "--prompt", "a long one", base_url=sim.base_url, db=db)
     assert proc.returncode == 0
     (submitted,) = read_history(db)
@@ -609,9 +609,9 @@ def test_signal_during_watch_exits_cleanly_with_history_saved(make_simulator, db
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         # Until the watcher has polled the job into `processing`: a change only it knows of.
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not any(
-                r.method == "GET" and r.at - submitted.submitted_at > 1.0 for r in sim.requests):
+                r.method == "GET" and r.at - submitted.submitted_at > 8.5 for r in sim.requests):
             time.sleep(0.05)
         watcher.send_signal(signum)
         out, err = watcher.communicate(timeout=30)

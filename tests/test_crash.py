@@ -478,5 +478,114 @@ async def test_signals_while_the_dashboard_polls_flush_and_exit_cleanly(make_sim
         assert b"\x1b[?1049l" in screen  # the terminal was given back (alternate screen left)
     (on_disk,) = history(db)
     assert on_disk.server_id == job.server_id and on_disk.status == "processing"
+    assert tinydb_jobs(db) == {job.server_id: "processing"}  # the history file alone says so
     with HistoryStore.open(db) as again:
         assert not again.read_only  # the lock was released
+
+
+# -- after every kind of exit, the history file is a TinyDB database holding every job (#11) ------
+
+
+def tinydb_jobs(db: Path) -> dict:
+    """{server id: status} as the TinyDB library itself (unpatched, default storage) reads the file."""
+    from tinydb import TinyDB
+
+    with TinyDB(db, access_mode="r") as tiny:
+        return {doc["server_id"]: doc["status"] for doc in tiny.table("jobs").all()}
+
+
+def listed_jobs(db: Path) -> dict:
+    """{server id: status} as `hailuo-tui list --json` prints them."""
+    import json
+
+    result = subprocess.run([sys.executable, "-m", "tui", "--db", str(db), "list", "--json"],
+                            env=child_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return {job["id"]: job["status"] for job in json.loads(result.stdout)}
+
+
+async def test_a_closed_service_leaves_every_job_and_status_in_the_tinydb_file(simulator, tmp_path):
+    db = tmp_path / "history.json"
+    service = JobService.open(Settings(api_key=KEY, base_url=simulator.base_url, db_path=db, **FAST))
+    jobs = [await service.submit(VideoRequest(prompt=f"fold {n}")) for n in range(3)]
+    assert db.exists()  # from the first write on
+    service.store.remove(jobs[0].local_id)
+    await service.close()
+    assert tinydb_jobs(db) == {job.server_id: "created" for job in jobs[1:]} == listed_jobs(db)
+    assert db.with_name("history.json.journal").stat().st_size == 0  # folded into the snapshot
+
+
+def test_a_cli_command_finishing_leaves_the_tinydb_file_complete(make_simulator, tmp_path):
+    sim = make_simulator(job_seconds=0.3)
+    db = tmp_path / "history.json"
+    result = subprocess.run([sys.executable, "-m", "tui", "--base-url", sim.base_url, "--db", str(db),
+                             "submit", "--prompt", "a fox", "--wait", "--json"],
+                            env=child_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    on_screen = listed_jobs(db)
+    assert list(on_screen.values()) == ["completed"]
+    assert tinydb_jobs(db) == on_screen
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP"])
+async def test_watch_stopped_by_a_signal_leaves_the_tinydb_file_complete(make_simulator, tmp_path, how):
+    sim = make_simulator(job_seconds=30)  # `created` for 6 s, then `processing`
+    db = tmp_path / "history.json"
+    (tmp_path / "config.toml").write_text("poll_base_interval = 0.1\npoll_max_interval = 0.3\n")
+    base = [sys.executable, "-m", "tui", "--base-url", sim.base_url, "--db", str(db)]
+    for n in range(2):
+        submitted = subprocess.run(base + ["submit", "--prompt", f"long job {n}"], env=child_env(),
+                                   capture_output=True, text=True, timeout=120)
+        assert submitted.returncode == 0, submitted.stderr
+    assert set(tinydb_jobs(db).values()) == {"created"}
+    last_post = max(r.at for r in sim.requests if r.method == "POST")
+    watch = subprocess.Popen(base + ["watch"], env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        # Both jobs were polled once `processing`: a change the watch holds and must save.
+        def polled_processing() -> set:
+            return {r.path for r in sim.requests if r.method == "GET" and r.at > last_post + 7}
+
+        await until(lambda: len(polled_processing()) >= 2, timeout=60)
+        watch.send_signal(getattr(signal, how))
+        _, err = await asyncio.to_thread(watch.communicate, timeout=60)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+    assert "Traceback" not in err, err
+    assert watch.returncode == 128 + getattr(signal, how)
+    on_disk = tinydb_jobs(db)
+    assert len(on_disk) == 2 and set(on_disk.values()) == {"processing"}
+    assert on_disk == listed_jobs(db)
+
+
+def test_a_script_reads_the_live_history_through_history_storage_while_a_writer_runs(tmp_path):
+    from tinydb import Query, TinyDB
+
+    from tui.core.records import Job
+    from tui.core.store import HistoryStorage, ReadOnlyHistoryError
+
+    db = tmp_path / "history.json"
+    store = HistoryStore.open(db, flush_interval=60)
+    try:
+        for n in range(3):
+            store.put(Job(local_id=f"live{n}", request={"prompt": f"p{n}"}, submitted_at=1e9 + n, status="created"))
+            store.flush()
+        store.get("live1").set_status("completed")
+        store.put(store.get("live1"))
+        store.flush()  # in the journal only: the snapshot holds the first job
+        with TinyDB(db, access_mode="r") as plain:
+            assert [d["local_id"] for d in plain.table("jobs").all()] == ["live0"]
+        with TinyDB(db, storage=HistoryStorage) as tiny:
+            jobs = tiny.table("jobs")
+            assert [d["local_id"] for d in jobs.search(Query().status == "completed")] == ["live1"]
+            assert len(jobs) == 3
+            store.remove("live0")
+            store.flush()
+            assert sorted(d["local_id"] for d in tiny.table("jobs").all()) == ["live1", "live2"]
+            with pytest.raises(ReadOnlyHistoryError):
+                jobs.insert({"local_id": "intruder"})
+    finally:
+        store.close()
+    with HistoryStore.open(db, read_only=True) as again:
+        assert sorted(j.local_id for j in again.all()) == ["live1", "live2"]

@@ -17,6 +17,17 @@ from tui.core.records import SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job
 from tui.core.store import HistoryStore, ReadOnlyHistoryError
 
 
+def abandon(store: HistoryStore) -> None:
+    """Leave the files as a killed process would: as last flushed, the journal not folded in."""
+    import atexit
+
+    atexit.unregister(store.close)
+    store._closed = True
+    store._wake.set()
+    os.close(store._lock_fd)
+    store._lock_fd = None
+
+
 def make_job(n: int, **fields) -> Job:
     job = Job(local_id=f"job{n:06d}", request={"model": "hailuo-2.3-fast", "prompt": f"prompt {n}"},
               submitted_at=1_700_000_000.0 + n, server_id=f"srv{n:06d}")
@@ -41,6 +52,8 @@ def test_jobs_survive_a_reopen_newest_first_and_are_found_by_prefix(tmp_path):
 def test_a_burst_of_changes_becomes_a_few_appends(tmp_path):
     path = tmp_path / "history.json"
     store = HistoryStore.open(path, flush_interval=0.2)
+    store.put(make_job(0))
+    store.flush()  # the first write makes the snapshot; what follows is appended
     job = make_job(1)
     for n in range(500):
         job.poll_errors = n
@@ -58,16 +71,19 @@ def test_one_change_appends_the_same_few_bytes_whatever_the_history_size(tmp_pat
         path = tmp_path / f"h{count}" / "history.json"
         with HistoryStore.open(path) as store:
             for n in range(count):
-                store.put(make_job(n))
-            store.flush()
-            journal = path.with_name("history.json.journal")
-            # (3,000 jobs saved at once go into a snapshot: there may be no journal yet.)
-            before = journal.stat().st_size if journal.exists() else 0
+                store.put(make_job(n, status="created"))
+        # Closed: every job is in the snapshot and the journal is empty, whatever the writer
+        # thread did meanwhile. What one change adds is then the whole journal, however the
+        # flushes fall (the writer's own, or this one: they are serialised, one append).
+        journal = path.with_name("history.json.journal")
+        with HistoryStore.open(path) as store:
+            assert not journal.exists() or journal.stat().st_size == 0
             job = store.get("job000001")
             job.set_status("processing")
             store.put(job)
             store.flush()
-            sizes.append(journal.stat().st_size - before)
+            sizes.append(journal.stat().st_size)
+            assert len(journal.read_bytes().splitlines()) == 1
     assert abs(sizes[0] - sizes[1]) < 16 and max(sizes) < 2000  # only the sequence number grows
 
 
@@ -88,12 +104,17 @@ def test_a_torn_journal_tail_is_ignored(tmp_path):
 def test_a_damaged_line_inside_the_journal_loses_no_entry_after_it(tmp_path):
     path = tmp_path / "history.json"
     journal = path.with_name("history.json.journal")
-    with HistoryStore.open(path, flush_interval=60) as store:
-        for n in range(1, 4):
-            store.put(make_job(n))
-            store.flush()  # a line each
+    store = HistoryStore.open(path, flush_interval=60)
+    store.put(make_job(0))
+    store.flush()  # the snapshot
+    store.remove("job000000")
+    store.flush()
+    for n in range(1, 4):
+        store.put(make_job(n))
+        store.flush()  # a line each
+    abandon(store)  # a crash: the journal is still there to be damaged
     lines = journal.read_bytes().splitlines(keepends=True)
-    lines[1] = b'{"seq": 2, "op": "put", "id": "job000002", "doc": {"loc\xff\n'  # a bad sector, say
+    lines[2] = b'{"seq": 3, "op": "put", "id": "job000002", "doc": {"loc\xff\n'  # a bad sector, say
     journal.write_bytes(b"".join(lines))
     with HistoryStore.open(path, flush_interval=0.05) as store:
         # The job after the damage is there, and stays there after the next write.
@@ -151,6 +172,8 @@ def test_a_full_disk_keeps_the_old_history_and_says_so(tmp_path, monkeypatch):
     path = tmp_path / "history.json"
     store = HistoryStore.open(path)
     store.put(make_job(1))
+    store.flush()
+    store.put(make_job(1, status="processing"))
     store.flush()
     journal = path.with_name("history.json.journal")
     before = journal.read_bytes()
@@ -220,10 +243,12 @@ def test_sigkill_at_random_moments_never_loses_an_acknowledged_job(tmp_path, run
     for run in range(runs):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), f"r{run}"], stdout=subprocess.PIPE,
                                 text=True)
-        time.sleep(0.3 + rng.random() * 0.5)
+        # Killed at a random moment once it writes (its start-up takes any time on a loaded machine).
+        first = proc.stdout.readline()
+        time.sleep(rng.random() * 0.5)
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate()
-        acknowledged |= set(out.split())
+        acknowledged |= set((first + out).split())
         with HistoryStore.open(path) as store:  # parses, and takes the lock the dead writer left
             ids = [j.local_id for j in store.all()]
             assert len(ids) == len(set(ids))
@@ -323,7 +348,7 @@ def test_each_flush_writes_the_files_once_even_when_it_compacts(tmp_path, monkey
     writes: list[str] = []
     real_atomic, real_append = store_module._atomic_write, HistoryStore._append
     monkeypatch.setattr(store_module, "_atomic_write",
-                        lambda path, data: (writes.append(path.name), real_atomic(path, data))[1])
+                        lambda path, data, **options: (writes.append(path.name), real_atomic(path, data, **options))[1])
     monkeypatch.setattr(HistoryStore, "_append", lambda self, data: (writes.append("journal"), real_append(self, data))[1])
     path = tmp_path / "history.json"
     store = HistoryStore.open(path, flush_interval=60)  # this test flushes by hand
@@ -399,15 +424,16 @@ def test_a_compaction_the_disk_has_no_room_for_becomes_an_append(tmp_path, monke
         store.put(make_job(n))
         store.flush()
 
-    def no_room(target, data):
+    def no_room(target, data, **options):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(store_module, "_atomic_write", no_room)  # a new snapshot cannot be written
     journal = path.with_name("history.json.journal")
-    before = journal.stat().st_size
+    snapshot = path.read_bytes()
     store.put(make_job(99, status="processing"))
     store.flush()  # no error: the change went to the journal
-    assert journal.stat().st_size > before and store.last_write_error is None
+    assert json.loads(journal.read_bytes().splitlines()[-1])["doc"]["status"] == "processing"
+    assert path.read_bytes() == snapshot and store.last_write_error is None
     store.close()
     monkeypatch.undo()
     with HistoryStore.open(path) as again:
@@ -468,14 +494,14 @@ def test_no_glimpse_is_guessed_when_it_could_be_wrong_or_slow(tmp_path, monkeypa
     # A journal too big to read in a moment.
     big = tmp_path / "big.json"
     _saved_in_one_snapshot(big, 1200)
-    with HistoryStore.open(big, flush_interval=60) as store:
+    with HistoryStore.open(big, flush_interval=60) as store:  # a writer runs meanwhile
         for n in range(40):
             store.put(make_job(n, status="processing"))
             store.flush()
-    monkeypatch.setattr(tui.core.store, "PEEK_JOURNAL_BYTES", 20_000)
-    assert peek_newest(big) is None
-    monkeypatch.setattr(tui.core.store, "PEEK_JOURNAL_BYTES", 1 << 20)
-    assert len(peek_newest(big, limit=50)) == 50
+        monkeypatch.setattr(tui.core.store, "PEEK_JOURNAL_BYTES", 20_000)
+        assert peek_newest(big) is None
+        monkeypatch.setattr(tui.core.store, "PEEK_JOURNAL_BYTES", 1 << 20)
+        assert len(peek_newest(big, limit=50)) == 50
 
 
 def test_a_glimpse_never_shows_a_hole_where_older_jobs_were_not_read(tmp_path):
@@ -483,10 +509,10 @@ def test_a_glimpse_never_shows_a_hole_where_older_jobs_were_not_read(tmp_path):
 
     path = tmp_path / "history.json"
     _saved_in_one_snapshot(path, 1500)
-    with HistoryStore.open(path, flush_interval=60) as store:
+    with HistoryStore.open(path, flush_interval=60) as store:  # a writer runs meanwhile
         store.put(make_job(3, status="failed"))  # far down the snapshot, changed in the journal
         store.flush()
-    newest = peek_newest(path, limit=10)
+        newest = peek_newest(path, limit=10)
     assert [j.local_id for j in newest] == [f"job{n:06d}" for n in range(1499, 1489, -1)]
 
 
@@ -496,7 +522,8 @@ def test_a_glimpse_through_a_long_journal_matches_a_full_read(tmp_path):
     path = tmp_path / "history.json"
     _saved_in_one_snapshot(path, 1200)
     rng = random.Random(5)
-    with HistoryStore.open(path, flush_interval=60) as store:
+    store = HistoryStore.open(path, flush_interval=60)  # the glimpse is read while it writes
+    try:
         for step in range(300):  # appends only: a quarter of the history is not reached
             n = rng.randrange(1400)
             if rng.random() < 0.1:
@@ -505,8 +532,196 @@ def test_a_glimpse_through_a_long_journal_matches_a_full_read(tmp_path):
                 store.put(make_job(n, status=rng.choice(["processing", "completed", "failed"]),
                                    error='he said "submitted_at":1 [bold]' if rng.random() < 0.2 else None))
             store.flush()
-    assert len(path.with_name("history.json.journal").read_bytes().splitlines()) > 250
-    with HistoryStore.open(path, read_only=True) as reread:
-        whole = [(j.local_id, j.status, j.error) for j in reread.all()]
-    for limit in (1, 40, 400):
-        assert [(j.local_id, j.status, j.error) for j in peek_newest(path, limit=limit)] == whole[:limit]
+        assert len(path.with_name("history.json.journal").read_bytes().splitlines()) > 250
+        with HistoryStore.open(path, read_only=True) as reread:
+            whole = [(j.local_id, j.status, j.error) for j in reread.all()]
+        for limit in (1, 40, 400):
+            assert [(j.local_id, j.status, j.error) for j in peek_newest(path, limit=limit)] == whole[:limit]
+    finally:
+        store.close()
+
+
+# -- the demo never touches a history it did not create (#11) ----------------------------------
+
+def _seventeen_job_history(path) -> bytes:
+    """A real history of 17 jobs, written by the store; its files' bytes, to compare afterwards."""
+    with HistoryStore.open(path) as store:
+        for n in range(17):
+            store.put(make_job(n, status="completed" if n % 2 else "processing"))
+    return _history_bytes(path)
+
+
+def _history_bytes(path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.parent.iterdir()) if p.is_file()}
+
+
+def test_demo_with_db_is_refused_and_leaves_that_history_byte_identical(tmp_path):
+    path = tmp_path / "real" / "history.json"
+    before = _seventeen_job_history(path)
+    env = {**os.environ, "HAILUO_TUI_DATA_DIR": str(tmp_path / "data")}
+    result = subprocess.run([sys.executable, "-m", "tui", "--demo", "--db", str(path)], env=env,
+                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: --demo uses its own history ({tmp_path / 'data' / 'demo-history.json'}) and never opens "
+        "another: drop --db to run the demo"]
+    assert _history_bytes(path) == before
+    with HistoryStore.open(path, read_only=True) as store:
+        assert len(store) == 17
+
+
+def test_serve_demo_with_db_is_refused_too(tmp_path):
+    from click.testing import CliRunner
+
+    from tui.cli.main import main
+
+    path = tmp_path / "real" / "history.json"
+    before = _seventeen_job_history(path)
+    result = CliRunner().invoke(main, ["serve", "--demo", "--db", str(path)])
+    assert result.exit_code == 2 and "--demo uses its own history" in result.output
+    assert _history_bytes(path) == before
+
+
+def test_the_demo_ignores_hailuo_tui_db_and_opens_its_own_history(tmp_path, monkeypatch):
+    import types
+
+    from click.testing import CliRunner
+
+    from tui.cli.main import main
+
+    path = tmp_path / "real" / "history.json"
+    before = _seventeen_job_history(path)
+    opened = []
+    fake = types.ModuleType("tui.ui.app")
+    fake.run_app = lambda settings, *, demo=False: opened.append(settings.db_path) or 0
+    monkeypatch.setitem(sys.modules, "tui.ui.app", fake)
+    result = CliRunner().invoke(main, ["--demo"], env={"HAILUO_TUI_DB": str(path)})
+    assert result.exit_code == 0 and opened == [tmp_path / "data" / "demo-history.json"]
+    assert _history_bytes(path) == before
+
+
+def test_a_history_at_the_demo_path_that_the_demo_did_not_make_is_kept_aside_whole(tmp_path):
+    from tui.core.config import Settings
+    from tui.simulator.demo import demo_session
+
+    path = tmp_path / "data" / "demo-history.json"
+    before = _seventeen_job_history(path)
+    settings = Settings(db_path=path, config_file=tmp_path / "config.toml", download_dir=tmp_path / "dl", demo=True)
+    with demo_session(settings, job_seconds=30):
+        pass
+    kept = {p.name.split(".kept-")[0]: p.read_bytes() for p in path.parent.iterdir() if ".kept-" in p.name}
+    assert kept == {name: data for name, data in before.items() if not name.endswith(".lock")}
+    # The demo's own history (marked as the demo's) is reseeded at the next start: no copy kept.
+    with demo_session(settings, job_seconds=30):
+        pass
+    assert len([p for p in path.parent.iterdir() if ".kept-" in p.name]) == len(kept)
+
+
+def test_export_never_writes_over_the_history_it_reads(tmp_path):
+    path = tmp_path / "real" / "history.json"
+    before = _seventeen_job_history(path)
+    for target in (path, path.with_name("history.json.journal")):
+        result = subprocess.run([sys.executable, "-m", "tui", "--db", str(path), "export", "--format", "json",
+                                 "-o", str(target)], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert "it is one of the history's own files" in result.stderr
+    assert _history_bytes(path) == before
+
+
+# -- the writer never dies, and text is always writable (#12) -----------------------------------
+
+def test_a_lone_surrogate_in_a_job_is_saved_repaired_and_read_back(tmp_path):
+    from tinydb import TinyDB
+
+    path = tmp_path / "history.json"
+    with HistoryStore.open(path, flush_interval=60) as store:
+        store.put(make_job(1, status="failed", error="bad \ud800 text"))
+        store.flush()  # the snapshot (first write)
+        store.put(make_job(2, status="failed", error="also \udfff bad", request={"prompt": "p \ud83d"}))
+        store.flush()  # a journal line
+        assert store.last_write_error is None
+    with HistoryStore.open(path, read_only=True) as again:
+        assert again.get("job000001").error == "bad \ufffd text"
+        assert again.get("job000002").error == "also \ufffd bad"
+        assert again.get("job000002").request["prompt"] == "p \ufffd"
+    with TinyDB(path, access_mode="r") as tiny:
+        assert sorted(d["error"] for d in tiny.table("jobs").all()) == ["also \ufffd bad", "bad \ufffd text"]
+
+
+def test_a_writer_that_raised_keeps_the_batch_says_so_and_writes_again(tmp_path, monkeypatch):
+    import tui.core.store as store_module
+
+    path = tmp_path / "history.json"
+    reported = []
+    store = HistoryStore.open(path, flush_interval=0.05)
+    store.on_write_error = reported.append
+    store.put(make_job(0, status="created"))
+    store.flush()
+    real_dumps = store_module._dumps
+    failures = []
+
+    def broken_once(value):
+        if not failures:
+            failures.append(value)
+            raise RuntimeError("a bug in serialising")
+        return real_dumps(value)
+
+    monkeypatch.setattr(store_module, "_dumps", broken_once)
+    store.put(make_job(1, status="processing"))  # the writer thread's flush meets the bug
+    deadline = time.monotonic() + 60
+    while store.last_write_error is None and not reported and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert failures and reported and "unexpected RuntimeError" in reported[0]
+    assert store.unexpected_write_errors == 1
+    # The thread lives on: it retries the kept batch by itself, and later changes are written too.
+    while reported[-1] is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert reported[-1] is None and store.last_write_error is None
+    store.put(make_job(2, status="created"))
+    store.flush()
+    abandon(store)  # what is on disk now, without the close's final write
+    with HistoryStore.open(path, read_only=True) as again:
+        assert again.get("job000001").status == "processing" and again.get("job000002") is not None
+
+
+def test_a_cli_command_whose_history_write_failed_once_exits_non_zero_and_says_so(tmp_path, monkeypatch,
+                                                                                   make_simulator):
+    import asyncio
+
+    from click.testing import CliRunner
+
+    import tui.core.store as store_module
+    from tui.cli.main import main
+    from tui.core.catalog import VideoRequest
+    from tui.core.config import Settings
+    from tui.core.jobs import JobService
+
+    sim = make_simulator(job_seconds=1.0)
+    path = tmp_path / "history.json"
+    key = "sk-store-0123456789abcdef"
+
+    async def submit() -> None:
+        service = JobService.open(Settings(api_key=key, base_url=sim.base_url, db_path=path))
+        await service.submit(VideoRequest(prompt="watched to the end"))
+        await service.close()
+
+    asyncio.run(submit())
+    (tmp_path / "config.toml").write_text("poll_base_interval = 0.1\npoll_max_interval = 0.3\n")
+    real_dumps = store_module._dumps
+    failed = []
+
+    def journal_fails_once(value):
+        if isinstance(value, dict) and "op" in value and not failed:
+            failed.append(value)
+            raise RuntimeError("a bug in serialising")
+        return real_dumps(value)
+
+    monkeypatch.setattr(store_module, "_dumps", journal_fails_once)
+    result = CliRunner().invoke(main, ["--base-url", sim.base_url, "--db", str(path), "watch"],
+                                env={"GPTPROTO_API_KEY": key})
+    assert failed  # the watch's first write met the bug
+    assert result.exit_code == 2, result.output
+    assert "had 1 write error(s) along the way; it was written in the end" in result.output
+    monkeypatch.undo()
+    with HistoryStore.open(path, read_only=True) as again:
+        assert [job.status for job in again.all()] == ["completed"]  # writing resumed

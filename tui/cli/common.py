@@ -165,6 +165,27 @@ def _connection_options(func: Callable) -> Callable:
 # -- history access (store only: fast, no network) --------------------------------------------
 
 
+#: The histories this command opened for writing: their write failures count in its exit code.
+_WRITTEN_STORES: list[Any] = []
+
+
+def with_history_outcome(code: Any) -> Any:
+    """The exit code, made non-zero (2) when a history this command wrote was left unwritten or a
+    flush failed unexpectedly (even if writing resumed): the user must hear of it."""
+    stores, _WRITTEN_STORES[:] = list(_WRITTEN_STORES), []
+    for store in stores:
+        unwritten = getattr(store, "last_write_error", None)
+        unexpected = getattr(store, "unexpected_write_errors", 0)
+        if unwritten is None and not unexpected:
+            continue
+        with contextlib.suppress(OSError):
+            warn(plain(unwritten) if unwritten else
+                 f"the history {store.path} had {unexpected} write error(s) along the way; it was written in the end")
+        if not code:
+            code = EXIT_USAGE
+    return code
+
+
 def open_store(settings: Settings, *, read_only: bool):
     from tui.core.store import HistoryStore
 
@@ -172,6 +193,8 @@ def open_store(settings: Settings, *, read_only: bool):
         store = HistoryStore.open(Path(settings.db_path), read_only=read_only or settings.read_only)
     except OSError as exc:
         raise CliError(f"cannot open the history {settings.db_path}: {exc.strerror or exc}", EXIT_USAGE) from None
+    if not store.read_only:
+        _WRITTEN_STORES.append(store)
     for notice in getattr(store, "notices", []) or []:
         # Opening read-only beside a running dashboard is expected for read commands.
         if read_only and "read-only" in notice.lower():
@@ -196,6 +219,7 @@ STOPPED_HINT = "history saved; unfinished jobs keep running on the server (`hail
 
 def run_async(make_coro: Callable[[], Any], *, stopped_hint: str = STOPPED_HINT) -> Any:
     """Run a coroutine; SIGTERM/SIGHUP/SIGINT cancel it so its `finally` flushes the history."""
+    _WRITTEN_STORES.clear()
 
     async def runner() -> Any:
         loop = asyncio.get_running_loop()
@@ -225,7 +249,7 @@ def run_async(make_coro: Callable[[], Any], *, stopped_hint: str = STOPPED_HINT)
                 loop.remove_signal_handler(sig)
 
     try:
-        return asyncio.run(runner())
+        return with_history_outcome(asyncio.run(runner()))
     except Interrupted as exc:
         name = signal.Signals(exc.signum).name
         with contextlib.suppress(OSError):
@@ -242,6 +266,8 @@ def open_service(settings: Settings, *, read_only: bool = False):
         raise CliError(str(exc), EXIT_USAGE) from None
     except OSError as exc:
         raise CliError(f"cannot open the history {settings.db_path}: {exc.strerror or exc}", EXIT_USAGE) from None
+    if not getattr(service.store, "read_only", True):
+        _WRITTEN_STORES.append(service.store)
     for notice in getattr(service.store, "notices", []) or []:
         warn(notice)
     return service

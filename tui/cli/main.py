@@ -84,14 +84,27 @@ def main(ctx: click.Context, demo: bool, read_only: bool, base_url: str | None, 
     ctx.exit(start_dashboard(ctx, demo=demo))
 
 
+def is_history_file(candidate: Path, history: Path) -> bool:
+    """Whether writing `candidate` would replace the history or one of the files beside it."""
+    candidate, history = candidate.expanduser().resolve(), history.expanduser().resolve()
+    return candidate.parent == history.parent and candidate.name.startswith(history.name)
+
+
+def refuse_another_history_for_the_demo(db: str | None) -> None:
+    """The demo reseeds its history at each start: it only ever opens its own (never `--db`'s)."""
+    if db and Path(db).expanduser().resolve() != demo_db_path().expanduser().resolve():
+        raise CliError(f"--demo uses its own history ({demo_db_path()}) and never opens another: "
+                       "drop --db to run the demo", EXIT_USAGE)
+
+
 def start_dashboard(ctx: click.Context, *, demo: bool) -> int:
     state = ctx.find_object(State)
     if demo:
         # The demo never uses the real key or the real history.
+        refuse_another_history_for_the_demo(state.db if state else None)
         overrides: dict[str, Any] = {"demo": True}
         settings = settings_for(ctx, None, None, need_key=False, **overrides)
-        if not (state and state.db):
-            settings = settings.with_changes(db_path=demo_db_path())
+        settings = settings.with_changes(db_path=demo_db_path())
     else:
         settings = settings_for(ctx, None, None, need_key=True)
     try:
@@ -370,6 +383,8 @@ def forget(ctx: click.Context, ident: str, yes: bool, base_url: str | None, db: 
 def export(ctx: click.Context, fmt: str, output: str | None, base_url: str | None, db: str | None) -> None:
     """Export the whole history as CSV (spreadsheet-safe) or JSON."""
     settings = settings_for(ctx, base_url, db, need_key=False)
+    if output not in (None, "-") and is_history_file(Path(output), Path(settings.db_path)):
+        raise CliError(f"cannot write {output}: it is one of the history's own files", EXIT_USAGE)
     store = open_store(settings, read_only=True)
     try:
         jobs = store.all()
@@ -505,6 +520,8 @@ def serve(ctx: click.Context, port: int, host: str, demo: bool, read_only: bool,
     state = ctx.ensure_object(State)
     demo = demo or state.demo
     read_only = read_only or state.read_only
+    if demo:
+        refuse_another_history_for_the_demo(db or state.db)
     # Checked here, so a bad setting or key is one line now rather than a broken page later.
     settings = settings_for(ctx, base_url, db, need_key=not demo, **({"read_only": True} if read_only else {}))
     db_path = (db or state.db) and str(Path(db or state.db).expanduser().resolve())

@@ -170,7 +170,31 @@ class Job:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> "Job":
-        return cls(**{k: doc[k] for k in _FIELD_NAMES if k in doc})
+        """A job from a history document, validated: DamagedRecord when it cannot be used (its
+        identity, request, submission time or status missing or of the wrong kind); a field that
+        only adds detail and is of the wrong kind or out of range is dropped to its default."""
+        if not isinstance(doc, dict):
+            raise DamagedRecord("not an object")
+        local_id = doc.get("local_id")
+        if not isinstance(local_id, str) or not local_id or len(local_id) > 200:
+            raise DamagedRecord("no usable local_id")
+        request = doc.get("request")
+        if not isinstance(request, dict) or not _shallow(request, 16):
+            raise DamagedRecord("request is not an object")
+        submitted_at = _time(doc.get("submitted_at"))
+        if submitted_at is None:
+            raise DamagedRecord("submitted_at is not a time")
+        status = doc.get("status", SUBMITTING)
+        if not isinstance(status, str) or not status:
+            raise DamagedRecord("status is not text")
+        values: dict[str, Any] = {"local_id": local_id, "request": request, "submitted_at": submitted_at,
+                                  "status": status}
+        for name, check in _OPTIONAL_CHECKS.items():
+            if name in doc:
+                value = check(doc[name])
+                if value is not _UNUSABLE:
+                    values[name] = value
+        return cls(**values)
 
     def to_public(self) -> dict[str, Any]:
         """The stable `--json` object (see README "JSON output")."""
@@ -197,6 +221,97 @@ class Job:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(Job))
+
+
+class DamagedRecord(ValueError):
+    """A history document that cannot be used as a job."""
+
+
+#: The latest time `datetime` can show (9999-12-31T23:59:59Z).
+_LATEST = 253402300799.0
+_UNUSABLE = object()
+
+
+def _time(value: Any) -> float | None:
+    """An epoch time that can be shown, or None (NaN fails both comparisons)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= _LATEST:
+        return None
+    return float(value)
+
+
+def _shallow(value: Any, limit: int) -> bool:
+    """Whether JSON-shaped data nests at most `limit` deep (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def _text_or_none(value: Any) -> Any:
+    return value if value is None or isinstance(value, str) else _UNUSABLE
+
+
+def _optional_time(value: Any) -> Any:
+    return None if value is None else (_time(value) if _time(value) is not None else _UNUSABLE)
+
+
+def _optional_count(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1e15:
+        return _UNUSABLE
+    return int(value)
+
+
+def _texts(value: Any) -> Any:
+    return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else _UNUSABLE
+
+
+def _flags(value: Any) -> Any:
+    return value if isinstance(value, list) and all(isinstance(v, bool) for v in value) else _UNUSABLE
+
+
+def _status_history(value: Any) -> Any:
+    if not isinstance(value, list):
+        return _UNUSABLE
+    return [entry for entry in value if isinstance(entry, list) and len(entry) == 2
+            and isinstance(entry[0], str) and _time(entry[1]) is not None]
+
+
+def _raw(value: Any) -> Any:
+    return value if value is None or (isinstance(value, dict) and _shallow(value, 64)) else _UNUSABLE
+
+
+def _downloads(value: Any) -> Any:
+    return [d for d in value if isinstance(d, dict) and _shallow(d, 4)] if isinstance(value, list) else _UNUSABLE
+
+
+def _poll_errors(value: Any) -> Any:
+    count = _optional_count(value)
+    return _UNUSABLE if count is None else count
+
+
+def _schema(value: Any) -> Any:
+    return value if isinstance(value, int) and not isinstance(value, bool) else _UNUSABLE
+
+
+_OPTIONAL_CHECKS = {
+    "server_id": _text_or_none, "outputs": _texts, "result_url": _text_or_none, "error": _text_or_none,
+    "execution_time_ms": _optional_count, "inference_time_ms": _optional_count, "has_nsfw_contents": _flags,
+    "created_at": _optional_time, "finished_at": _optional_time, "last_polled_at": _optional_time,
+    "poll_errors": _poll_errors, "last_poll_error": _text_or_none, "last_poll_error_kind": _text_or_none,
+    "status_history": _status_history, "raw": _raw, "idempotency_key": _text_or_none,
+    "downloads": _downloads, "schema": _schema,
+}
 _CONTAINER_FIELDS = ("request", "outputs", "has_nsfw_contents", "status_history", "raw")
 
 
@@ -207,3 +322,6 @@ def _copy_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_copy_json(item) for item in value]
     return value
+
+# Every field is validated when read: a new field needs its check here.
+assert set(_OPTIONAL_CHECKS) | {"local_id", "request", "submitted_at", "status"} == set(_FIELD_NAMES)

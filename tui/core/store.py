@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import codecs
 import errno
 import fcntl
 import gc
 import json
 import os
 import re
+import stat
 import sys
 import threading
 import time
@@ -30,12 +32,57 @@ from typing import Any, Callable, Iterable, Iterator
 
 from tinydb.storages import Storage
 
-from tui.core.records import SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job
+from tui.core.records import SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, DamagedRecord, Job
 
 JOURNAL_COMPACT_BYTES = 4 * 1024 * 1024
 #: Jobs parsed or serialised at a time (about 10 ms of work, and the memory of that many only).
 SLICE = 1000
 _JOBS_TABLE = b'{"jobs":{'
+
+
+#: Neither history file is read past this size (a 50,000-job history is about 40 MB).
+MAX_FILE_BYTES = 1 << 30
+#: What reading a file can raise when its content is damaged: it is then used as far as it can
+#: be, kept aside and never taken for an empty history.
+DAMAGE = (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError, MemoryError)
+
+
+class DamagedHistory(ValueError):
+    """A history file that cannot be read as one (not a regular file, too big, empty)."""
+
+
+def _open_regular(path: Path):
+    """The file opened for reading, None when absent; DamagedHistory when it is no regular file
+    (a link to a device, a FIFO) or bigger than MAX_FILE_BYTES, so a read can never hang or fill
+    the memory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise DamagedHistory("it is not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        os.close(fd)
+        raise DamagedHistory(f"it is larger than {MAX_FILE_BYTES >> 20} MB")
+    return os.fdopen(fd, "rb")
+
+
+def _sequence(value: Any) -> int:
+    """A journal or snapshot sequence number; ValueError when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 63:
+        raise DamagedRecord("not a sequence number")
+    return value
+
+
+def _why(exc: BaseException) -> str:
+    """A damaged file's fault in a few words (never a traceback)."""
+    if isinstance(exc, (DamagedHistory, DamagedRecord)):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        return "it nests too deep"
+    return f"it does not parse: {type(exc).__name__}"
 
 
 class ReadOnlyHistoryError(Exception):
@@ -55,29 +102,6 @@ def write_failure_reason(exc: OSError) -> str:
     }.get(exc.errno, exc.strerror or str(exc) or type(exc).__name__)
 
 
-class AtomicJSONStorage(Storage):
-    """TinyDB storage that replaces the file atomically (temp file, fsync, rename, dir fsync)."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-
-    def read(self) -> dict[str, Any] | None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        if not text.strip():
-            return None
-        return json.loads(text)
-
-    def write(self, data: dict[str, Any]) -> None:
-        _atomic_write(self.path, _snapshot_chunks(
-            (table, ((doc_id, doc) for doc_id, doc in docs.items())) for table, docs in data.items()))
-
-    def close(self) -> None:
-        pass
-
-
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -86,8 +110,10 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: Path, data: bytes | Iterable[bytes]) -> None:
-    """Replace path with data (bytes, or chunks of it): temp file, fsync, rename, dir fsync."""
+def _atomic_write(path: Path, data: bytes | Iterable[bytes], *, keep_previous: Path | None = None) -> None:
+    """Replace path with data (bytes, or chunks of it): temp file, fsync, rename, dir fsync.
+    With `keep_previous`, the file replaced stays there (a hard link, renamed into place, so the
+    path itself is never missing)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -99,11 +125,25 @@ def _atomic_write(path: Path, data: bytes | Iterable[bytes]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+        if keep_previous is not None:
+            _link_previous(path, keep_previous)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _link_previous(path: Path, previous: Path) -> None:
+    link = previous.with_name(f".{previous.name}.{os.getpid()}.tmp")
+    try:
+        link.unlink(missing_ok=True)
+        os.link(path, link)
+        os.replace(link, previous)
+    except FileNotFoundError:
+        pass  # nothing to keep yet
+    except OSError:
+        link.unlink(missing_ok=True)  # no hard links on this file system: no previous copy
 
 
 def _contains_data_url(value: Any) -> bool:
@@ -120,29 +160,48 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _replace_unencodable(error: UnicodeError) -> tuple[bytes, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    # As bytes: the UTF-8 encoder takes only ASCII text back from a handler.
+    return "\ufffd".encode("utf-8") * (error.end - error.start), error.end
+
+
+codecs.register_error("hailuo-tui-replace", _replace_unencodable)
+
+
+def _encode(text: str) -> bytes:
+    """Text as written to the history files. Whatever a job holds (a lone surrogate from a
+    server's JSON escape, say), it is written: what UTF-8 cannot hold becomes U+FFFD."""
+    return text.encode("utf-8", errors="hailuo-tui-replace")
+
+
 def _snapshot_chunks(tables: Iterable[tuple[str, Iterable[tuple[str, Any]]]]) -> Iterator[bytes]:
     """A TinyDB database ({table: {doc_id: doc}}) as JSON with one document a line, in slices."""
     yield b"{"
     for index, (table, docs) in enumerate(tables):
-        yield (("," if index else "") + _dumps(table) + ":{\n").encode("utf-8")
+        yield _encode(("," if index else "") + _dumps(table) + ":{\n")
         lines: list[str] = []
         first = True
         for doc_id, doc in docs:
             lines.append(("" if first else ",\n") + _dumps(str(doc_id)) + ":" + _dumps(doc))
             first = False
             if len(lines) >= SLICE:
-                yield "".join(lines).encode("utf-8")
+                yield _encode("".join(lines))
                 lines = []
-        yield ("".join(lines) + "\n}").encode("utf-8")
+        yield _encode("".join(lines) + "\n}")
     yield b"}\n"
 
 
 _intern = sys.intern
 
 
-def _job_of(doc: Any) -> Job | None:
-    """A Job from a history document, its repeated words shared (status, model...); None if unusable."""
+def _job_of(doc: Any, skipped: list | None = None) -> Job | None:
+    """A Job from a history document, validated, its repeated words shared (status, model...);
+    None if unusable (the document then goes to `skipped`)."""
     if not isinstance(doc, dict):
+        if skipped is not None:
+            skipped.append(doc)
         return None
     # Thousands of jobs carry the same few words: one string each instead of one per job.
     if isinstance(doc.get("status"), str):
@@ -158,20 +217,21 @@ def _job_of(doc: Any) -> Job | None:
             if isinstance(entry, list) and entry and isinstance(entry[0], str):
                 entry[0] = _intern(entry[0])
     try:
-        job = Job.from_doc(doc)
-    except TypeError:
+        return Job.from_doc(doc)
+    except DamagedRecord:
+        if skipped is not None:
+            skipped.append(doc)
         return None
-    return job if isinstance(job.local_id, str) else None
 
 
-def _read_snapshot_lines(handle, jobs: dict[str, Job]) -> dict[str, Any] | None:
+def _read_snapshot_lines(handle, jobs: dict[str, Job], skipped: list) -> dict[str, Any] | None:
     """Read the jobs table one slice at a time (the layout `_snapshot_chunks` writes, after its
     first line); returns the other tables, or None when the file is laid out otherwise."""
     pending: list[bytes] = []
 
     def take() -> None:
         for doc in json.loads(b"[" + b",".join(pending) + b"]"):
-            job = _job_of(doc)
+            job = _job_of(doc, skipped)
             if job is not None:
                 jobs[job.local_id] = job
         pending.clear()
@@ -223,6 +283,16 @@ _SUBMITTED_AT = re.compile(rb'"submitted_at":(-?[0-9][0-9.eE+-]*)')
 
 
 def peek_newest(path: str | os.PathLike[str], limit: int = SLICE) -> list[Job] | None:
+    """See `_peek_newest`; None too when the files are damaged (the full read then says how)."""
+    try:
+        return _peek_newest(path, limit)
+    except DAMAGE:
+        return None
+    except OSError:
+        return None
+
+
+def _peek_newest(path: str | os.PathLike[str], limit: int = SLICE) -> list[Job] | None:
     """The newest `limit` jobs of a history, newest first, read from the head of the snapshot
     (written newest first) and the journal: a first screen in a few milliseconds while the
     whole history loads. Nothing is written or locked. None when that would not be quick (a
@@ -237,10 +307,7 @@ def peek_newest(path: str | os.PathLike[str], limit: int = SLICE) -> list[Job] |
         pass
     jobs: dict[str, Job] = {}
     snapshot_seq, complete = 0, True
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        handle = None
+    handle = _open_regular(path)
     if handle is not None:
         with handle:
             first = handle.readline()
@@ -278,10 +345,7 @@ def peek_newest(path: str | os.PathLike[str], limit: int = SLICE) -> list[Job] |
     # read (sequence, op, id, submission time), and only the lines of the jobs that make the
     # list are read again and parsed whole.
     changed: dict[str, tuple[float, int] | None] = {}  # local id -> (submitted at, line offset), None if deleted
-    try:
-        journal = open(journal_path, "rb")
-    except FileNotFoundError:
-        journal = None
+    journal = _open_regular(journal_path)
     with journal or nullcontext():
         offset = 0
         for line in journal or ():
@@ -338,6 +402,9 @@ class HistoryStore:
         self.flush_interval = flush_interval
         self.notices: list[str] = []
         self.last_write_error: str | None = None
+        #: Flushes that failed for a reason other than the disk (a bug): a CLI command that saw
+        #: one exits non-zero even if writing resumed.
+        self.unexpected_write_errors = 0
         #: Called (from whichever thread wrote) with the new `last_write_error` each time it
         #: changes: a message when writes start failing, None when they work again.
         self.on_write_error: Callable[[str | None], None] | None = None
@@ -359,6 +426,8 @@ class HistoryStore:
         self._writer: threading.Thread | None = None
         #: The next flush writes a new snapshot whatever the journal's size (after damage was read).
         self._compact_next = False
+        #: The snapshot read was damaged: it is not kept as the previous one when replaced.
+        self._snapshot_damaged = False
 
     # -- opening ------------------------------------------------------------------------
     @classmethod
@@ -402,11 +471,20 @@ class HistoryStore:
 
     def _load_jobs(self) -> None:
         jobs: dict[str, Job] = {}
+        skipped: list[Any] = []
+        self._snapshot_damaged = False
         try:
-            self._snapshot_seq = self._read_snapshot(jobs)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self._snapshot_seq = self._read_snapshot(self.path, jobs, skipped)
+        except DAMAGE as exc:
+            self._snapshot_damaged = True
             self._move_aside(exc)
-            jobs, self._snapshot_seq = {}, 0
+            jobs, skipped, self._snapshot_seq = {}, [], 0
+            self._recover_previous(jobs, skipped)
+        if skipped:
+            self._snapshot_damaged = True
+            self._keep_skipped(skipped)
+        if self._snapshot_damaged and not self.read_only:
+            self._compact_next = True  # a clean snapshot at the next write
         self._seq = self._snapshot_seq
         self._replay(jobs)
         for job in jobs.values():
@@ -414,47 +492,99 @@ class HistoryStore:
                 self._dirty.add(job.local_id)
             self._index(job)
 
-    def _read_snapshot(self, jobs: dict[str, Job]) -> int:
-        """Fill jobs from the snapshot (TinyDB's layout, {table: {doc_id: doc}}, read directly:
-        TinyDB Document objects for 50,000 jobs would double the start-up cost); its sequence number."""
+    @property
+    def previous_path(self) -> Path:
+        """The snapshot before the last compaction: what a damaged snapshot is recovered from."""
+        return self.path.with_name(self.path.name + ".prev")
+
+    def _recover_previous(self, jobs: dict[str, Job], skipped: list) -> None:
         try:
-            handle = open(self.path, "rb")
-        except FileNotFoundError:
+            seq = self._read_snapshot(self.previous_path, jobs, skipped)
+        except DAMAGE as exc:
+            jobs.clear(), skipped.clear()
+            self.notices.append(f"the previous snapshot {self.previous_path} is damaged too ({_why(exc)}); "
+                                "only the journal's jobs are shown")
+            return
+        if not self.previous_path.exists():
+            return
+        self._snapshot_seq = seq
+        self.notices.append(f"{len(jobs)} job(s) were recovered from the previous snapshot {self.previous_path}; "
+                            "changes made between it and the damaged one may be missing")
+
+    def _read_snapshot(self, path: Path, jobs: dict[str, Job], skipped: list) -> int:
+        """Fill jobs from a snapshot (TinyDB's layout, {table: {doc_id: doc}}, read directly:
+        TinyDB Document objects for 50,000 jobs would double the start-up cost); its sequence
+        number. Documents that are not usable jobs go to `skipped`; a file that cannot be read
+        as a history raises one of DAMAGE (an empty one too: the store never writes one)."""
+        handle = _open_regular(path)
+        if handle is None:
             return 0
         with handle:
             others = None
             if handle.readline().rstrip(b"\r\n") == _JOBS_TABLE:
-                others = _read_snapshot_lines(handle, jobs)
+                others = _read_snapshot_lines(handle, jobs, skipped)
             if others is None:  # another layout (an older file, or written by TinyDB itself): read it whole
-                jobs.clear()
+                jobs.clear(), skipped.clear()
                 handle.seek(0)
                 data = handle.read()
                 if not data.strip():
-                    return 0
+                    raise DamagedHistory("it is empty")
                 raw = json.loads(data)
                 del data
+                if not isinstance(raw, dict) or not isinstance(raw.get("jobs", {}), dict):
+                    raise DamagedHistory("it is not a TinyDB database")
                 for doc in raw.get("jobs", {}).values():
-                    job = _job_of(doc)
+                    job = _job_of(doc, skipped)
                     if job is not None:
                         jobs[job.local_id] = job
                 others = raw
-        meta = list(others.get("_meta", {}).values())
-        return int(meta[0].get("seq", 0)) if meta else 0
+        meta = others.get("_meta", {})
+        meta = list(meta.values()) if isinstance(meta, dict) else []
+        seq = meta[0].get("seq", 0) if meta and isinstance(meta[0], dict) else 0
+        return _sequence(seq)
 
-    def _move_aside(self, exc: Exception) -> None:
+    def _move_aside(self, exc: BaseException) -> None:
         aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
         if self.read_only:
-            self.notices.append(f"the history {self.path} does not parse ({type(exc).__name__}); showing the journal only")
+            self.notices.append(f"the history {self.path} cannot be read ({_why(exc)}); it was left as it is")
             return
         os.replace(self.path, aside)
-        self.notices.append(f"the history file did not parse and was moved aside to {aside}; "
+        self.notices.append(f"the history file cannot be read ({_why(exc)}) and was moved aside to {aside}; "
                             "jobs from its journal were kept")
+
+    def _keep_skipped(self, skipped: list) -> None:
+        """Documents that are not usable jobs: kept in a file beside the history, and said so."""
+        count = len(skipped)
+        if self.read_only:
+            self.notices.append(f"{count} damaged job record(s) in {self.path} were skipped; every other job is "
+                                "shown (the file is left as it is)")
+            return
+        aside = self.path.with_name(f"{self.path.name}.skipped-{time.strftime('%Y%m%dT%H%M%S')}")
+        lines = []
+        for doc in skipped:
+            try:
+                lines.append(json.dumps(doc, ensure_ascii=True) + "\n")
+            except DAMAGE:
+                lines.append(json.dumps({"unreadable": type(doc).__name__}) + "\n")
+        try:
+            _atomic_write(aside, _encode("".join(lines)))
+        except OSError as exc:
+            where = f"they could not be kept ({write_failure_reason(exc)})"
+        else:
+            where = f"they are kept in {aside}"
+        self.notices.append(f"{count} damaged job record(s) in {self.path} were skipped; every other job is here; "
+                            f"{where}")
 
     def _replay(self, jobs: dict[str, Job]) -> None:
         try:
-            data = self.journal_path.read_bytes()
-        except FileNotFoundError:
+            handle = _open_regular(self.journal_path)
+        except DamagedHistory as exc:
+            self.notices.append(f"the journal {self.journal_path} was not read ({_why(exc)})")
             return
+        if handle is None:
+            return
+        with handle:
+            data = handle.read()
         offset = 0
         damaged = 0
         for line in data.splitlines(keepends=True):
@@ -463,8 +593,13 @@ class HistoryStore:
             offset += len(line)
             try:
                 entry = json.loads(line)
-                seq, op, local_id = int(entry["seq"]), entry["op"], entry["id"]
-            except (ValueError, KeyError, TypeError):
+                seq, op, local_id = _sequence(entry["seq"]), entry["op"], entry["id"]
+                if op not in ("put", "del") or not isinstance(local_id, str):
+                    raise DamagedRecord("not a journal entry")
+                job = _job_of(entry["doc"]) if op == "put" else None
+                if op == "put" and (job is None or job.local_id != local_id):
+                    raise DamagedRecord("not a usable job")
+            except DAMAGE:
                 # A damaged line inside the journal (not an interrupted append, which is only
                 # ever the last): skip it, keep every entry after it.
                 damaged += 1
@@ -473,11 +608,9 @@ class HistoryStore:
             if seq <= self._snapshot_seq:
                 continue
             self._seq = max(self._seq, seq)
-            if op == "put":
-                job = _job_of(entry["doc"])
-                if job is not None:
-                    jobs[local_id] = job
-            elif op == "del":
+            if job is not None:
+                jobs[local_id] = job
+            else:
                 jobs.pop(local_id, None)
         self._journal_offset = offset
         if damaged:
@@ -614,6 +747,8 @@ class HistoryStore:
                 waiting = len(dirty) + len(deleted)
                 compact = self._compact_next or (self._journal_lines + waiting > len(self._jobs) // 4
                                                  and (self._journal_offset > JOURNAL_COMPACT_BYTES or waiting > SLICE))
+                # The first write makes the snapshot, so that the history is a TinyDB file from the start.
+                compact = compact or not self.path.exists()
             try:
                 if compact:
                     try:
@@ -626,13 +761,18 @@ class HistoryStore:
                 if not compact:
                     lines = self._journal_lines_for(dirty, deleted)
                     if lines:
-                        self._append("".join(_dumps(line) + "\n" for line in lines).encode("utf-8"))
+                        self._append(_encode("".join(_dumps(line) + "\n" for line in lines)))
                         self._journal_lines += len(lines)
-            except OSError as exc:
+            except Exception as exc:  # any failure, not only the disk's: the writer must never die
                 with self._lock:  # keep them for the next try
                     self._dirty |= {d for d in dirty if d in self._jobs}
                     self._deleted |= deleted
-                message = (f"could not write the history ({write_failure_reason(exc)}); changes are kept in "
+                if isinstance(exc, OSError):
+                    reason = write_failure_reason(exc)
+                else:
+                    self.unexpected_write_errors += 1
+                    reason = f"unexpected {type(exc).__name__}"
+                message = (f"could not write the history ({reason}); changes are kept in "
                            "memory and written when possible — nothing on disk was lost")
                 if message != self.last_write_error:
                     self.last_write_error = message
@@ -689,6 +829,14 @@ class HistoryStore:
             _fsync_dir(self.journal_path.parent)
         self._journal_offset += len(data)
 
+    def _fold_journal(self) -> None:
+        """On close: the journal's changes go into the snapshot, so that the history file alone,
+        read by TinyDB, holds every job as it is now; then the journal is emptied."""
+        with self._io_lock:
+            if self._journal_lines or self._journal_offset or (self._jobs and not self.path.exists()):
+                self._compact()
+        self._trim_journal()
+
     def _trim_journal(self) -> None:
         """Drop journal lines a compaction has put in the snapshot, if no append has since."""
         with self._io_lock:
@@ -727,7 +875,11 @@ class HistoryStore:
                     number += 1
                     yield str(number), doc
 
-        _atomic_write(self.path, _snapshot_chunks([("jobs", docs()), ("_meta", [("1", {"seq": seq})])]))
+        # The snapshot replaced becomes the previous one, unless it was read damaged (then it is
+        # kept aside already, and the previous one stays the last good one).
+        _atomic_write(self.path, _snapshot_chunks([("jobs", docs()), ("_meta", [("1", {"seq": seq})])]),
+                      keep_previous=None if self._snapshot_damaged else self.previous_path)
+        self._snapshot_damaged = False
         self._snapshot_seq = seq
         # The journal's lines are all in the snapshot now (numbered up to `seq`, so a reload
         # skips them). It is emptied by the next append (it starts at this offset) or on close:
@@ -747,8 +899,8 @@ class HistoryStore:
             self._wake.clear()
             try:
                 self.flush()
-            except OSError:
-                self._wake.set()  # retry on the next round; the message is in last_write_error
+            except Exception:  # noqa: BLE001 - kept and reported by flush(); retried on the next round
+                self._wake.set()
 
     def close(self) -> None:
         if self._closed:
@@ -757,8 +909,8 @@ class HistoryStore:
             if not self.read_only:
                 try:
                     self.flush()
-                    self._trim_journal()
-                except OSError:
+                    self._fold_journal()
+                except Exception:  # noqa: BLE001 - reported in last_write_error; the lock is released below
                     pass
         finally:
             self._closed = True
@@ -773,3 +925,52 @@ class HistoryStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class HistoryStorage(Storage):
+    """A read-only TinyDB storage for a history: the snapshot with its journal merged, so a
+    script sees every job as it is now, even while a dashboard writes it::
+
+        from tinydb import Query, TinyDB
+        from tui.core.store import HistoryStorage
+        TinyDB(path, storage=HistoryStorage).table("jobs").search(Query().status == "completed")
+
+    Each read opens the files again (without taking the writer's lock) unless they have not
+    changed since the last one. Documents are numbered newest first; a job's identity is its
+    `local_id`. Writing through it raises ReadOnlyHistoryError: the history is changed by
+    hailuo-tui alone, which keeps its journal and snapshot consistent.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], **_options: Any) -> None:
+        self.path = Path(path).expanduser()
+        self._seen: tuple | None = None
+        self._data: dict[str, Any] | None = None
+
+    def _signature(self) -> tuple:
+        def stat(p: Path) -> tuple | None:
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                return None
+            return st.st_ino, st.st_size, st.st_mtime_ns
+
+        return stat(self.path), stat(self.path.with_name(self.path.name + ".journal"))
+
+    def read(self) -> dict[str, Any] | None:
+        seen = self._signature()
+        if seen != self._seen or self._data is None:
+            store = HistoryStore.open(self.path, read_only=True)
+            try:
+                jobs = store.all()
+            finally:
+                store.close()
+            self._data = {"jobs": {str(n): job.to_doc() for n, job in enumerate(jobs, start=1)}}
+            self._seen = seen
+        return {table: dict(docs) for table, docs in self._data.items()}
+
+    def write(self, data: dict[str, Any]) -> None:
+        raise ReadOnlyHistoryError(f"the history {self.path} is read-only through HistoryStorage: "
+                                   "hailuo-tui alone changes it")
+
+    def close(self) -> None:
+        pass

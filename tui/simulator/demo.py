@@ -5,6 +5,7 @@ Nothing leaves the machine: the simulator listens on a free loopback port and th
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,13 +28,33 @@ DEMO_JOBS: tuple[tuple[str, str, str, float, str | None], ...] = (
 )
 
 
-def _remove_history(path: Path) -> None:
-    # The demo history only ever holds demo jobs; each demo starts from the same seeded picture.
-    for candidate in path.parent.glob(path.name + "*"):
+def demo_marker(path: Path) -> Path:
+    """The file that says a history was made by the demo (and so may be reseeded by it)."""
+    return path.with_name(path.name + ".demo")
+
+
+def _reset_demo_history(path: Path) -> None:
+    """Start the demo from the same seeded picture, removing only a history the demo made.
+
+    A history at that path without the demo's mark (one the demo did not create: an older
+    demo file, or a real history someone put there) is never deleted: it is moved aside,
+    whole, to `<name>.kept-<time>` beside it.
+    """
+    marker = demo_marker(path)
+    own = marker.exists()
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for candidate in sorted(path.parent.glob(path.name + "*")):
+        if candidate == marker or ".kept-" in candidate.name:
+            continue
         try:
-            candidate.unlink()
+            if own:
+                candidate.unlink()
+            elif candidate.is_file() and not candidate.name.endswith(".lock"):
+                os.replace(candidate, candidate.with_name(f"{candidate.name}.kept-{stamp}"))
         except OSError:
             pass
+    marker.write_text("This history was created by `hailuo-tui --demo`, which reseeds it at each start.\n",
+                      encoding="utf-8")
 
 
 @contextmanager
@@ -45,7 +66,7 @@ def demo_session(settings: Settings, *, job_seconds: float = DEMO_JOB_SECONDS,
     # The CLI passes the demo history (or the user's --db); anything else gets the demo path.
     db_path = settings.db_path if settings.demo else demo_db_path()
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_history(db_path)
+    _reset_demo_history(db_path)
     simulator = Simulator(job_seconds=job_seconds, seed=seed).start()
     try:
         demo_settings = settings.with_changes(base_url=simulator.base_url, api_key=DEMO_KEY, db_path=db_path,
