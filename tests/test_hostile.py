@@ -14,7 +14,10 @@ import asyncio
 import csv
 import io
 import json
+import os
 import re
+import struct
+import zlib
 from pathlib import Path
 
 import httpx
@@ -239,6 +242,18 @@ FORM_CASES = [
     ("PNG with a .jpg extension", {"image": "{tmp}/really-a-png.jpg"}, None, None),
     ("too small, named with escapes", {"image": "{tmp}/small\x1b[31m.png"}, "image",
      "short side is 200 px; it must be over 300 px"),
+    # -- bad input: files that must not be opened, or not decoded ------------------------------
+    ("PNG that decodes to 30000x30000 (bomb)", {"image": "{tmp}/bomb.png"}, "image",
+     "image is 30000×30000 px (900.0 megapixels); it must be at most 89.5 megapixels"),
+    ("JPEG that decodes to 30000x30000 (bomb)", {"image": "{tmp}/bomb.jpg"}, "image",
+     "image is 30000×30000 px (900.0 megapixels); it must be at most 89.5 megapixels"),
+    ("image that is a FIFO (never opened)", {"image": "{tmp}/pipe.png"}, "image",
+     "{tmp}/pipe.png is a named pipe (FIFO), not an image file"),
+    ("image that is /dev/zero", {"image": "/dev/zero"}, "image", "/dev/zero is a device, not an image file"),
+    ("end image that is a FIFO", {"image": "{tmp}/really-a-png.jpg", "end_image": "{tmp}/pipe.png"}, "end_image",
+     "{tmp}/pipe.png is a named pipe (FIFO), not an image file"),
+    ("end image that is /dev/zero", {"image": "{tmp}/really-a-png.jpg", "end_image": "/dev/zero"}, "end_image",
+     "/dev/zero is a device, not an image file"),
 ]
 FORM_IDS = [case[0] for case in FORM_CASES]
 
@@ -251,7 +266,33 @@ def files(tmp_path) -> Path:
     png(tmp_path / "small\x1b[31m.png", size=(320, 200))
     huge_png(tmp_path / "huge.png")
     (tmp_path / "notes.png").write_text("shopping list: eggs, milk\n")
+    bomb_png(tmp_path / "bomb.png", 30000, 30000)
+    bomb_jpeg(tmp_path / "bomb.jpg", 30000, 30000)
+    os.mkfifo(tmp_path / "pipe.png")  # nobody ever writes to it: opening it would block for ever
     return tmp_path
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def bomb_png(path: Path, width: int, height: int) -> Path:
+    """A valid PNG header for a huge picture, with one compressed row: a few hundred bytes on
+    disk, gigabytes once decoded."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
+                     + _chunk(b"IDAT", zlib.compress(b"\0" * (1 + 3 * width))) + _chunk(b"IEND", b""))
+    return path
+
+
+def bomb_jpeg(path: Path, width: int, height: int) -> Path:
+    """A real JPEG whose start-of-frame claims a huge size."""
+    png(path, size=(640, 400), fmt="JPEG")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"\xff\xc0")
+    data[at + 5:at + 9] = struct.pack(">HH", height, width)
+    path.write_bytes(bytes(data))
+    return path
 
 
 def _fields(values: dict, tmp: Path) -> dict:
@@ -283,12 +324,14 @@ async def test_bad_form_input_is_named_at_its_field(case, files):
             app.query_one("#scene", Select).value = fields["scene"]
             await pilot.pause()
         app.query_one("#prompt", TextArea).text = fields["prompt"]
-        if "image" in fields:
-            app.query_one("#image", Input).value = fields["image"]
+        for name in ("image", "end_image"):
+            if name in fields:
+                app.query_one(f"#{name}", Input).value = fields[name]
         await pilot.press("ctrl+s")
         await pilot.pause()
         shown = {name: str(app.query_one(f"#{name}-error", Static).render())
-                 for name in ("prompt", "image") if app.query_one(f"#{name}-error", Static).has_class("-visible")}
+                 for name in ("prompt", "image", "end_image")
+                 if app.query_one(f"#{name}-error", Static).has_class("-visible")}
         if field is None:
             assert shown == {} and len(app.submitted) == 1
             assert app.submitted[0].prompt == fields["prompt"]  # kept exactly as typed
@@ -298,6 +341,9 @@ async def test_bad_form_input_is_named_at_its_field(case, files):
             assert not ACTIVE.search(shown[field])
             # The form keeps what was typed.
             assert app.query_one("#prompt", TextArea).text == fields["prompt"]
+            for name in ("image", "end_image"):
+                if name in fields:
+                    assert app.query_one(f"#{name}", Input).value == fields[name]
 
 
 @pytest.mark.parametrize("case", FORM_CASES, ids=FORM_IDS)
@@ -309,6 +355,8 @@ def test_bad_command_line_input_is_named_with_its_field(case, files, make_simula
     args = ["submit", "--prompt", "-", "--base-url", sim.base_url, "--db", str(db), "--json"]
     if "image" in fields:
         args += ["--image", fields["image"]]
+    if "end_image" in fields:
+        args += ["--end-image", fields["end_image"]]
     result = CliRunner().invoke(cli.main, args, input=fields["prompt"] + "\n", env={"GPTPROTO_API_KEY": KEY},
                                 catch_exceptions=False)
     if field is None:
