@@ -497,3 +497,88 @@ async def test_a_widgets_toast_is_plain_text_too(tmp_path, make_simulator):
         await until(lambda: len(app.screen.query(Toast)) > 0, pilot=pilot)
         drawn = [str(toast.render()) for toast in app.screen.query(Toast)]
         assert any("template '[/]' [bold]deleted" in text for text in drawn), drawn
+
+
+# -- bad input: settings (config file, environment, flags) ------------------------------------------
+# Each is refused when the settings are made: one line naming the setting, its value and what
+# is allowed; exit 2; nothing POSTed, nothing recorded (a port no socket can have once left an
+# "unknown, may be billed" job behind).
+
+SIM_URL = "{sim}"
+SETTINGS_CASES = [
+    # (case id, config file text, environment, extra flags, what the one line must say)
+    ("--base-url port 99999", "", {}, ["--base-url", "http://127.0.0.1:99999"],
+     "base URL from --base-url 'http://127.0.0.1:99999': port 99999 is out of range (1-65535)"),
+    ("--base-url with a newline", "", {}, ["--base-url", "{sim}\n"],
+     "contains a space, line break or control character (U+000A"),
+    ("--base-url with credentials", "", {}, ["--base-url", "http://user:pw@127.0.0.1:9"],
+     "must not contain a user name or password"),
+    ("--base-url port 0", "", {}, ["--base-url", "http://127.0.0.1:0"], "port 0 is out of range (1-65535)"),
+    ("--base-url without a host", "", {}, ["--base-url", "http://:8000"], "has no host"),
+    ("$GPTPROTO_BASE_URL port 99999", "", {"GPTPROTO_BASE_URL": "http://127.0.0.1:99999"}, [],
+     "base URL from $GPTPROTO_BASE_URL 'http://127.0.0.1:99999': port 99999 is out of range"),
+    ("config base_url with a tab", 'base_url = "http://127.0.0.1:8000\\t"\n', {}, [],
+     "base_url in config file {cfg} 'http://127.0.0.1:8000\\t' contains a space, line break or control"),
+    ("poll_concurrency = 0", "poll_concurrency = 0\n", {}, [],
+     "poll_concurrency = 0 (from config file {cfg}) is out of range: it must be a whole number at least 1 "
+     "and at most 64"),
+    ("poll_concurrency negative", "poll_concurrency = -4\n", {}, [], "poll_concurrency = -4 (from config file"),
+    ("read_timeout = 0", "read_timeout = 0\n", {}, [],
+     "read_timeout = 0 (from config file {cfg}) is out of range: it must be a number greater than 0 and at "
+     "most 3600 seconds"),
+    ("read_timeout = nan", "read_timeout = nan\n", {}, [], "read_timeout = nan (from config file"),
+    ("connect_timeout = -1", "connect_timeout = -1\n", {}, [],
+     "connect_timeout = -1 (from config file {cfg}) is out of range: it must be a number greater than 0"),
+    ("poll_rate = inf", "poll_rate = inf\n", {}, [], "poll_rate = inf (from config file"),
+    ("submit_rate = 1e999", "submit_rate = 1e999\n", {}, [], "submit_rate = inf (from config file"),
+    ("max interval below base interval", "poll_base_interval = 30\npoll_max_interval = 5\n", {}, [],
+     "poll_max_interval = 5 is below poll_base_interval = 30"),
+    ("[keymap] app.quit = 5", '[keymap]\n"app.quit" = 5\n', {}, [],
+     "config file {cfg}: keymap 'app.quit' = 5: a binding must be a key as text"),
+    ("[keymap] a table as a key", '[keymap.app]\nquit = "q"\n', {}, [],
+     "keymap 'app' = a table: a binding must be a key as text"),
+    ("[keymap] a key with a space", '[keymap]\n"app.quit" = "ctrl q"\n', {}, [],
+     "keymap 'app.quit' = 'ctrl q': 'ctrl q' is not a key name"),
+]
+SETTINGS_IDS = [case[0] for case in SETTINGS_CASES]
+
+
+@pytest.mark.parametrize("case", SETTINGS_CASES, ids=SETTINGS_IDS)
+@pytest.mark.parametrize("command", ["submit", "dashboard"])
+def test_a_bad_setting_is_one_line_exit_2_before_anything_is_sent(case, command, tmp_path, make_simulator,
+                                                                  monkeypatch):
+    _, config_text, env, flags, expected = case
+    sim = make_simulator(job_seconds=0.2)
+    cfg = tmp_path / "config.toml"
+    if config_text:
+        cfg.write_text(config_text)
+    db = tmp_path / "history.json"
+    fill = lambda text: text.replace("{sim}", sim.base_url).replace("{cfg}", str(cfg))  # noqa: E731
+    flags = [fill(flag) for flag in flags] or (
+        [] if "GPTPROTO_BASE_URL" in env or "base_url" in config_text else ["--base-url", sim.base_url])
+    started: list = []
+    import tui.ui.app
+
+    monkeypatch.setattr(tui.ui.app, "run_app", lambda settings, demo=False: started.append(settings) or 0)
+    if command == "submit":
+        args = ["submit", "--prompt", "a fox in the snow", *flags, "--db", str(db), "--json"]
+    else:
+        args = [*flags, "--db", str(db)]
+    result = CliRunner().invoke(cli.main, args, env={"GPTPROTO_API_KEY": KEY, **env}, catch_exceptions=False)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+    assert fill(expected) in result.stderr, result.stderr
+    assert KEY not in result.stderr
+    assert sim.requests == [] and not db.exists() and started == []  # nothing sent, recorded or started
+
+
+def test_good_settings_pass_the_same_checks(tmp_path, make_simulator):
+    """The checks refuse only what is wrong: in-range values and a keymap of key names start."""
+    from tui.core.config import load_settings
+
+    (tmp_path / "config.toml").write_text(
+        'poll_concurrency = 1\nread_timeout = 0.5\nconnect_timeout = 600\npoll_rate = 1000\n'
+        '[keymap]\n"app.quit" = "ctrl+q,f10"\n"job_table.filter" = "?"\n')
+    settings = load_settings(base_url="http://[::1]:65535/", env={"HAILUO_TUI_CONFIG": str(tmp_path / "config.toml")})
+    assert settings.base_url == "http://[::1]:65535" and settings.poll_concurrency == 1
+    assert settings.keymap == {"app.quit": "ctrl+q,f10", "job_table.filter": "?"}
