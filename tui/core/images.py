@@ -1,12 +1,9 @@
 """Image inputs on disk: what a local file is, read safely, and the bytes sent for it.
 
 The only module that opens an image file. Its contract:
-- a path that is not a regular file (a named pipe, a device such as /dev/zero, a socket) is
-  refused from its `stat()` alone, so it is never opened (opening a FIFO blocks until a writer
-  comes; a device never ends);
-- a regular file is opened non-blocking (a file swapped for a FIFO after the check does not
-  block either), checked again on the open descriptor, and read with a size limit: at most
-  `IMAGE_MAX_BYTES` plus one byte is ever read;
+- it is read with `tui.core.files.read_bounded`: a path that is not a regular file (a named
+  pipe, a device such as /dev/zero, a socket) is refused from its `stat()` alone and never
+  opened, and at most `IMAGE_MAX_BYTES` plus one byte is ever read;
 - the dimensions are read from the PNG or JPEG header before Pillow sees the bytes, and a
   picture over `MAX_PIXELS` is refused with its measured size (a decompression bomb: a small
   file that would decode to gigabytes); Pillow never decodes pixels here, and its own bomb
@@ -19,7 +16,6 @@ The only module that opens an image file. Its contract:
 from __future__ import annotations
 
 import base64
-import errno
 import hashlib
 import io
 import os
@@ -29,6 +25,8 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tui.core.files import FileRefused, read_bounded
 
 IMAGE_MAX_BYTES = 20 * 1024 * 1024
 IMAGE_MIN_SHORT_SIDE = 300  # strictly greater than
@@ -87,61 +85,22 @@ def is_url(text: str) -> bool:
     return lowered.startswith(("http://", "https://"))
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    return "not a regular file"
-
-
 def read_limited(path: Path, source: str, limit: int = IMAGE_MAX_BYTES) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes; ImageRefused otherwise.
-
-    Never opens anything but a regular file, and never reads more than `limit` + 1 bytes.
-    """
+    """The bytes of a regular file of at most `limit` bytes; ImageRefused (for the field) otherwise."""
     try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise ImageRefused(f"no such file: {source}") from None
-    except OSError as exc:
-        raise ImageRefused(f"cannot read {source}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ImageRefused(f"{source} is a directory, not an image")
-    if not stat.S_ISREG(info.st_mode):
-        raise ImageRefused(f"{source} is {_kind(info.st_mode)}, not an image file")
-    if info.st_size > limit:
-        raise ImageRefused(f"file is {human_bytes(info.st_size)}; it must be at most {limit // (1024 * 1024)} MB")
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-    except OSError as exc:
-        raise ImageRefused(f"cannot read {source}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb", buffering=0) as fh:
-        mode = os.fstat(fh.fileno()).st_mode
-        if not stat.S_ISREG(mode):  # swapped after the check above
-            raise ImageRefused(f"{source} is {_kind(mode)}, not an image file")
-        chunks: list[bytes] = []
-        left = limit + 1
-        while left > 0:
-            try:
-                chunk = fh.read(min(left, 1 << 20))
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    raise ImageRefused(f"{source} is not a regular file, not an image file") from None
-                raise ImageRefused(f"cannot read {source}: {exc.strerror or exc}") from None
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-    data = b"".join(chunks)
-    if len(data) > limit:  # it grew after the stat
-        raise ImageRefused(f"file is over {limit // (1024 * 1024)} MB; it must be at most "
-                           f"{limit // (1024 * 1024)} MB")
-    return data
+        return read_bounded(path, limit)
+    except FileRefused as exc:
+        if exc.reason == "no such file":
+            raise ImageRefused(f"no such file: {source}") from None
+        if exc.reason == "a directory":
+            raise ImageRefused(f"{source} is a directory, not an image") from None
+        if exc.reason.startswith("larger than"):
+            size = _regular_size(path)
+            shown = human_bytes(size) if size is not None and size > limit else f"over {limit // (1024 * 1024)} MB"
+            raise ImageRefused(f"file is {shown}; it must be at most {limit // (1024 * 1024)} MB") from None
+        if exc.is_kind:
+            raise ImageRefused(f"{source} is {exc.reason}, not an image file") from None
+        raise ImageRefused(f"{source} {exc.reason}") from None
 
 
 # -- header dimensions, read before any decoder runs -------------------------------------------------
