@@ -582,3 +582,117 @@ def test_good_settings_pass_the_same_checks(tmp_path, make_simulator):
     settings = load_settings(base_url="http://[::1]:65535/", env={"HAILUO_TUI_CONFIG": str(tmp_path / "config.toml")})
     assert settings.base_url == "http://[::1]:65535" and settings.poll_concurrency == 1
     assert settings.keymap == {"app.quit": "ctrl+q,f10", "job_table.filter": "?"}
+
+
+# -- bad input: batch files, and text that is not valid UTF-8 ------------------------------------------
+
+
+def _batch_cli(sim, db: Path, *args: str, stdin: bytes | None = None):
+    return CliRunner().invoke(cli.main, [*args, "--base-url", sim.base_url, "--db", str(db)], input=stdin,
+                              env={"GPTPROTO_API_KEY": KEY}, catch_exceptions=False)
+
+
+def _deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+BATCH_FILE_CASES = [
+    # (case id, how to make rows.jsonl, what the one line says)
+    ("batch file that is a FIFO", lambda p: os.mkfifo(p), "rows.jsonl is a named pipe (FIFO); a batch file must be"),
+    ("batch file that is /dev/zero", lambda p: os.symlink("/dev/zero", p), "rows.jsonl is a device; a batch file"),
+    ("batch file of 51 MB", lambda p: open(p, "wb").truncate(51 * 1024 * 1024), "rows.jsonl is larger than 50 MB"),
+]
+
+
+@pytest.mark.parametrize("case", BATCH_FILE_CASES, ids=[c[0] for c in BATCH_FILE_CASES])
+def test_a_batch_file_that_is_not_a_regular_file_is_refused_without_reading_it(case, tmp_path, make_simulator):
+    _, make, expected = case
+    sim = make_simulator(job_seconds=0.2)
+    rows = tmp_path / "rows.jsonl"
+    make(rows)
+    db = tmp_path / "history.json"
+    result = _batch_cli(sim, db, "batch", str(rows))
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
+    assert sim.requests == [] and not db.exists()
+
+
+@pytest.mark.parametrize("row", [
+    '{"prompt": "a fox", "model": %s}' % _deep(100_000),
+    _deep(100_000),
+    '{"prompt": %s}' % ("{\"a\": " * 50_000 + "1" + "}" * 50_000),
+], ids=["a field nested 100,000 deep", "a row that is 100,000 nested arrays", "objects nested 50,000 deep"])
+def test_a_batch_row_nested_100000_deep_is_named_and_nothing_is_sent(row, tmp_path, make_simulator):
+    sim = make_simulator(job_seconds=0.2)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"prompt": "a calm lake [at dawn] {still}"}\n' + row + "\n")
+    db = tmp_path / "history.json"
+    result = _batch_cli(sim, db, "batch", str(rows))
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("error: row 2 (line 2): nested more than 10,000 levels deep") for line in lines), lines
+    assert "RecursionError" not in result.stderr and "Traceback" not in result.stderr
+    assert sim.requests == [] and not db.exists()  # the good row 1 is not sent either: nothing is
+
+
+REPAIR_CASES = [
+    # (case id, rows.jsonl bytes, the prompt that must be sent)
+    ("a lone surrogate escaped in a batch row", b'{"prompt": "a fox \\ud800 in the snow"}\n', "a fox \ufffd in the snow"),
+    ("invalid UTF-8 in a batch row", b'{"prompt": "a fox \xff\xfe in the snow"}\n', "a fox \ufffd\ufffd in the snow"),
+    ("a CESU surrogate in a CSV row", b'prompt\n"a fox \xed\xa0\x80 in the snow"\n', "a fox \ufffd\ufffd\ufffd in the snow"),
+]
+
+
+@pytest.mark.parametrize("case", REPAIR_CASES, ids=[c[0] for c in REPAIR_CASES])
+def test_text_that_is_not_valid_in_a_batch_row_is_repaired_said_and_sent_as_repaired(case, tmp_path, make_simulator):
+    _, data, sent = case
+    sim = make_simulator(job_seconds=0.2)
+    rows = tmp_path / ("rows.csv" if data.startswith(b"prompt") else "rows.jsonl")
+    rows.write_bytes(data)
+    db = tmp_path / "history.json"
+    result = _batch_cli(sim, db, "batch", str(rows))
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: row 1 (line 2):" if rows.suffix == ".csv"
+                                                         else "warning: row 1 (line 1):"), result.stderr
+    assert "replaced by U+FFFD" in warnings[0]
+    bodies = [json.loads(r.body) for r in sim.requests if r.method == "POST"]
+    assert [b["prompt"] for b in bodies] == [sent]  # exactly the repaired text, once
+    store = HistoryStore.open(db, read_only=True)
+    try:
+        assert [j.prompt for j in store.all()] == [sent]
+    finally:
+        store.close()
+
+
+def test_a_genuine_replacement_character_is_not_taken_for_a_repair(tmp_path, make_simulator):
+    sim = make_simulator(job_seconds=0.2)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"prompt": "a sign that reads \ufffd"}\n', encoding="utf-8")
+    result = _batch_cli(sim, tmp_path / "history.json", "batch", str(rows))
+    assert result.exit_code == 0 and "warning" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("stdin, sent", [
+    (b"a fox \xff in the snow\n", "a fox \ufffd in the snow"),
+    (b"a fox \xed\xa0\x80 in the snow\n", "a fox \ufffd\ufffd\ufffd in the snow"),
+    (b"a fox \xe2\x82 in the snow", "a fox \ufffd in the snow"),
+], ids=["invalid byte", "CESU-encoded lone surrogate", "truncated sequence"])
+def test_a_prompt_piped_with_invalid_utf8_is_repaired_said_and_sent_exactly_as_shown(stdin, sent, tmp_path,
+                                                                                   make_simulator):
+    sim = make_simulator(job_seconds=0.2)
+    db = tmp_path / "history.json"
+    result = _batch_cli(sim, db, "submit", "--prompt", "-", "--json", stdin=stdin)
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: --prompt: "), result.stderr
+    assert warnings[0].endswith(f"the prompt sent is: {sent}")
+    assert [json.loads(r.body)["prompt"] for r in sim.requests if r.method == "POST"] == [sent]
+    assert json.loads(result.stdout)["request"]["prompt"] == sent
+
+
+def test_a_lone_surrogate_in_the_prompt_argument_is_repaired_too(tmp_path, make_simulator):
+    sim = make_simulator(job_seconds=0.2)
+    result = _batch_cli(sim, tmp_path / "history.json", "submit", "--prompt", "a fox \udcff here", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(r.body)["prompt"] for r in sim.requests if r.method == "POST"] == ["a fox \ufffd here"]
