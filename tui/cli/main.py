@@ -535,9 +535,14 @@ def serve(ctx: click.Context, port: int, host: str, demo: bool, read_only: bool,
              "(submitting billed jobs). Prefer the default 127.0.0.1 with an SSH tunnel.")
 
     def ready(url: str) -> None:
-        bound = url.rsplit(":", 1)[1].rstrip("/")
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        bound = parts.port
         echo(f"hailuo-tui in the browser: {url}")
-        echo(f"  over SSH: ssh -L {bound}:127.0.0.1:{bound} HOST, then open http://127.0.0.1:{bound}/ here")
+        echo(f"  over SSH: ssh -L {bound}:127.0.0.1:{bound} HOST, then open "
+             f"http://127.0.0.1:{bound}/?{parts.query} here")
+        echo("  the address carries this run's token: anyone who has it can use the dashboard")
         echo("  Ctrl+C stops the server; each open dashboard saves its history and exits")
         sys.stdout.flush()
 
