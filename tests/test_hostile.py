@@ -696,3 +696,24 @@ def test_a_lone_surrogate_in_the_prompt_argument_is_repaired_too(tmp_path, make_
     result = _batch_cli(sim, tmp_path / "history.json", "submit", "--prompt", "a fox \udcff here", "--json")
     assert result.exit_code == 0, result.stderr
     assert [json.loads(r.body)["prompt"] for r in sim.requests if r.method == "POST"] == ["a fox \ufffd here"]
+
+
+# -- the "Bad input" table of docs/FAULTS.md is these cases -----------------------------------------
+
+NESTING_IDS = ["a field nested 100,000 deep", "a row that is 100,000 nested arrays", "objects nested 50,000 deep"]
+PIPED_IDS = ["invalid byte", "CESU-encoded lone surrogate", "truncated sequence"]
+
+
+def bad_input_case_ids() -> list[str]:
+    first = FORM_IDS.index("PNG that decodes to 30000x30000 (bomb)")
+    return (FORM_IDS[first:] + SETTINGS_IDS + [c[0] for c in BATCH_FILE_CASES] + NESTING_IDS
+            + [c[0] for c in REPAIR_CASES] + [f"piped prompt: {i}" for i in PIPED_IDS]
+            + ["a lone surrogate in the prompt argument"])
+
+
+def test_the_bad_input_table_is_these_cases():
+    text = (Path(__file__).resolve().parent.parent / "docs" / "FAULTS.md").read_text(encoding="utf-8")
+    section = text.split("\n## Bad input\n", 1)[1].split("\n## ", 1)[0]
+    documented = {line.split(" | ")[0][2:] for line in section.splitlines() if line.startswith("| ")}
+    missing = [case for case in bad_input_case_ids() if case not in documented]
+    assert not missing, "docs/FAULTS.md's Bad input table lacks rows for: " + ", ".join(missing)
