@@ -530,6 +530,9 @@ SETTINGS_CASES = [
     ("connect_timeout = -1", "connect_timeout = -1\n", {}, [],
      "connect_timeout = -1 (from config file {cfg}) is out of range: it must be a number greater than 0"),
     ("poll_rate = inf", "poll_rate = inf\n", {}, [], "poll_rate = inf (from config file"),
+    ("submit_rate negative", "submit_rate = -1\n", {}, [],
+     "submit_rate = -1 (from config file {cfg}) is out of range: it must be a number at least 0 and at most 100 "
+     "submits a second (0: no cap)"),
     ("submit_rate = 1e999", "submit_rate = 1e999\n", {}, [], "submit_rate = inf (from config file"),
     ("max interval below base interval", "poll_base_interval = 30\npoll_max_interval = 5\n", {}, [],
      "poll_max_interval = 5 is below poll_base_interval = 30"),
@@ -577,7 +580,7 @@ def test_good_settings_pass_the_same_checks(tmp_path, make_simulator):
     from tui.core.config import load_settings
 
     (tmp_path / "config.toml").write_text(
-        'poll_concurrency = 1\nread_timeout = 0.5\nconnect_timeout = 600\npoll_rate = 1000\n'
+        'poll_concurrency = 1\nread_timeout = 0.5\nconnect_timeout = 600\npoll_rate = 1000\nsubmit_rate = 0\n'
         '[keymap]\n"app.quit" = "ctrl+q,f10"\n"job_table.filter" = "?"\n')
     settings = load_settings(base_url="http://[::1]:65535/", env={"HAILUO_TUI_CONFIG": str(tmp_path / "config.toml")})
     assert settings.base_url == "http://[::1]:65535" and settings.poll_concurrency == 1

@@ -257,6 +257,7 @@ class NumberRule:
     at_least: float | None = None
     at_most: float | None = None
     unit: str = ""
+    note: str = ""
 
     def describe(self) -> str:
         low = (f"greater than {self.above:g}" if self.above is not None
@@ -264,7 +265,8 @@ class NumberRule:
         high = f"at most {self.at_most:g}" if self.at_most is not None else ""
         kind = "a whole number" if self.kind is int else "a number"
         bounds = " and ".join(b for b in (low, high) if b)
-        return f"{kind} {bounds}{' ' + self.unit if self.unit else ''}".strip()
+        text = f"{kind} {bounds}{' ' + self.unit if self.unit else ''}".strip()
+        return f"{text} ({self.note})" if self.note else text
 
     def allows(self, value: object) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -286,11 +288,11 @@ NUMBER_RULES: dict[str, NumberRule] = {
     "connect_timeout": NumberRule(float, above=0, at_most=600, unit="seconds"),
     "read_timeout": NumberRule(float, above=0, at_most=3600, unit="seconds"),
     "poll_concurrency": NumberRule(int, at_least=1, at_most=64),
-    "poll_rate": NumberRule(float, above=0, at_most=1000, unit="requests a second"),
+    "poll_rate": NumberRule(float, at_least=0, at_most=1000, unit="requests a second", note="0: no cap"),
     "poll_base_interval": NumberRule(float, above=0, at_most=3600, unit="seconds"),
     "poll_max_interval": NumberRule(float, above=0, at_most=86400, unit="seconds"),
     "retention_seconds": NumberRule(float, above=0, at_most=10 * 365 * 86400, unit="seconds"),
-    "submit_rate": NumberRule(float, above=0, at_most=100, unit="submits a second"),
+    "submit_rate": NumberRule(float, at_least=0, at_most=100, unit="submits a second", note="0: no cap"),
 }
 
 
