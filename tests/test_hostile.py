@@ -720,3 +720,61 @@ def test_the_bad_input_table_is_these_cases():
     documented = {line.split(" | ")[0][2:] for line in section.splitlines() if line.startswith("| ")}
     missing = [case for case in bad_input_case_ids() if case not in documented]
     assert not missing, "docs/FAULTS.md's Bad input table lacks rows for: " + ", ".join(missing)
+
+
+# -- bad input typed into the dashboard itself -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("image", ["{tmp}/pipe.png", "/dev/zero", "{tmp}/bomb.png"],
+                         ids=["a FIFO", "/dev/zero", "a decompression bomb"])
+async def test_the_dashboard_names_a_bad_image_at_its_field_and_sends_nothing(image, files, make_simulator):
+    from tui.ui.app import HailuoApp
+
+    sim = make_simulator(job_seconds=0.2)
+    image = image.replace("{tmp}", str(files))
+    app = HailuoApp(app_settings(files, sim, KEY))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 10)
+        app.query_one("#scene", Select).value = "image-to-video"
+        await pilot.pause()
+        app.query_one("#prompt", TextArea).text = "a fox in the snow"
+        app.query_one("#image", Input).value = image
+        await pilot.press("ctrl+s")
+        error = app.query_one("#image-error", Static)
+        await until(lambda: error.has_class("-visible"), pilot=pilot, what="the image field's message")
+        shown = str(error.render())
+        assert ("not an image file" in shown) if "bomb" not in image else ("megapixels" in shown), shown
+        assert app.query_one("#image", Input).value == image  # the form keeps what was typed
+        assert app.query_one("#prompt", TextArea).text == "a fox in the snow"
+        assert app.service.store.all() == []
+    assert [r for r in sim.requests if r.method == "POST"] == []
+
+
+async def test_the_dashboards_batch_dialog_refuses_a_fifo_and_says_what_it_repaired(tmp_path, make_simulator):
+    from tui.ui.app import HailuoApp
+    from tui.ui.screens.batch import BatchScreen
+
+    sim = make_simulator(job_seconds=0.2)
+    os.mkfifo(tmp_path / "rows.jsonl")
+    repaired = tmp_path / "repaired.jsonl"
+    repaired.write_bytes(b'{"prompt": "a fox \xff in the snow"}\n')
+    app = HailuoApp(app_settings(tmp_path, sim, KEY))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 10)
+        app.query_one(JobTable).focus()
+        await pilot.press("b")
+        await until(lambda: isinstance(app.screen, BatchScreen), pilot=pilot)
+        screen = app.screen
+        headline = screen.query_one("#batch-headline", Static)
+        report = screen.query_one("#batch-report", Static)
+        for path in (tmp_path / "rows.jsonl", repaired):
+            screen.query_one("#batch-path", Input).value = str(path)
+            screen.query_one("#batch-path", Input).focus()
+            await pilot.press("enter")
+            await until(lambda: "checking" not in str(headline.render()) and str(headline.render()), pilot=pilot,
+                        what="the check of the file")
+            if path.name == "rows.jsonl":
+                assert "rows.jsonl is a named pipe (FIFO)" in str(headline.render())
+        assert "1 to submit" in str(headline.render())  # the repaired row is usable
+        assert "warning: row 1 (line 1): 1 character that is not valid text" in str(report.render())
+    assert [r for r in sim.requests if r.method == "POST"] == []
