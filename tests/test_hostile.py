@@ -575,6 +575,18 @@ def test_a_bad_setting_is_one_line_exit_2_before_anything_is_sent(case, command,
     assert sim.requests == [] and not db.exists() and started == []  # nothing sent, recorded or started
 
 
+@pytest.mark.parametrize("kind", ["a FIFO", "/dev/zero"])
+def test_a_config_file_that_is_not_a_regular_file_is_refused_without_opening_it(kind, tmp_path, make_simulator):
+    sim = make_simulator(job_seconds=0.2)
+    cfg = tmp_path / "config.toml"  # where the suite's environment points HAILUO_TUI_CONFIG
+    os.mkfifo(cfg) if kind == "a FIFO" else os.symlink("/dev/zero", cfg)
+    db = tmp_path / "history.json"
+    result = CliRunner().invoke(cli.main, ["submit", "--prompt", "a fox", "--base-url", sim.base_url, "--db", str(db)],
+                                env={"GPTPROTO_API_KEY": KEY}, catch_exceptions=False)
+    assert result.exit_code == 2 and result.stderr == f"error: config file {cfg} is not a regular file\n"
+    assert sim.requests == [] and not db.exists()
+
+
 def test_good_settings_pass_the_same_checks(tmp_path, make_simulator):
     """The checks refuse only what is wrong: in-range values and a keymap of key names start."""
     from tui.core.config import load_settings
@@ -711,7 +723,7 @@ def bad_input_case_ids() -> list[str]:
     first = FORM_IDS.index("PNG that decodes to 30000x30000 (bomb)")
     return (FORM_IDS[first:] + SETTINGS_IDS + [c[0] for c in BATCH_FILE_CASES] + NESTING_IDS
             + [c[0] for c in REPAIR_CASES] + [f"piped prompt: {i}" for i in PIPED_IDS]
-            + ["a lone surrogate in the prompt argument"])
+            + ["a lone surrogate in the prompt argument", "config file that is a FIFO or /dev/zero"])
 
 
 def test_the_bad_input_table_is_these_cases():
