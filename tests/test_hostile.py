@@ -14,7 +14,10 @@ import asyncio
 import csv
 import io
 import json
+import os
 import re
+import struct
+import zlib
 from pathlib import Path
 
 import httpx
@@ -239,6 +242,18 @@ FORM_CASES = [
     ("PNG with a .jpg extension", {"image": "{tmp}/really-a-png.jpg"}, None, None),
     ("too small, named with escapes", {"image": "{tmp}/small\x1b[31m.png"}, "image",
      "short side is 200 px; it must be over 300 px"),
+    # -- bad input: files that must not be opened, or not decoded ------------------------------
+    ("PNG that decodes to 30000x30000 (bomb)", {"image": "{tmp}/bomb.png"}, "image",
+     "image is 30000×30000 px (900.0 megapixels); it must be at most 89.5 megapixels"),
+    ("JPEG that decodes to 30000x30000 (bomb)", {"image": "{tmp}/bomb.jpg"}, "image",
+     "image is 30000×30000 px (900.0 megapixels); it must be at most 89.5 megapixels"),
+    ("image that is a FIFO (never opened)", {"image": "{tmp}/pipe.png"}, "image",
+     "{tmp}/pipe.png is a named pipe (FIFO), not an image file"),
+    ("image that is /dev/zero", {"image": "/dev/zero"}, "image", "/dev/zero is a device, not an image file"),
+    ("end image that is a FIFO", {"image": "{tmp}/really-a-png.jpg", "end_image": "{tmp}/pipe.png"}, "end_image",
+     "{tmp}/pipe.png is a named pipe (FIFO), not an image file"),
+    ("end image that is /dev/zero", {"image": "{tmp}/really-a-png.jpg", "end_image": "/dev/zero"}, "end_image",
+     "/dev/zero is a device, not an image file"),
 ]
 FORM_IDS = [case[0] for case in FORM_CASES]
 
@@ -251,7 +266,33 @@ def files(tmp_path) -> Path:
     png(tmp_path / "small\x1b[31m.png", size=(320, 200))
     huge_png(tmp_path / "huge.png")
     (tmp_path / "notes.png").write_text("shopping list: eggs, milk\n")
+    bomb_png(tmp_path / "bomb.png", 30000, 30000)
+    bomb_jpeg(tmp_path / "bomb.jpg", 30000, 30000)
+    os.mkfifo(tmp_path / "pipe.png")  # nobody ever writes to it: opening it would block for ever
     return tmp_path
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def bomb_png(path: Path, width: int, height: int) -> Path:
+    """A valid PNG header for a huge picture, with one compressed row: a few hundred bytes on
+    disk, gigabytes once decoded."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
+                     + _chunk(b"IDAT", zlib.compress(b"\0" * (1 + 3 * width))) + _chunk(b"IEND", b""))
+    return path
+
+
+def bomb_jpeg(path: Path, width: int, height: int) -> Path:
+    """A real JPEG whose start-of-frame claims a huge size."""
+    png(path, size=(640, 400), fmt="JPEG")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"\xff\xc0")
+    data[at + 5:at + 9] = struct.pack(">HH", height, width)
+    path.write_bytes(bytes(data))
+    return path
 
 
 def _fields(values: dict, tmp: Path) -> dict:
@@ -283,12 +324,14 @@ async def test_bad_form_input_is_named_at_its_field(case, files):
             app.query_one("#scene", Select).value = fields["scene"]
             await pilot.pause()
         app.query_one("#prompt", TextArea).text = fields["prompt"]
-        if "image" in fields:
-            app.query_one("#image", Input).value = fields["image"]
+        for name in ("image", "end_image"):
+            if name in fields:
+                app.query_one(f"#{name}", Input).value = fields[name]
         await pilot.press("ctrl+s")
         await pilot.pause()
         shown = {name: str(app.query_one(f"#{name}-error", Static).render())
-                 for name in ("prompt", "image") if app.query_one(f"#{name}-error", Static).has_class("-visible")}
+                 for name in ("prompt", "image", "end_image")
+                 if app.query_one(f"#{name}-error", Static).has_class("-visible")}
         if field is None:
             assert shown == {} and len(app.submitted) == 1
             assert app.submitted[0].prompt == fields["prompt"]  # kept exactly as typed
@@ -298,6 +341,9 @@ async def test_bad_form_input_is_named_at_its_field(case, files):
             assert not ACTIVE.search(shown[field])
             # The form keeps what was typed.
             assert app.query_one("#prompt", TextArea).text == fields["prompt"]
+            for name in ("image", "end_image"):
+                if name in fields:
+                    assert app.query_one(f"#{name}", Input).value == fields[name]
 
 
 @pytest.mark.parametrize("case", FORM_CASES, ids=FORM_IDS)
@@ -309,6 +355,8 @@ def test_bad_command_line_input_is_named_with_its_field(case, files, make_simula
     args = ["submit", "--prompt", "-", "--base-url", sim.base_url, "--db", str(db), "--json"]
     if "image" in fields:
         args += ["--image", fields["image"]]
+    if "end_image" in fields:
+        args += ["--end-image", fields["end_image"]]
     result = CliRunner().invoke(cli.main, args, input=fields["prompt"] + "\n", env={"GPTPROTO_API_KEY": KEY},
                                 catch_exceptions=False)
     if field is None:
@@ -454,3 +502,296 @@ async def test_a_widgets_toast_is_plain_text_too(tmp_path, make_simulator):
         await until(lambda: len(app.screen.query(Toast)) > 0, pilot=pilot)
         drawn = [str(toast.render()) for toast in app.screen.query(Toast)]
         assert any("template '[/]' [bold]deleted" in text for text in drawn), drawn
+
+
+# -- bad input: settings (config file, environment, flags) ------------------------------------------
+# Each is refused when the settings are made: one line naming the setting, its value and what
+# is allowed; exit 2; nothing POSTed, nothing recorded (a port no socket can have once left an
+# "unknown, may be billed" job behind).
+
+SIM_URL = "{sim}"
+SETTINGS_CASES = [
+    # (case id, config file text, environment, extra flags, what the one line must say)
+    ("--base-url port 99999", "", {}, ["--base-url", "http://127.0.0.1:99999"],
+     "base URL from --base-url 'http://127.0.0.1:99999': port 99999 is out of range (1-65535)"),
+    ("--base-url with a newline", "", {}, ["--base-url", "{sim}\n"],
+     "contains a space, line break or control character (U+000A"),
+    ("--base-url with credentials", "", {}, ["--base-url", "http://user:pw@127.0.0.1:9"],
+     "must not contain a user name or password"),
+    ("--base-url port 0", "", {}, ["--base-url", "http://127.0.0.1:0"], "port 0 is out of range (1-65535)"),
+    ("--base-url without a host", "", {}, ["--base-url", "http://:8000"], "has no host"),
+    ("$GPTPROTO_BASE_URL port 99999", "", {"GPTPROTO_BASE_URL": "http://127.0.0.1:99999"}, [],
+     "base URL from $GPTPROTO_BASE_URL 'http://127.0.0.1:99999': port 99999 is out of range"),
+    ("config base_url with a tab", 'base_url = "http://127.0.0.1:8000\\t"\n', {}, [],
+     "base_url in config file {cfg} 'http://127.0.0.1:8000\\t' contains a space, line break or control"),
+    ("poll_concurrency = 0", "poll_concurrency = 0\n", {}, [],
+     "poll_concurrency = 0 (from config file {cfg}) is out of range: it must be a whole number at least 1 "
+     "and at most 64"),
+    ("poll_concurrency negative", "poll_concurrency = -4\n", {}, [], "poll_concurrency = -4 (from config file"),
+    ("read_timeout = 0", "read_timeout = 0\n", {}, [],
+     "read_timeout = 0 (from config file {cfg}) is out of range: it must be a number greater than 0 and at "
+     "most 3600 seconds"),
+    ("read_timeout = nan", "read_timeout = nan\n", {}, [], "read_timeout = nan (from config file"),
+    ("connect_timeout = -1", "connect_timeout = -1\n", {}, [],
+     "connect_timeout = -1 (from config file {cfg}) is out of range: it must be a number greater than 0"),
+    ("poll_rate = inf", "poll_rate = inf\n", {}, [], "poll_rate = inf (from config file"),
+    ("submit_rate negative", "submit_rate = -1\n", {}, [],
+     "submit_rate = -1 (from config file {cfg}) is out of range: it must be a number at least 0 and at most 100 "
+     "submits a second (0: no cap)"),
+    ("submit_rate = 1e999", "submit_rate = 1e999\n", {}, [], "submit_rate = inf (from config file"),
+    ("max interval below base interval", "poll_base_interval = 30\npoll_max_interval = 5\n", {}, [],
+     "poll_max_interval = 5 is below poll_base_interval = 30"),
+    ("[keymap] app.quit = 5", '[keymap]\n"app.quit" = 5\n', {}, [],
+     "config file {cfg}: keymap 'app.quit' = 5: a binding must be a key as text"),
+    ("[keymap] a table as a key", '[keymap.app]\nquit = "q"\n', {}, [],
+     "keymap 'app' = a table: a binding must be a key as text"),
+    ("[keymap] a key with a space", '[keymap]\n"app.quit" = "ctrl q"\n', {}, [],
+     "keymap 'app.quit' = 'ctrl q': 'ctrl q' is not a key name"),
+]
+SETTINGS_IDS = [case[0] for case in SETTINGS_CASES]
+
+
+@pytest.mark.parametrize("case", SETTINGS_CASES, ids=SETTINGS_IDS)
+@pytest.mark.parametrize("command", ["submit", "dashboard"])
+def test_a_bad_setting_is_one_line_exit_2_before_anything_is_sent(case, command, tmp_path, make_simulator,
+                                                                  monkeypatch):
+    _, config_text, env, flags, expected = case
+    sim = make_simulator(job_seconds=0.2)
+    cfg = tmp_path / "config.toml"
+    if config_text:
+        cfg.write_text(config_text)
+    db = tmp_path / "history.json"
+    fill = lambda text: text.replace("{sim}", sim.base_url).replace("{cfg}", str(cfg))  # noqa: E731
+    flags = [fill(flag) for flag in flags] or (
+        [] if "GPTPROTO_BASE_URL" in env or "base_url" in config_text else ["--base-url", sim.base_url])
+    started: list = []
+    import tui.ui.app
+
+    monkeypatch.setattr(tui.ui.app, "run_app", lambda settings, demo=False: started.append(settings) or 0)
+    if command == "submit":
+        args = ["submit", "--prompt", "a fox in the snow", *flags, "--db", str(db), "--json"]
+    else:
+        args = [*flags, "--db", str(db)]
+    result = CliRunner().invoke(cli.main, args, env={"GPTPROTO_API_KEY": KEY, **env}, catch_exceptions=False)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+    assert fill(expected) in result.stderr, result.stderr
+    assert KEY not in result.stderr
+    assert sim.requests == [] and not db.exists() and started == []  # nothing sent, recorded or started
+
+
+@pytest.mark.parametrize("kind", ["a FIFO", "/dev/zero"])
+def test_a_config_file_that_is_not_a_regular_file_is_refused_without_opening_it(kind, tmp_path, make_simulator):
+    sim = make_simulator(job_seconds=0.2)
+    cfg = tmp_path / "config.toml"  # where the suite's environment points HAILUO_TUI_CONFIG
+    os.mkfifo(cfg) if kind == "a FIFO" else os.symlink("/dev/zero", cfg)
+    db = tmp_path / "history.json"
+    result = CliRunner().invoke(cli.main, ["submit", "--prompt", "a fox", "--base-url", sim.base_url, "--db", str(db)],
+                                env={"GPTPROTO_API_KEY": KEY}, catch_exceptions=False)
+    assert result.exit_code == 2 and result.stderr == f"error: config file {cfg} is not a regular file\n"
+    assert sim.requests == [] and not db.exists()
+
+
+def test_good_settings_pass_the_same_checks(tmp_path, make_simulator):
+    """The checks refuse only what is wrong: in-range values and a keymap of key names start."""
+    from tui.core.config import load_settings
+
+    (tmp_path / "config.toml").write_text(
+        'poll_concurrency = 1\nread_timeout = 0.5\nconnect_timeout = 600\npoll_rate = 1000\nsubmit_rate = 0\n'
+        '[keymap]\n"app.quit" = "ctrl+q,f10"\n"job_table.filter" = "?"\n')
+    settings = load_settings(base_url="http://[::1]:65535/", env={"HAILUO_TUI_CONFIG": str(tmp_path / "config.toml")})
+    assert settings.base_url == "http://[::1]:65535" and settings.poll_concurrency == 1
+    assert settings.keymap == {"app.quit": "ctrl+q,f10", "job_table.filter": "?"}
+
+
+# -- bad input: batch files, and text that is not valid UTF-8 ------------------------------------------
+
+
+def _batch_cli(sim, db: Path, *args: str, stdin: bytes | None = None):
+    return CliRunner().invoke(cli.main, [*args, "--base-url", sim.base_url, "--db", str(db)], input=stdin,
+                              env={"GPTPROTO_API_KEY": KEY}, catch_exceptions=False)
+
+
+def _deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+BATCH_FILE_CASES = [
+    # (case id, how to make rows.jsonl, what the one line says)
+    ("batch file that is a FIFO", lambda p: os.mkfifo(p), "rows.jsonl is a named pipe (FIFO); a batch file must be"),
+    ("batch file that is /dev/zero", lambda p: os.symlink("/dev/zero", p), "rows.jsonl is a device; a batch file"),
+    ("batch file of 51 MB", lambda p: open(p, "wb").truncate(51 * 1024 * 1024), "rows.jsonl is larger than 50 MB"),
+]
+
+
+@pytest.mark.parametrize("case", BATCH_FILE_CASES, ids=[c[0] for c in BATCH_FILE_CASES])
+def test_a_batch_file_that_is_not_a_regular_file_is_refused_without_reading_it(case, tmp_path, make_simulator):
+    _, make, expected = case
+    sim = make_simulator(job_seconds=0.2)
+    rows = tmp_path / "rows.jsonl"
+    make(rows)
+    db = tmp_path / "history.json"
+    result = _batch_cli(sim, db, "batch", str(rows))
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
+    assert sim.requests == [] and not db.exists()
+
+
+@pytest.mark.parametrize("row", [
+    '{"prompt": "a fox", "model": %s}' % _deep(100_000),
+    _deep(100_000),
+    '{"prompt": %s}' % ("{\"a\": " * 50_000 + "1" + "}" * 50_000),
+], ids=["a field nested 100,000 deep", "a row that is 100,000 nested arrays", "objects nested 50,000 deep"])
+def test_a_batch_row_nested_100000_deep_is_named_and_nothing_is_sent(row, tmp_path, make_simulator):
+    sim = make_simulator(job_seconds=0.2)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"prompt": "a calm lake [at dawn] {still}"}\n' + row + "\n")
+    db = tmp_path / "history.json"
+    result = _batch_cli(sim, db, "batch", str(rows))
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("error: row 2 (line 2): nested more than 10,000 levels deep") for line in lines), lines
+    assert "RecursionError" not in result.stderr and "Traceback" not in result.stderr
+    assert sim.requests == [] and not db.exists()  # the good row 1 is not sent either: nothing is
+
+
+REPAIR_CASES = [
+    # (case id, rows.jsonl bytes, the prompt that must be sent)
+    ("a lone surrogate escaped in a batch row", b'{"prompt": "a fox \\ud800 in the snow"}\n', "a fox \ufffd in the snow"),
+    ("invalid UTF-8 in a batch row", b'{"prompt": "a fox \xff\xfe in the snow"}\n', "a fox \ufffd\ufffd in the snow"),
+    ("a CESU surrogate in a CSV row", b'prompt\n"a fox \xed\xa0\x80 in the snow"\n', "a fox \ufffd\ufffd\ufffd in the snow"),
+]
+
+
+@pytest.mark.parametrize("case", REPAIR_CASES, ids=[c[0] for c in REPAIR_CASES])
+def test_text_that_is_not_valid_in_a_batch_row_is_repaired_said_and_sent_as_repaired(case, tmp_path, make_simulator):
+    _, data, sent = case
+    sim = make_simulator(job_seconds=0.2)
+    rows = tmp_path / ("rows.csv" if data.startswith(b"prompt") else "rows.jsonl")
+    rows.write_bytes(data)
+    db = tmp_path / "history.json"
+    result = _batch_cli(sim, db, "batch", str(rows))
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: row 1 (line 2):" if rows.suffix == ".csv"
+                                                         else "warning: row 1 (line 1):"), result.stderr
+    assert "replaced by U+FFFD" in warnings[0]
+    bodies = [json.loads(r.body) for r in sim.requests if r.method == "POST"]
+    assert [b["prompt"] for b in bodies] == [sent]  # exactly the repaired text, once
+    store = HistoryStore.open(db, read_only=True)
+    try:
+        assert [j.prompt for j in store.all()] == [sent]
+    finally:
+        store.close()
+
+
+def test_a_genuine_replacement_character_is_not_taken_for_a_repair(tmp_path, make_simulator):
+    sim = make_simulator(job_seconds=0.2)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"prompt": "a sign that reads \ufffd"}\n', encoding="utf-8")
+    result = _batch_cli(sim, tmp_path / "history.json", "batch", str(rows))
+    assert result.exit_code == 0 and "warning" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("stdin, sent", [
+    (b"a fox \xff in the snow\n", "a fox \ufffd in the snow"),
+    (b"a fox \xed\xa0\x80 in the snow\n", "a fox \ufffd\ufffd\ufffd in the snow"),
+    (b"a fox \xe2\x82 in the snow", "a fox \ufffd in the snow"),
+], ids=["invalid byte", "CESU-encoded lone surrogate", "truncated sequence"])
+def test_a_prompt_piped_with_invalid_utf8_is_repaired_said_and_sent_exactly_as_shown(stdin, sent, tmp_path,
+                                                                                   make_simulator):
+    sim = make_simulator(job_seconds=0.2)
+    db = tmp_path / "history.json"
+    result = _batch_cli(sim, db, "submit", "--prompt", "-", "--json", stdin=stdin)
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: --prompt: "), result.stderr
+    assert warnings[0].endswith(f"the prompt sent is: {sent}")
+    assert [json.loads(r.body)["prompt"] for r in sim.requests if r.method == "POST"] == [sent]
+    assert json.loads(result.stdout)["request"]["prompt"] == sent
+
+
+def test_a_lone_surrogate_in_the_prompt_argument_is_repaired_too(tmp_path, make_simulator):
+    sim = make_simulator(job_seconds=0.2)
+    result = _batch_cli(sim, tmp_path / "history.json", "submit", "--prompt", "a fox \udcff here", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(r.body)["prompt"] for r in sim.requests if r.method == "POST"] == ["a fox \ufffd here"]
+
+
+# -- the "Bad input" table of docs/FAULTS.md is these cases -----------------------------------------
+
+NESTING_IDS = ["a field nested 100,000 deep", "a row that is 100,000 nested arrays", "objects nested 50,000 deep"]
+PIPED_IDS = ["invalid byte", "CESU-encoded lone surrogate", "truncated sequence"]
+
+
+def bad_input_case_ids() -> list[str]:
+    first = FORM_IDS.index("PNG that decodes to 30000x30000 (bomb)")
+    return (FORM_IDS[first:] + SETTINGS_IDS + [c[0] for c in BATCH_FILE_CASES] + NESTING_IDS
+            + [c[0] for c in REPAIR_CASES] + [f"piped prompt: {i}" for i in PIPED_IDS]
+            + ["a lone surrogate in the prompt argument", "config file that is a FIFO or /dev/zero"])
+
+
+def test_the_bad_input_table_is_these_cases():
+    text = (Path(__file__).resolve().parent.parent / "docs" / "FAULTS.md").read_text(encoding="utf-8")
+    section = text.split("\n## Bad input\n", 1)[1].split("\n## ", 1)[0]
+    documented = {line.split(" | ")[0][2:] for line in section.splitlines() if line.startswith("| ")}
+    missing = [case for case in bad_input_case_ids() if case not in documented]
+    assert not missing, "docs/FAULTS.md's Bad input table lacks rows for: " + ", ".join(missing)
+
+
+# -- bad input typed into the dashboard itself -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("image", ["{tmp}/pipe.png", "/dev/zero", "{tmp}/bomb.png"],
+                         ids=["a FIFO", "/dev/zero", "a decompression bomb"])
+async def test_the_dashboard_names_a_bad_image_at_its_field_and_sends_nothing(image, files, make_simulator):
+    from tui.ui.app import HailuoApp
+
+    sim = make_simulator(job_seconds=0.2)
+    image = image.replace("{tmp}", str(files))
+    app = HailuoApp(app_settings(files, sim, KEY))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 10)
+        app.query_one("#scene", Select).value = "image-to-video"
+        await pilot.pause()
+        app.query_one("#prompt", TextArea).text = "a fox in the snow"
+        app.query_one("#image", Input).value = image
+        await pilot.press("ctrl+s")
+        error = app.query_one("#image-error", Static)
+        await until(lambda: error.has_class("-visible"), pilot=pilot, what="the image field's message")
+        shown = str(error.render())
+        assert ("not an image file" in shown) if "bomb" not in image else ("megapixels" in shown), shown
+        assert app.query_one("#image", Input).value == image  # the form keeps what was typed
+        assert app.query_one("#prompt", TextArea).text == "a fox in the snow"
+        assert app.service.store.all() == []
+    assert [r for r in sim.requests if r.method == "POST"] == []
+
+
+async def test_the_dashboards_batch_dialog_refuses_a_fifo_and_says_what_it_repaired(tmp_path, make_simulator):
+    from tui.ui.app import HailuoApp
+    from tui.ui.screens.batch import BatchScreen
+
+    sim = make_simulator(job_seconds=0.2)
+    os.mkfifo(tmp_path / "rows.jsonl")
+    repaired = tmp_path / "repaired.jsonl"
+    repaired.write_bytes(b'{"prompt": "a fox \xff in the snow"}\n')
+    app = HailuoApp(app_settings(tmp_path, sim, KEY))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 10)
+        app.query_one(JobTable).focus()
+        await pilot.press("b")
+        await until(lambda: isinstance(app.screen, BatchScreen), pilot=pilot)
+        screen = app.screen
+        headline = screen.query_one("#batch-headline", Static)
+        report = screen.query_one("#batch-report", Static)
+        for path in (tmp_path / "rows.jsonl", repaired):
+            screen.query_one("#batch-path", Input).value = str(path)
+            screen.query_one("#batch-path", Input).focus()
+            await pilot.press("enter")
+            await until(lambda: "checking" not in str(headline.render()) and str(headline.render()), pilot=pilot,
+                        what="the check of the file")
+            if path.name == "rows.jsonl":
+                assert "rows.jsonl is a named pipe (FIFO)" in str(headline.render())
+        assert "1 to submit" in str(headline.render())  # the repaired row is usable
+        assert "warning: row 1 (line 1): 1 character that is not valid text" in str(report.render())
+    assert [r for r in sim.requests if r.method == "POST"] == []

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -97,7 +97,10 @@ def _read_proc(pid: int, name: str) -> bytes:
 class Served:
     def __init__(self, process: subprocess.Popen, url: str) -> None:
         self.process = process
-        self.url = url
+        self.url = url  # as printed: http://127.0.0.1:PORT/?token=...
+        parts = urlsplit(url)
+        self.base = f"{parts.scheme}://{parts.netloc}/"
+        self.token = parse_qs(parts.query)["token"][0]
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -222,18 +225,54 @@ def test_other_sites_and_other_host_names_are_refused(serve):
     port = urlsplit(served.url).port
     page = httpx.get(served.url)
     assert page.status_code == 200 and "<title>hailuo-tui (demo)</title>" in page.text
-    assert f'data-session-websocket-url="ws://127.0.0.1:{port}/ws"' in page.text
+    assert f'data-session-websocket-url="ws://127.0.0.1:{port}/ws/{served.token}"' in page.text
     assert "googleapis" not in page.text and "https://" not in page.text
     # Through a tunnel the browser names another port: the page follows it.
-    assert f'"ws://localhost:9999/ws"' in httpx.get(served.url, headers={"Host": "localhost:9999"}).text
+    assert f'"ws://localhost:9999/ws/{served.token}"' in httpx.get(served.url, headers={"Host": "localhost:9999"}).text
     # DNS rebinding: a page of another name resolving to this address is refused.
     assert httpx.get(served.url, headers={"Host": f"evil.example:{port}"}).status_code == 403
     handshake = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
                  "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
-    refused = httpx.get(f"{served.url}ws", headers={**handshake, "Origin": "http://evil.example"})
+    refused = httpx.get(f"{served.base}ws/{served.token}", headers={**handshake, "Origin": "http://evil.example"})
     assert refused.status_code == 403
     served.stop()
     assert "refused a WebSocket from origin 'http://evil.example'" in served.process.stderr.read()
+
+
+def test_without_this_runs_token_the_page_and_the_websocket_are_403_and_nothing_starts(serve, make_simulator):
+    """Any local process can reach a loopback port: a script sending no Origin (so the origin
+    check lets it through) must still not type into a dashboard that bills the owner's key."""
+    import aiohttp
+
+    simulator = make_simulator()
+    served = serve(env={"GPTPROTO_API_KEY": KEY, "GPTPROTO_BASE_URL": simulator.base_url})
+    assert len(served.token) >= 40 and served.token not in served.process.args  # random, not on a command line
+    assert httpx.get(served.url).status_code == 200
+    for address in (served.base, f"{served.base}?token=", f"{served.base}?token=wrong{served.token[5:]}",
+                    f"{served.base}?token={served.token}x"):
+        page = httpx.get(address)
+        assert page.status_code == 403 and served.token not in page.text, address
+    # A token of another run does not open this one either (each run makes its own).
+    other = serve("--demo")
+    assert other.token != served.token and httpx.get(f"{served.base}?token={other.token}").status_code == 403
+
+    async def handshake(path: str) -> int:
+        async with aiohttp.ClientSession() as session:  # aiohttp sends no Origin unless told to
+            try:
+                async with session.ws_connect(f"{served.base}{path}?width=80&height=24") as ws:
+                    await ws.send_str('["stdin", "a billed prompt\\r"]')
+                    return 101
+            except aiohttp.WSServerHandshakeError as exc:
+                return exc.status
+
+    for path in ("ws", "ws/wrong-token", f"ws/{served.token[:-1]}", f"ws/{other.token}"):
+        assert asyncio.run(handshake(path)) == 403, path
+    assert [pid for pid in _descendants(served.process.pid) if b"tui" in _read_proc(pid, "cmdline")] == []
+    assert [r for r in simulator.requests if r.method == "POST"] == []
+    assert asyncio.run(handshake(f"ws/{served.token}")) == 101  # the token alone lets a client in
+    assert served.stop() == 0
+    log = served.process.stderr.read()
+    assert "refused a WebSocket without this run's token (origin None)" in log and served.token not in log
 
 
 def test_serve_demo_runs_demo_dashboards_without_the_real_key(serve):
@@ -244,8 +283,8 @@ def test_serve_demo_runs_demo_dashboards_without_the_real_key(serve):
     async def first_screen() -> bytes:
         received = b""
         async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(f"{served.url}ws?width=160&height=40",
-                                          headers={"Origin": served.url.rstrip("/")}) as ws:
+            async with session.ws_connect(f"{served.base}ws/{served.token}?width=160&height=40",
+                                          headers={"Origin": served.base.rstrip("/")}) as ws:
                 deadline = time.monotonic() + 30
                 while b"Time-lapse" not in received and time.monotonic() < deadline:
                     message = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))

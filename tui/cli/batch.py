@@ -30,6 +30,7 @@ from tui.cli.common import (
     run_async,
     settings_for,
     to_json,
+    warn,
 )
 from tui.core.config import Settings
 
@@ -54,10 +55,13 @@ def batch(ctx: click.Context, file: str, dry_run: bool, concurrency: int, as_jso
     from tui.core.batch import BatchFileError, read_batch
 
     settings = settings_for(ctx, base_url, db, need_key=not dry_run)
+    notices: list[str] = []
     try:
-        rows, errors = read_batch(file, allow_uncertain=settings.allow_uncertain_resolutions)
+        rows, errors = read_batch(file, allow_uncertain=settings.allow_uncertain_resolutions, notices=notices)
     except BatchFileError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    for notice in notices:  # text repaired where it entered: what is sent is the repaired text
+        warn(notice)
     if errors:
         if as_json:
             echo(to_json({"errors": [e.to_public() for e in errors]}))

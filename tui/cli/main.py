@@ -148,9 +148,7 @@ def submit(ctx: click.Context, model: str, scene: str | None, prompt: str, image
            wait: bool, as_json: bool, max_poll_errors: int, base_url: str | None, db: str | None) -> None:
     """Submit one video job; print its id (or the job as JSON)."""
     refuse_in_read_only(ctx, "submit")
-    if prompt == "-":
-        prompt = sys.stdin.read()
-        prompt = prompt.rstrip("\n")
+    prompt = _prompt_text(prompt)
     settings = settings_for(ctx, base_url, db, need_key=True)
     request = catalog.VideoRequest(
         model=model,
@@ -169,6 +167,26 @@ def submit(ctx: click.Context, model: str, scene: str | None, prompt: str, image
     require_key(settings)
     ctx.exit(run_async(lambda: _submit(settings, request, wait=wait, as_json=as_json,
                                        max_poll_errors=max_poll_errors)))
+
+
+def _prompt_text(prompt: str) -> str:
+    """The prompt as it will be sent: `-` reads stdin as bytes; text that is not valid
+    UTF-8 (or a lone surrogate from the arguments) is repaired here, where it enters, and said
+    so with the repaired text: what is sent is exactly what that line shows."""
+    from tui.core.text import decode_repaired, repair_note, repair_surrogates
+
+    if prompt == "-":
+        stream = getattr(sys.stdin, "buffer", None)
+        if stream is not None:
+            prompt, repaired = decode_repaired(stream.read())
+        else:
+            prompt, repaired = repair_surrogates(sys.stdin.read())
+        prompt = prompt.rstrip("\n")
+    else:
+        prompt, repaired = repair_surrogates(prompt)
+    if repaired:
+        warn(f"{repair_note(repaired, '--prompt')}; the prompt sent is: {prompt}")
+    return prompt
 
 
 def raise_field_errors(errors: Sequence[Any]) -> None:
@@ -534,9 +552,14 @@ def serve(ctx: click.Context, port: int, host: str, demo: bool, read_only: bool,
              "(submitting billed jobs). Prefer the default 127.0.0.1 with an SSH tunnel.")
 
     def ready(url: str) -> None:
-        bound = url.rsplit(":", 1)[1].rstrip("/")
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        bound = parts.port
         echo(f"hailuo-tui in the browser: {url}")
-        echo(f"  over SSH: ssh -L {bound}:127.0.0.1:{bound} HOST, then open http://127.0.0.1:{bound}/ here")
+        echo(f"  over SSH: ssh -L {bound}:127.0.0.1:{bound} HOST, then open "
+             f"http://127.0.0.1:{bound}/?{parts.query} here")
+        echo("  the address carries this run's token: anyone who has it can use the dashboard")
         echo("  Ctrl+C stops the server; each open dashboard saves its history and exits")
         sys.stdout.flush()
 

@@ -31,8 +31,10 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 
 from tui.core import catalog
 from tui.core.catalog import VideoRequest
+from tui.core.files import FileRefused, read_bounded
 from tui.core.poller import TokenBucket
 from tui.core.records import REJECTED, UNKNOWN
+from tui.core.text import decode_repaired, repair_note, repair_surrogates
 
 if TYPE_CHECKING:
     from tui.core.jobs import JobService
@@ -89,10 +91,14 @@ class BatchRow:
 # -- reading --------------------------------------------------------------------------------------
 
 
-def read_batch(path: str | Path, *, allow_uncertain: bool = False,
-               check_files: bool = True) -> tuple[list[BatchRow], list[RowError]]:
+def read_batch(path: str | Path, *, allow_uncertain: bool = False, check_files: bool = True,
+               notices: list[str] | None = None) -> tuple[list[BatchRow], list[RowError]]:
     """Every row of the file as a request, and every problem found (with row and line numbers).
 
+    The file is read with `files.read_bounded` (a FIFO or a device is refused, never opened or
+    read; at most MAX_BATCH_BYTES). Text that is not valid (invalid UTF-8, a lone surrogate
+    from a JSON escape) is repaired to U+FFFD in the row it is in, and `notices` gets one line
+    per repaired row: the request built from it, and sent, is the repaired text.
     Blocking (it reads image files): call it from a thread in an event loop.
     """
     path = Path(path).expanduser()
@@ -100,22 +106,29 @@ def read_batch(path: str | Path, *, allow_uncertain: bool = False,
     if kind is None:
         raise BatchFileError(f"{path.name}: a batch file must end in .jsonl or .csv")
     try:
-        if path.stat().st_size > MAX_BATCH_BYTES:
-            raise BatchFileError(f"{path} is larger than {MAX_BATCH_BYTES // (1024 * 1024)} MB")
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise BatchFileError(f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise BatchFileError(f"{path} is a directory") from None
-    except UnicodeDecodeError as exc:
-        raise BatchFileError(f"{path} is not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise BatchFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+        data = read_bounded(path, MAX_BATCH_BYTES)
+    except FileRefused as exc:
+        if exc.reason == "no such file":
+            raise BatchFileError(f"no such file: {path}") from None
+        if exc.is_kind:
+            raise BatchFileError(f"{path} is {exc.reason}; a batch file must be a regular .jsonl or .csv file") from None
+        raise BatchFileError(f"{path} {exc.reason}") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    # Decoded line by line, so that each repair is counted in the row it is in.
+    decoded = [decode_repaired(piece) for piece in data.split(b"\n")]
+    text = "\n".join(piece for piece, _ in decoded)
+    bad_bytes = {number: n for number, (_, n) in enumerate(decoded, start=1) if n}
     raw, errors = (_jsonl_rows if kind == "jsonl" else _csv_rows)(text)
     rows: list[BatchRow] = []
     seen: dict[str, int] = {}
     base = path.parent.resolve()
-    for number, line, values in raw:
+    starts = [line for _, line, _ in raw] + [len(decoded) + 1]
+    for index, (number, line, values) in enumerate(raw):
+        values, repaired = _repaired(values)
+        repaired += sum(bad_bytes.pop(n, 0) for n in range(line, starts[index + 1]))
+        if repaired and notices is not None:
+            notices.append(repair_note(repaired, f"row {number} (line {line})"))
         request, row_errors = _request_from(values, number, line, base)
         if request is not None:
             row_errors += [RowError(number, line, e.field, e.message)
@@ -128,6 +141,10 @@ def read_batch(path: str | Path, *, allow_uncertain: bool = False,
         occurrence = seen.get(content, 0)
         seen[content] = occurrence + 1
         rows.append(BatchRow(number, line, request, idempotency_key(content, occurrence)))
+    if bad_bytes and notices is not None:
+        # In lines that are not a usable row (a CSV header, a row refused as a whole).
+        lines = ", ".join(str(n) for n in sorted(bad_bytes)[:5]) + (", ..." if len(bad_bytes) > 5 else "")
+        notices.append(repair_note(sum(bad_bytes.values()), f"{path.name} line {lines}"))
     if not raw and not errors:
         errors.append(RowError(0, 1, None, "the file has no rows"))
     errors.sort(key=lambda e: e.row)  # in file order; a row's own problems keep theirs
@@ -142,8 +159,16 @@ def _jsonl_rows(text: str) -> tuple[list[tuple[int, int, dict[str, Any]]], list[
         if not line.strip():
             continue
         number += 1
+        if (depth := nesting_depth(line)) > MAX_ROW_DEPTH:
+            errors.append(RowError(number, line_no, None, f"nested {'more than ' if depth > _DEPTH_SCAN_STOP else ''}"
+                                   f"{min(depth, _DEPTH_SCAN_STOP):,} levels deep; a row is one flat "
+                                   f"JSON object like {{\"prompt\": \"...\"}}"))
+            continue
         try:
             value = json.loads(line)
+        except RecursionError:  # unreachable after the depth check; kept so it can never escape
+            errors.append(RowError(number, line_no, None, "nested too deeply"))
+            continue
         except ValueError as exc:
             errors.append(RowError(number, line_no, None, f"not valid JSON ({getattr(exc, 'msg', exc)})"))
             continue
@@ -152,6 +177,55 @@ def _jsonl_rows(text: str) -> tuple[list[tuple[int, int, dict[str, Any]]], list[
             continue
         rows.append((number, line_no, value))
     return rows, errors
+
+
+#: A row is a flat object; a little nesting is allowed so that the message names the field.
+MAX_ROW_DEPTH = 16
+_DEPTH_SCAN_STOP = 10_000
+
+
+def nesting_depth(line: str) -> int:
+    """How deep JSON arrays and objects nest in `line` (brackets inside strings do not count);
+    counted without parsing, so that no depth reaches the parser's recursion. Stops counting
+    past _DEPTH_SCAN_STOP."""
+    if line.count("[") + line.count("{") <= MAX_ROW_DEPTH:
+        return line.count("[") + line.count("{")  # an upper bound, and small: nothing to scan
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > _DEPTH_SCAN_STOP:
+                    return deepest
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _repaired(values: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """A row's values with lone surrogates (from JSON escapes) repaired, and how many were.
+    Only the top level holds text a request uses; deeper values are refused by field."""
+    out: dict[str, Any] = {}
+    count = 0
+    for name, value in values.items():
+        name, n = repair_surrogates(name)
+        count += n
+        if isinstance(value, str):
+            value, n = repair_surrogates(value)
+            count += n
+        out[name] = value
+    return out, count
 
 
 def _csv_rows(text: str) -> tuple[list[tuple[int, int, dict[str, Any]]], list[RowError]]:

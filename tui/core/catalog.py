@@ -7,13 +7,21 @@ field that is wrong.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import os
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+# The file side of image inputs lives in tui.core.images; its names stay importable from here.
+from tui.core.images import (  # noqa: F401
+    IMAGE_FORMATS,
+    IMAGE_MAX_BYTES,
+    IMAGE_MIN_SHORT_SIDE,
+    ImageInfo,
+    ImageRefused,
+    human_bytes,
+    image_payload,
+    inspect_image,
+    is_url,
+)
 from tui.core.text import first_unsafe
 
 SCENES = ("text-to-video", "image-to-video")
@@ -23,10 +31,6 @@ DEFAULT_RESOLUTION = "768P"
 UNCERTAIN_RESOLUTIONS = ("512P", "720P")
 #: The API states no prompt limit; this cap only catches pasted accidents.
 PROMPT_MAX_CHARS = 5000
-
-IMAGE_MAX_BYTES = 20 * 1024 * 1024
-IMAGE_MIN_SHORT_SIDE = 300  # strictly greater than
-IMAGE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png"}
 
 
 @dataclass(frozen=True)
@@ -125,114 +129,6 @@ class FieldError:
         return f"{self.field}: {self.message}"
 
 
-@dataclass(frozen=True)
-class ImageInfo:
-    """What was learned about an image input; stored in history instead of its bytes."""
-
-    source: str
-    is_url: bool
-    format: str | None = None
-    width: int | None = None
-    height: int | None = None
-    size_bytes: int | None = None
-    sha256: str | None = None
-    errors: tuple[str, ...] = field(default=())
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def summary(self) -> str:
-        if self.is_url:
-            return "URL (sent as is)"
-        if self.width is None:
-            return ""
-        return f"{self.format} {self.width}×{self.height}, {human_bytes(self.size_bytes or 0)}"
-
-    def to_record(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "errors"}
-
-
-def human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
-
-def is_url(text: str) -> bool:
-    lowered = text.strip().lower()
-    return lowered.startswith(("http://", "https://"))
-
-
-def inspect_image(source: str) -> ImageInfo:
-    """Check an image input: a URL passes as is; a local file is checked by its header.
-
-    Pillow reads only the header (no decode). Every failed rule gets its own message
-    with the measured value.
-    """
-    source = source.strip()
-    if is_url(source):
-        return ImageInfo(source=source, is_url=True)
-    if source.lower().startswith("data:"):
-        return ImageInfo(source="data: URL", is_url=False, errors=("paste a URL or a file path, not a data: URL",))
-    path = Path(os.path.expanduser(source))
-    if not path.exists():
-        return ImageInfo(source=source, is_url=False, errors=(f"no such file: {source}",))
-    if path.is_dir():
-        return ImageInfo(source=source, is_url=False, errors=(f"{source} is a directory, not an image",))
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        return ImageInfo(source=source, is_url=False, errors=(f"cannot read {source}: {exc.strerror}",))
-    errors: list[str] = []
-    if size > IMAGE_MAX_BYTES:
-        errors.append(f"file is {human_bytes(size)}; it must be at most 20 MB")
-    from PIL import Image, UnidentifiedImageError  # lazy: Pillow is only needed here
-
-    try:
-        with Image.open(path) as img:
-            fmt, (width, height) = img.format, img.size
-    except (UnidentifiedImageError, OSError, ValueError):
-        errors.append("not a readable JPG or PNG image")
-        return ImageInfo(source=source, is_url=False, size_bytes=size, errors=tuple(errors))
-    if fmt not in IMAGE_FORMATS:
-        errors.append(f"format is {fmt}; it must be JPG or PNG")
-    short = min(width, height)
-    if short <= IMAGE_MIN_SHORT_SIDE:
-        errors.append(f"short side is {short} px; it must be over {IMAGE_MIN_SHORT_SIDE} px")
-    # Aspect ratio strictly between 2:5 and 5:2, compared in integers to avoid float edges.
-    if not (2 * height < 5 * width and 2 * width < 5 * height):
-        errors.append(f"aspect ratio is {width}:{height}; it must be between 2:5 and 5:2 (exclusive)")
-    digest = _sha256(path) if not errors else None
-    return ImageInfo(
-        source=source, is_url=False, format=fmt, width=width, height=height,
-        size_bytes=size, sha256=digest, errors=tuple(errors),
-    )
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def image_payload(source: str) -> str:
-    """The value sent to the API: a URL as is, a local file as a data: URL."""
-    if is_url(source):
-        return source.strip()
-    path = Path(os.path.expanduser(source.strip()))
-    from PIL import Image
-
-    with Image.open(path) as img:
-        mime = IMAGE_FORMATS[img.format]
-    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
 def validate(request: VideoRequest, *, allow_uncertain: bool = False, check_files: bool = True) -> list[FieldError]:
     """Every problem with the request, each tied to the field that must change."""
     errors: list[FieldError] = []
@@ -280,15 +176,21 @@ def validate(request: VideoRequest, *, allow_uncertain: bool = False, check_file
 
 
 def api_body(request: VideoRequest) -> dict[str, Any]:
-    """The JSON body for the create call (images turned into URLs or data: URLs)."""
+    """The JSON body for the create call (images turned into URLs or data: URLs).
+
+    ImageRefused (with `.field`) when a local image no longer passes its checks."""
     body: dict[str, Any] = {
         "prompt": request.prompt,
         "duration": request.duration,
         "resolution": request.resolution,
         "enable_prompt_expansion": request.prompt_expansion,
     }
-    if request.image:
-        body["image"] = image_payload(request.image)
-    if request.end_image:
-        body["end_image"] = image_payload(request.end_image)
+    for name in ("image", "end_image"):
+        source = getattr(request, name)
+        if source:
+            try:
+                body[name] = image_payload(source)
+            except ImageRefused as exc:
+                exc.field = name  # the file changed since it was checked: say which field
+                raise
     return body

@@ -6,7 +6,10 @@ variable and a flag. Nothing is written to the current directory or the home roo
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import stat
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -150,12 +153,29 @@ _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+#: A config file is a few lines; anything larger is not one.
+CONFIG_MAX_BYTES = 1024 * 1024
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        # Never opened: a FIFO would block, a device never ends.
+        raise ConfigError(f"config file {path} is not a regular file")
+    if info.st_size > CONFIG_MAX_BYTES:
+        raise ConfigError(f"config file {path} is larger than 1 MB; it is not a config file")
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(CONFIG_MAX_BYTES + 1)
+        data = tomllib.loads(raw.decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     values: dict[str, Any] = {}
     for key, value in data.items():
@@ -167,6 +187,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ConfigError(f"config file {path}: {key} has the wrong type ({type(value).__name__})")
         values[key] = value
+    if "keymap" in values:
+        values["keymap"] = check_keymap(values["keymap"], source=f"config file {path}")
     return values
 
 
@@ -185,11 +207,132 @@ def _check_key(key: str | None) -> str | None:
     return key
 
 
-def _check_base_url(url: str) -> str:
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"base URL {url!r} must look like https://host[:port]")
-    return url.strip().rstrip("/")
+def check_base_url(url: object, *, source: str = "base URL") -> str:
+    """The one check of an API base URL, wherever it comes from; its normal form, or ConfigError.
+
+    http or https, a host, a port in 1-65535 if one is given, no user name or password (the key
+    is the only credential, sent in its header), no whitespace or control character anywhere,
+    no query or fragment. Checked when the settings are made, so nothing is recorded for a
+    request that could never have been sent.
+    """
+    if not isinstance(url, str):
+        raise ConfigError(f"{source} must be text like https://host[:port], not {type(url).__name__}")
+    shown = url.encode("ascii", "backslashreplace").decode("ascii")
+    for index, ch in enumerate(url):
+        if ch.isspace() or not ch.isprintable():
+            raise ConfigError(f"{source} {shown!r} contains a space, line break or control character "
+                              f"(U+{ord(ch):04X} at character {index + 1}); give the URL alone")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        if "port" in str(exc).lower():
+            raw_port = urlsplit(url).netloc.rsplit("]", 1)[-1].rsplit(":", 1)[-1]
+            detail = (f"port {raw_port} is out of range (1-65535)" if raw_port.isdigit()
+                      else f"port {raw_port!r} is not a number (1-65535)")
+            raise ConfigError(f"{source} {shown!r}: {detail}") from None
+        raise ConfigError(f"{source} {shown!r} is not a valid URL: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ConfigError(f"{source} {shown!r} must start with https:// or http://")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise ConfigError(f"{source} must not contain a user name or password (the API key is read from "
+                          f"${ENV_KEY} and sent in its own header): give https://host[:port]")
+    if not parts.hostname:
+        raise ConfigError(f"{source} {shown!r} has no host; it must look like https://host[:port]")
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(f"{source} {shown!r}: port {port} is out of range (1-65535)")
+    if parts.netloc.endswith(":"):
+        raise ConfigError(f"{source} {shown!r} has an empty port; give https://host or https://host:port")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ConfigError(f"{source} {shown!r} must not have a query or fragment (?...#...)")
+    return url.rstrip("/")
+
+
+@dataclass(frozen=True)
+class NumberRule:
+    """The range a numeric setting must be in; `above` is an exclusive lower bound."""
+
+    kind: type
+    above: float | None = None
+    at_least: float | None = None
+    at_most: float | None = None
+    unit: str = ""
+    note: str = ""
+
+    def describe(self) -> str:
+        low = (f"greater than {self.above:g}" if self.above is not None
+               else f"at least {self.at_least:g}" if self.at_least is not None else "")
+        high = f"at most {self.at_most:g}" if self.at_most is not None else ""
+        kind = "a whole number" if self.kind is int else "a number"
+        bounds = " and ".join(b for b in (low, high) if b)
+        text = f"{kind} {bounds}{' ' + self.unit if self.unit else ''}".strip()
+        return f"{text} ({self.note})" if self.note else text
+
+    def allows(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind is int and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.above is not None and not value > self.above:
+            return False
+        if self.at_least is not None and not value >= self.at_least:
+            return False
+        return self.at_most is None or value <= self.at_most
+
+
+#: Every numeric setting and its range: one table, applied to the config file, the
+#: environment and flags alike (a 0 or NaN timeout would make every request fail later).
+NUMBER_RULES: dict[str, NumberRule] = {
+    "connect_timeout": NumberRule(float, above=0, at_most=600, unit="seconds"),
+    "read_timeout": NumberRule(float, above=0, at_most=3600, unit="seconds"),
+    "poll_concurrency": NumberRule(int, at_least=1, at_most=64),
+    "poll_rate": NumberRule(float, at_least=0, at_most=1000, unit="requests a second", note="0: no cap"),
+    "poll_base_interval": NumberRule(float, above=0, at_most=3600, unit="seconds"),
+    "poll_max_interval": NumberRule(float, above=0, at_most=86400, unit="seconds"),
+    "retention_seconds": NumberRule(float, above=0, at_most=10 * 365 * 86400, unit="seconds"),
+    "submit_rate": NumberRule(float, at_least=0, at_most=100, unit="submits a second", note="0: no cap"),
+}
+
+
+def check_numbers(values: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> None:
+    """ConfigError naming the first numeric setting out of its range, its value and the range."""
+    sources = sources or {}
+    for name, rule in NUMBER_RULES.items():
+        if name not in values:
+            continue
+        value = values[name]
+        if not rule.allows(value):
+            where = f" (from {sources[name]})" if name in sources else ""
+            raise ConfigError(f"{name} = {value!r}{where} is out of range: it must be {rule.describe()}")
+    base, ceiling = values.get("poll_base_interval"), values.get("poll_max_interval")
+    if isinstance(base, (int, float)) and isinstance(ceiling, (int, float)) and ceiling < base:
+        raise ConfigError(f"poll_max_interval = {ceiling!r} is below poll_base_interval = {base!r}; "
+                          "the longest pause between polls cannot be shorter than the first")
+
+
+#: One key name as Textual spells them: "q", "ctrl+q", "f1", "question_mark", "?"...
+_KEY_NAME = re.compile(r"^(?:[A-Za-z0-9_]+(?:\+[A-Za-z0-9_]+)*(?:\+.)?|[^\s,+])$")
+
+
+def check_keymap(keymap: object, *, source: str = "settings") -> dict[str, str]:
+    """`binding id -> "key[,key...]"`; ConfigError naming the binding id whose value is no key."""
+    if not isinstance(keymap, dict):
+        raise ConfigError(f"{source}: keymap must be a table of binding id = \"key\"")
+    checked: dict[str, str] = {}
+    for binding_id, keys in keymap.items():
+        if not isinstance(keys, str):
+            shown = "a table" if isinstance(keys, dict) else repr(keys)
+            raise ConfigError(f"{source}: keymap {binding_id!r} = {shown}: a binding must be a key "
+                              f"as text, such as \"ctrl+q\" (several: \"ctrl+q,f10\")")
+        names = [name.strip() for name in keys.split(",")]
+        bad = next((name for name in names if not _KEY_NAME.match(name)), None)
+        if bad is not None:
+            raise ConfigError(f"{source}: keymap {binding_id!r} = {keys!r}: {bad!r} is not a key name "
+                              f"(examples: \"q\", \"ctrl+q\", \"f1\"; several: \"ctrl+q,f10\")")
+        checked[binding_id] = ",".join(names)
+    return checked
 
 
 def load_settings(
@@ -203,6 +346,8 @@ def load_settings(
     cfg_path = config_path(env)
     file_values = read_config_file(cfg_path)
     values: dict[str, Any] = {"config_file": cfg_path}
+    #: Where each checked setting came from, for the message that refuses it.
+    sources: dict[str, str] = {key: f"config file {cfg_path}" for key in file_values}
     for key, value in file_values.items():
         values[key] = Path(value).expanduser() if key in ("db_path", "download_dir") else value
     values.setdefault("db_path", default_db_path(env))
@@ -210,21 +355,37 @@ def load_settings(
     values["api_key"] = _check_key(env.get(ENV_KEY))
     if env.get(ENV_BASE_URL):
         values["base_url"] = env[ENV_BASE_URL]
+        sources["base_url"] = f"${ENV_BASE_URL}"
     if env.get(ENV_DB):
         values["db_path"] = Path(env[ENV_DB]).expanduser()
     if env.get(ENV_DOWNLOAD_DIR):
         values["download_dir"] = Path(env[ENV_DOWNLOAD_DIR]).expanduser()
     if base_url:
         values["base_url"] = base_url
+        sources["base_url"] = "--base-url"
     if db:
         values["db_path"] = Path(db).expanduser()
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    values["base_url"] = _check_base_url(values.get("base_url", DEFAULT_BASE_URL))
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values.update(given)
+    sources.update({k: f"--{k.replace('_', '-')}" for k in given})
+    values["base_url"] = check_base_url(values.get("base_url", DEFAULT_BASE_URL),
+                                        source=_base_url_label(sources.get("base_url")))
+    check_numbers(values, sources)
+    if "keymap" in given:
+        values["keymap"] = check_keymap(values["keymap"])
     if isinstance(values.get("download_dir"), str):
         values["download_dir"] = Path(values["download_dir"]).expanduser()
     if values.get("auth_scheme", "raw") not in ("raw", "bearer"):
         raise ConfigError("auth_scheme must be 'raw' or 'bearer'")
     return Settings(**values)
+
+
+def _base_url_label(source: str | None) -> str:
+    if source is None:
+        return "base URL"
+    if source.startswith("config file"):
+        return f"base_url in {source}"
+    return f"base URL from {source}"
 
 
 def styles_dir() -> Path:

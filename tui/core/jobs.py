@@ -287,7 +287,10 @@ class JobService:
                 return existing
         # The body (with base64 images) is built before recording, so a file that vanishes
         # now cannot leave a record of a POST that was never sent.
-        body, record = await asyncio.to_thread(lambda: (catalog.api_body(request), request_record(request)))
+        try:
+            body, record = await asyncio.to_thread(lambda: (catalog.api_body(request), request_record(request)))
+        except catalog.ImageRefused as exc:  # the file changed since it was checked
+            raise ValidationFailed([FieldError(exc.field or "image", str(exc))]) from None
         now = self._now()
         job = Job(local_id=new_local_id(), request=record, submitted_at=now,
                   idempotency_key=idempotency_key, status_history=[[SUBMITTING, now]])

@@ -61,3 +61,30 @@ def first_unsafe(text: str) -> tuple[int, str] | None:
         if CONTROLS.match(ch) or ch in "\u2028\u2029":
             return index, ch
     return None
+
+
+# -- text that cannot be encoded, repaired where it enters ------------------------------------------
+
+REPLACEMENT = "\ufffd"
+_LONE_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def repair_surrogates(text: str) -> tuple[str, int]:
+    """`text` with every lone surrogate (from a JSON escape such as "\\ud800", or bytes a
+    surrogateescape decoder let through) replaced by U+FFFD, and how many were replaced.
+    Such text cannot be written as UTF-8: repaired once, it is the text kept, shown and sent."""
+    repaired, count = _LONE_SURROGATES.subn(REPLACEMENT, text)
+    return repaired, count
+
+
+def decode_repaired(data: bytes) -> tuple[str, int]:
+    """UTF-8 bytes as text, each invalid sequence replaced by U+FFFD; and how many were."""
+    text = data.decode("utf-8", errors="replace")
+    return text, text.count(REPLACEMENT) - data.count(REPLACEMENT.encode("utf-8"))
+
+
+def repair_note(count: int, what: str) -> str:
+    """The warning for a repair: `what` is where the text came from ("--prompt", "row 3 ...")."""
+    plural = "s" if count != 1 else ""
+    return (f"{what}: {count} character{plural} that {'are' if count != 1 else 'is'} not valid text "
+            f"(invalid UTF-8 or a lone surrogate) replaced by U+FFFD ({REPLACEMENT})")

@@ -9,6 +9,11 @@ whose screen and keys travel over a WebSocket. What this module adds to textual-
 - Requests must name this server by a loopback name when it listens on loopback, and a
   WebSocket must come from a page of this server (its Origin matches its Host): another web
   site open in the same browser cannot drive the dashboard, and DNS rebinding is refused.
+- A per-run random token (as Jupyter does) guards the page and the WebSocket: the page
+  answers only `/?token=<token>` (the address `serve` prints) and the WebSocket lives at
+  `/ws/<token>`, named in that page. Any other local process (another user of a shared
+  machine, a script that sends no Origin) gets 403 and cannot type into a dashboard that
+  submits billed jobs with the owner's key. Compared in constant time, never logged.
 - The page's WebSocket address follows the address the browser used, so an SSH tunnel to
   any local port works.
 - Logs never print local variables (textual-serve's default could show the environment,
@@ -19,9 +24,11 @@ whose screen and keys travel over a WebSocket. What this module adds to textual-
 from __future__ import annotations
 
 import asyncio
+import hmac
 import ipaddress
 import logging
 import os
+import secrets
 import shlex
 import signal
 import sys
@@ -45,6 +52,8 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 #: A dashboard that does not leave within this many seconds of being asked is killed.
 STOP_TIMEOUT = 10.0
+#: Bytes of randomness in the per-run token (256 bits, URL-safe base64).
+TOKEN_BYTES = 32
 
 
 def is_loopback(host: str) -> bool:
@@ -91,9 +100,11 @@ class _Redact(logging.Filter):
 class DashboardServer(Server):
     def __init__(self, command: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                  title: str = APP_NAME, secret: str | None = None,
-                 on_ready: Callable[[str], None] | None = None) -> None:
+                 on_ready: Callable[[str], None] | None = None, token: str | None = None) -> None:
         super().__init__(command, host=host, port=port, title=title, templates_path=TEMPLATES)
         self.loopback_only = is_loopback(host)
+        #: Fresh each run unless given: the page and the WebSocket need it (see the module's contract).
+        self.token = token or secrets.token_urlsafe(TOKEN_BYTES)
         self.secret = secret
         self.on_ready = on_ready
         self.url = ""
@@ -126,16 +137,28 @@ class DashboardServer(Server):
             return True  # not a browser (a browser always sends it on a WebSocket handshake)
         return urlsplit(origin).netloc.lower() == request.host.lower()
 
+    def token_matches(self, given: str | None) -> bool:
+        return given is not None and hmac.compare_digest(given.encode("utf-8", "replace"), self.token.encode())
+
     # -- the page -------------------------------------------------------------------------------
+    async def _make_app(self) -> web.Application:
+        app = await super()._make_app()
+        # textual.js appends "?width=..&height=.." to the address it is given: the token is a path part.
+        app.router.add_get("/ws/{token}", self.handle_websocket, name="websocket-token")
+        return app
+
     @aiohttp_jinja2.template("app_index.html")
     async def handle_index(self, request: web.Request) -> dict[str, Any]:
         if not self.host_allowed(request):
             raise web.HTTPForbidden(text="this dashboard answers only to a loopback address\n")
+        if not self.token_matches(request.query.get("token")):
+            raise web.HTTPForbidden(text="open the address `hailuo-tui serve` printed: it carries the "
+                                         "token this dashboard needs (/?token=...)\n")
         scheme = "wss" if request.secure else "ws"
         return {
             "font_size": max(8, min(40, to_int(request.query.get("fontsize", "16"), 16))),
             # The address the browser used (through a tunnel, a local port of its own).
-            "app_websocket_url": f"{scheme}://{request.host}/ws",
+            "app_websocket_url": f"{scheme}://{request.host}/ws/{self.token}",
             "config": {"static": {"url": "/static/"}},
             "application": {"name": self.title},
         }
@@ -145,6 +168,9 @@ class DashboardServer(Server):
             log.warning("refused a WebSocket from origin %r for host %r",
                         request.headers.get("Origin"), request.host)
             raise web.HTTPForbidden(text="not from this dashboard's page\n")
+        if not self.token_matches(request.match_info.get("token")):
+            log.warning("refused a WebSocket without this run's token (origin %r)", request.headers.get("Origin"))
+            raise web.HTTPForbidden(text="this dashboard needs its token\n")
         websocket = web.WebSocketResponse(heartbeat=15)
         width = max(20, min(500, to_int(request.query.get("width", "80"), 80)))
         height = max(10, min(300, to_int(request.query.get("height", "24"), 24)))
@@ -223,7 +249,7 @@ class DashboardServer(Server):
             await site.start()
             host, port = runner.addresses[0][:2]
             shown = f"[{host}]" if ":" in host else host
-            self.url = f"http://{shown}:{port}/"
+            self.url = f"http://{shown}:{port}/?token={self.token}"
             self._stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

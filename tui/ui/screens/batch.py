@@ -151,16 +151,19 @@ class BatchScreen(ModalScreen[None]):
     def _check(self, path: str) -> None:
         from tui.core.batch import BatchFileError, plan, read_batch
 
+        notices: list[str] = []  # text repaired where it entered (invalid UTF-8, lone surrogates)
         try:
-            rows, errors = read_batch(path, allow_uncertain=self.allow_uncertain)
+            rows, errors = read_batch(path, allow_uncertain=self.allow_uncertain, notices=notices)
         except BatchFileError as exc:
             self.app.call_from_thread(self._headline, clean(exc), True)
             self.app.call_from_thread(self._report, Text(""))
             return
         outcomes = plan(self.store, rows) if not errors else []
-        self.app.call_from_thread(self._checked, path, rows, errors, outcomes)
+        self.app.call_from_thread(self._checked, path, rows, errors, outcomes, notices)
 
-    def _checked(self, path: str, rows: list["BatchRow"], errors: list["RowError"], outcomes: list["RowOutcome"]) -> None:
+    def _checked(self, path: str, rows: list["BatchRow"], errors: list["RowError"], outcomes: list["RowOutcome"],
+                 notices: list[str] | None = None) -> None:
+        warnings = [Text(f"warning: {clean(n)}") for n in notices or []]
         self.running = None
         self.query_one("#batch-bar").display = False
         if errors:
@@ -169,7 +172,7 @@ class BatchScreen(ModalScreen[None]):
             self._headline(f"{len(errors)} problem{'s' if len(errors) != 1 else ''} in {row_count} "
                            f"row{'s' if row_count != 1 else ''}: nothing will be sent. Fix the file, then Enter "
                            "checks it again.", error=True)
-            self._report(Text("\n").join(Text(clean(str(e))) for e in errors))
+            self._report(Text("\n").join([*warnings, *(Text(clean(str(e))) for e in errors)]))
             return
         self.rows, self.checked_path = rows, path
         to_send = sum(1 for o in outcomes if o.outcome == "would submit")
@@ -183,7 +186,7 @@ class BatchScreen(ModalScreen[None]):
         elif to_send:
             headline += " — ctrl+s submits them"
         self._headline(headline, error=self.submit_disabled is not None)
-        self._report(Text("\n").join(outcome_line(o) for o in outcomes))
+        self._report(Text("\n").join([*warnings, *(outcome_line(o) for o in outcomes)]))
         if not start.disabled:
             start.focus()
 
