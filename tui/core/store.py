@@ -224,13 +224,49 @@ def _job_of(doc: Any, skipped: list | None = None) -> Job | None:
         return None
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _repaired(value: Any) -> Any:
+    """JSON-shaped data with its text made encodable: a lone surrogate (valid JSON as an escape)
+    becomes U+FFFD, so what is read can be shown and written anywhere."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value) is None:
+            return value
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {_repaired(k): _repaired(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_repaired(v) for v in value]
+    return value
+
+
+def _loads(data: bytes) -> Any:
+    """json.loads, with text repaired when the bytes hold a surrogate escape (rare: checked first)."""
+    value = json.loads(data)
+    return _repaired(value) if _SURROGATE_ESCAPE.search(data) else value
+
+
+def _parsed_or_damaged(line: bytes) -> Any:
+    try:
+        return _loads(line)
+    except DAMAGE:
+        return {"unparsed": line[:1_000_000].decode("utf-8", "replace")}  # not a job: skipped, kept aside
+
+
 def _read_snapshot_lines(handle, jobs: dict[str, Job], skipped: list) -> dict[str, Any] | None:
     """Read the jobs table one slice at a time (the layout `_snapshot_chunks` writes, after its
     first line); returns the other tables, or None when the file is laid out otherwise."""
     pending: list[bytes] = []
 
     def take() -> None:
-        for doc in json.loads(b"[" + b",".join(pending) + b"]"):
+        try:
+            docs = _loads(b"[" + b",".join(pending) + b"]")
+        except DAMAGE:
+            # A document in this slice does not parse: each is parsed alone, to lose it only.
+            docs = [_parsed_or_damaged(line) for line in pending]
+        for doc in docs:
             job = _job_of(doc, skipped)
             if job is not None:
                 jobs[job.local_id] = job
@@ -331,7 +367,7 @@ def _peek_newest(path: str | os.PathLike[str], limit: int = SLICE) -> list[Job] 
                 found = _META_SEQ.search(handle.read())
                 snapshot_seq = int(found.group(1)) if found else 0
                 try:
-                    parsed = json.loads(b"[" + b",".join(docs) + b"]")
+                    parsed = _loads(b"[" + b",".join(docs) + b"]")
                 except ValueError:
                     return None
                 ordered = [job for job in map(_job_of, parsed) if job is not None]
@@ -369,7 +405,7 @@ def _peek_newest(path: str | os.PathLike[str], limit: int = SLICE) -> list[Job] 
             if isinstance(source, int):  # a journal line's offset
                 journal.seek(source)
                 try:
-                    source = _job_of(json.loads(journal.readline())["doc"])
+                    source = _job_of(_loads(journal.readline())["doc"])
                 except (ValueError, KeyError, TypeError):
                     source = None
             if source is not None:
@@ -529,7 +565,7 @@ class HistoryStore:
                 data = handle.read()
                 if not data.strip():
                     raise DamagedHistory("it is empty")
-                raw = json.loads(data)
+                raw = _loads(data)
                 del data
                 if not isinstance(raw, dict) or not isinstance(raw.get("jobs", {}), dict):
                     raise DamagedHistory("it is not a TinyDB database")
@@ -579,7 +615,15 @@ class HistoryStore:
         try:
             handle = _open_regular(self.journal_path)
         except DamagedHistory as exc:
-            self.notices.append(f"the journal {self.journal_path} was not read ({_why(exc)})")
+            if self.read_only:
+                self.notices.append(f"the journal {self.journal_path} was not read ({_why(exc)})")
+                return
+            # Appends must go to a real file (a link to /dev/zero would swallow them): this one
+            # is kept aside and a new journal starts.
+            aside = self.journal_path.with_name(f"{self.journal_path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+            os.replace(self.journal_path, aside)
+            self.notices.append(f"the journal {self.journal_path} was not read ({_why(exc)}); it was moved "
+                                f"aside to {aside}")
             return
         if handle is None:
             return
@@ -592,7 +636,7 @@ class HistoryStore:
                 break  # torn tail of an interrupted append
             offset += len(line)
             try:
-                entry = json.loads(line)
+                entry = _loads(line)
                 seq, op, local_id = _sequence(entry["seq"]), entry["op"], entry["id"]
                 if op not in ("put", "del") or not isinstance(local_id, str):
                     raise DamagedRecord("not a journal entry")
