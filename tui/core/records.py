@@ -6,6 +6,7 @@ ISO 8601 only where a person or a script reads them.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from dataclasses import dataclass, field, fields
@@ -21,6 +22,9 @@ SUBMITTING = "submitting"  # recorded before the POST is sent
 UNKNOWN = "unknown"  # the POST may have reached the server; never re-sent automatically
 REJECTED = "rejected"  # the server refused the POST: no job exists there
 EXPIRED = "expired"  # a persistent 404 past the retention time
+#: The server answered a submit with the id another job of the history already has: which
+#: job it created (if any) cannot be known, so it is neither polled nor re-sent.
+CONFLICT = "conflict"
 
 UNKNOWN_OUTCOME_MESSAGE = (
     "the submit may have reached the server: the job may exist and may be billed. "
@@ -28,10 +32,10 @@ UNKNOWN_OUTCOME_MESSAGE = (
 )
 
 #: States in which a job will not change any more without the user.
-LOCAL_TERMINAL = frozenset({UNKNOWN, REJECTED, EXPIRED})
+LOCAL_TERMINAL = frozenset({UNKNOWN, REJECTED, EXPIRED, CONFLICT})
 #: Names only this program gives. A server status spelled the same (an odd server could say
 #: "unknown") is kept apart, so it can neither stop the polling nor pass for a local verdict.
-_LOCAL_ONLY = frozenset({SUBMITTING, UNKNOWN, REJECTED})
+_LOCAL_ONLY = frozenset({SUBMITTING, UNKNOWN, REJECTED, CONFLICT})
 
 
 def server_status(status: str) -> str:
@@ -44,9 +48,13 @@ def new_local_id() -> str:
 
 
 def iso(ts: float | None) -> str | None:
-    if ts is None:
+    """ISO 8601 UTC, or None for a time that is absent or cannot be shown (NaN, year 0...)."""
+    if not isinstance(ts, (int, float)) or isinstance(ts, bool) or not math.isfinite(ts):
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 @dataclass(slots=True)
@@ -57,6 +65,8 @@ class Job:
     status: str = SUBMITTING
     server_id: str | None = None
     outputs: list[str] = field(default_factory=list)
+    #: Output URLs the server sent beyond the ones kept (OUTPUTS_MAX): counted, not kept.
+    outputs_omitted: int = 0
     result_url: str | None = None
     error: str | None = None
     execution_time_ms: int | None = None
@@ -138,6 +148,7 @@ class Job:
             self.server_id = prediction.id
         self.set_status(server_status(prediction.status), now)
         self.outputs = list(prediction.outputs)
+        self.outputs_omitted = prediction.outputs_omitted
         self.result_url = prediction.result_url or self.result_url
         self.error = prediction.error
         self.execution_time_ms = prediction.execution_time_ms
@@ -153,8 +164,8 @@ class Job:
         return self.signature() != before
 
     def signature(self) -> tuple:
-        return (self.server_id, self.status, tuple(self.outputs), self.error, self.execution_time_ms,
-                self.poll_errors, self.result_url)
+        return (self.server_id, self.status, tuple(self.outputs), self.outputs_omitted, self.error,
+                self.execution_time_ms, self.poll_errors, self.result_url)
 
     # -- (de)serialisation ------------------------------------------------------
     def to_doc(self) -> dict[str, Any]:
@@ -181,6 +192,7 @@ class Job:
             "scene": self.scene,
             "status": self.status,
             "outputs": list(self.outputs),
+            "outputs_omitted": self.outputs_omitted,
             "result_url": self.result_url,
             "error": self.error,
             "execution_time_ms": self.execution_time_ms,

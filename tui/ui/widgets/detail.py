@@ -30,9 +30,13 @@ def clean(value: object) -> str:
 
 
 def _stamp(ts: float | None) -> str:
-    if ts is None:
+    """Local time, or "—" for a time that is absent or that this machine cannot show."""
+    if not isinstance(ts, (int, float)) or isinstance(ts, bool) or ts != ts:
         return "—"
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return "—"
 
 
 def _span(seconds: float | None) -> str:
@@ -112,6 +116,8 @@ def describe(job: Job, now: float) -> Text:
     row("Total", _span((job.finished_at or now) - job.submitted_at))
     if job.result_url:
         row("Result URL", job.result_url)
+    if job.outputs_omitted:
+        row("Outputs", f"{len(job.outputs)} shown; {job.outputs_omitted:,} more sent by the server were not kept")
     if job.has_nsfw_contents:
         row("NSFW flags", ", ".join("yes" if flag else "no" for flag in job.has_nsfw_contents))
     if job.error:
