@@ -272,6 +272,47 @@ CASES: list[Fault] = [
           "redirected to another host", "completed",
           "`the server redirected to another host (localhost); the request was not followed`; the key never "
           "goes there", fix=no_redirect),
+    # -- hostile answers: what a real server may send and this project's simulator would not ----
+]
+DEEP = '"deep": ' + "[" * 10_000 + "]" * 10_000
+
+
+def restart(ctx: Ctx) -> dict:
+    return {}
+
+
+CASES += [
+    Fault("a lone surrogate in the error text", "poll", faults(data_extra={"error": "bad \ud800 text"}),
+          "bad \ufffd text", "failed",
+          "`bad \ufffd text`: text that cannot be encoded is repaired (U+FFFD) as it is decoded; printed, "
+          "shown and written like any other", exit_code=1, met="finished", prompt=fail_later_prompt),
+    *[Fault(f"a server time of {label}", "poll", arm, "", "completed",
+            "the server time shows as unknown (`—`, `-`); the job is followed as usual", met="finished")
+      for label, arm in (("year 1", faults(data_extra={"created_at": "0001-01-01T00:00:00Z"})),
+                         ("year 9999", faults(data_extra={"created_at": "9999-12-31T23:59:59Z"})),
+                         ("NaN", faults(data_extra_json='"created_at": NaN')))],
+    Fault("numbers of 1e999", "poll", faults(data_extra_json='"executionTime": 1e999, "timings": {"inference": -1e999}'),
+          "", "completed", "read as unknown (`—`): NaN, Infinity and 1e999 are never a number shown", met="finished"),
+    Fault("a field nested 10,000 deep on submit", "submit", faults(data_extra_json=DEEP),
+          "", "completed", "nothing: the id, status and outputs are used, only the deep part is dropped"),
+    Fault("a field nested 10,000 deep while polling", "poll", faults(data_extra_json=DEEP),
+          "", "completed", "nothing: the answer is used, only the deep part is dropped", met="finished"),
+    Fault("40,000 output URLs", "poll", faults(output_count=40_000),
+          "", "completed", "the first 100 outputs; the detail pane and `show` say `39,900 more sent by the server "
+          "were not kept`", met="finished"),
+    Fault("Retry-After of three years", "poll", faults(rate_limit=1, retry_after_text="99999999"),
+          "pause capped at 300s", "completed",
+          "status line: `rate-limited until HH:MM:SS`, 5 minutes from now at most, `(pause capped at 300s)`",
+          met="rate_limited", fix=restart),
+    Fault("a server time far in the past, then one 404", "submit",
+          faults(data_extra={"created_at": "1971-01-01 00:00:00"}, not_found=1),
+          "not found (404)", "completed",
+          "`not found (404)` as a poll error: retention counts from the later of the submit and the server time, "
+          "so the job is not `expired`"),
+    Fault("the id `..` from the server", "submit", faults(data_extra={"id": ".."}),
+          "not a usable prediction id", UNKNOWN,
+          UNKNOWN_DOC + " (cause: `data.id is not a usable prediction id`; `.` and `..` are refused like `/`)",
+          exit_code=5),
 ]
 CASE_IDS = [case.name for case in CASES]
 
@@ -418,6 +459,22 @@ async def test_fault(case: Fault, make_simulator, blackhole, tmp_path):
         assert any(r.path.startswith("/api/v3/results/") for r in sim.authorized())
     if case.name == "outputs before the status says completed":
         assert seen.outputs_while_pending and job.outputs
+    # -- hostile answers: what each must leave behind -------------------------------------------
+    if case.name.startswith("a server time of"):
+        # The unshowable time is not taken in: the one the submit's answer gave stays.
+        assert job.created_at is not None and abs(job.created_at - job.submitted_at) < 3600
+        assert job.to_public()["created_at"].startswith(time.strftime("%Y-", time.gmtime(job.submitted_at)))
+    if case.name == "numbers of 1e999":
+        assert job.execution_time_ms is None and job.inference_time_ms is None
+    if case.name == "40,000 output URLs":
+        assert len(job.outputs) == 100 and job.outputs_omitted == 39_900
+        assert len(on_disk[0].outputs) == 100 and on_disk[0].outputs_omitted == 39_900
+        written = sum(f.stat().st_size for f in db.parent.iterdir() if f.name.startswith(db.name))
+        assert written < 200_000, written  # not a line of megabytes
+    if case.name == "a lone surrogate in the error text":
+        assert on_disk[0].error == "bad \ufffd text"
+    if case.name == "a server time far in the past, then one 404":
+        assert job.created_at is not None and job.created_at < job.submitted_at - 86400 * 365
 
 
 # -- the same faults through the command line ------------------------------------------------------
@@ -460,7 +517,8 @@ def test_fault_on_submit_through_the_cli(case: Fault, make_simulator, blackhole,
 
 
 WATCHED = ["401 after a key rotation", "job failed later for policy", "404 after the retention time",
-           "connection refused while polling", "connection reset mid-body while polling", "malformed JSON"]
+           "connection refused while polling", "connection reset mid-body while polling", "malformed JSON",
+           "a lone surrogate in the error text", "a server time of year 1", "40,000 output URLs"]
 
 
 @pytest.mark.parametrize("name", WATCHED)

@@ -95,6 +95,7 @@ class Faults:
     output_count: int = 0  # a completed job lists this many output URLs (0: its one file)
     outputs_template: list | None = None  # outputs of completed jobs: "{file}" and "{id}" are replaced
     duplicate_id: int = 0  # the next N submits create a job but answer with the previous job's id
+    not_found: int = 0  # the next N result queries answer 404, whatever the job
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name for f in fields(self)}
@@ -588,6 +589,8 @@ class _Handler(BaseHTTPRequestHandler):
             match = _CREATE.match(self.path)
             return self._create(match, body) if match else self._send(404, _error_body("not found", "not_found"))
         match = _RESULT.match(self.path)
+        if match and sim._take("not_found"):
+            return self._send(404, _error_body(f"prediction {match.group(1)} not found", "not_found"))
         if match:
             return self._result(match.group(1))
         match = _RESULT_ALIAS.match(self.path)
