@@ -193,7 +193,7 @@ def _check_base_url(url: str) -> str:
         # httpx would send the user and password as Basic auth in place of the key, and the
         # refusal would then blame the key. The URL is not repeated: it holds a password.
         raise ConfigError("the base URL must not contain a user name or password (user:pw@host): "
-                          f"give https://{parts.netloc.rpartition('@')[2]} and the key in ${ENV_KEY}")
+                          f"give {parts.scheme}://{parts.netloc.rpartition('@')[2]} and the key in ${ENV_KEY}")
     return url.strip().rstrip("/")
 
 

@@ -244,6 +244,7 @@ class JobService:
             running=status.running and status.halted is None,
             paused=status.paused,
             rate_limited_until=status.rate_limited_until_wall,
+            rate_limit_capped=status.rate_limit_capped,
             pending=status.tracked if self._started else len(self.store.pending()),
             in_flight=status.in_flight,
             last_error=status.halted or status.last_error,

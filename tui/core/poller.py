@@ -53,6 +53,7 @@ class PollerStatus:
     halted: str | None = None
     rate_limited_until: float | None = None  # on the poller's clock (monotonic)
     rate_limited_until_wall: float | None = None  # epoch seconds
+    rate_limit_capped: bool = False
     tracked: int = 0
     in_flight: int = 0
     last_error: str | None = None
@@ -203,6 +204,7 @@ class Poller:
         self._last_error: str | None = None
         self._last_announced: tuple | None = None
         self._pauses_in_a_row = 0
+        self._rate_limit_capped = False
         self.requests_sent = 0
 
     # -- subscribers ------------------------------------------------------------------------
@@ -239,6 +241,7 @@ class Poller:
             halted=self._halted,
             rate_limited_until=self._rate_limited_until,
             rate_limited_until_wall=self._rate_limited_until_wall,
+            rate_limit_capped=self._rate_limited_until is not None and self._rate_limit_capped,
             tracked=sum(1 for j in self._jobs.values() if not j.probe),
             in_flight=sum(1 for j in self._jobs.values() if j.in_flight),
             last_error=self._last_error,
@@ -551,8 +554,9 @@ class Poller:
             if self._rate_limited_until is None or until > self._rate_limited_until:
                 self._rate_limited_until = until
                 self._rate_limited_until_wall = self._wall_clock() + retry_after
+                self._rate_limit_capped = error.retry_after is not None and error.retry_after > MAX_RETRY_AFTER
                 self._last_error = f"{error.message} (pause capped at {MAX_RETRY_AFTER:g}s)" if (
-                    error.retry_after is not None and error.retry_after > MAX_RETRY_AFTER) else error.message
+                    self._rate_limit_capped) else error.message
                 self._emit(RateLimited(self._rate_limited_until_wall, retry_after, self._pauses_in_a_row))
                 self._announce_state()
             return

@@ -6,14 +6,13 @@ ISO 8601 only where a person or a script reads them.
 
 from __future__ import annotations
 
-import math
 import secrets
 import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
-from tui.core.api.models import FAILURE_STATUSES, SUCCESS_STATUSES, Prediction, is_terminal
+from tui.core.api.models import FAILURE_STATUSES, SUCCESS_STATUSES, Prediction, is_terminal, showable_time
 
 SCHEMA_VERSION = 1
 
@@ -49,7 +48,7 @@ def new_local_id() -> str:
 
 def iso(ts: float | None) -> str | None:
     """ISO 8601 UTC, or None for a time that is absent or cannot be shown (NaN, year 0...)."""
-    if not isinstance(ts, (int, float)) or isinstance(ts, bool) or not math.isfinite(ts):
+    if not showable_time(ts):
         return None
     try:
         return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
@@ -127,7 +126,7 @@ class Job:
 
     @property
     def is_failure(self) -> bool:
-        return self.status.lower() in FAILURE_STATUSES or self.status in (REJECTED, EXPIRED, UNKNOWN)
+        return self.status.lower() in FAILURE_STATUSES or self.status in (REJECTED, EXPIRED, UNKNOWN, CONFLICT)
 
     def set_status(self, status: str, now: float | None = None) -> bool:
         """Change the status; returns whether it changed."""

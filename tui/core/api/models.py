@@ -31,6 +31,14 @@ OUTPUTS_MAX = 100
 #: A server time outside these years is not a time this machine can show (year 1, 9999...):
 #: it is taken as absent, so every formatter downstream only ever sees showable times.
 SHOWABLE_YEARS = (1970, 9998)
+#: The same bounds in epoch seconds (a day inside them, so no time zone pushes a time out).
+SHOWABLE_SECONDS = (86400.0, 253370764800.0 - 86400.0)
+
+
+def showable_time(ts: object) -> bool:
+    """Whether epoch seconds can be turned into a date on any platform and in any zone."""
+    return (isinstance(ts, (int, float)) and not isinstance(ts, bool)
+            and SHOWABLE_SECONDS[0] <= ts <= SHOWABLE_SECONDS[1])  # NaN compares false
 
 
 def usable_prediction_id(value: str) -> str | None:

@@ -21,6 +21,7 @@ from textual.widgets.option_list import Option
 
 from tui.core.catalog import human_bytes
 from tui.core.events import DownloadProgress
+from tui.core.api.models import showable_time
 from tui.core.records import Job
 from tui.core.text import inert
 
@@ -31,7 +32,7 @@ def clean(value: object) -> str:
 
 def _stamp(ts: float | None) -> str:
     """Local time, or "—" for a time that is absent or that this machine cannot show."""
-    if not isinstance(ts, (int, float)) or isinstance(ts, bool) or ts != ts:
+    if not showable_time(ts):
         return "—"
     try:
         return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
@@ -40,7 +41,7 @@ def _stamp(ts: float | None) -> str:
 
 
 def _span(seconds: float | None) -> str:
-    if seconds is None:
+    if not isinstance(seconds, (int, float)) or not -3e13 < seconds < 3e13:  # None, NaN, infinite
         return "—"
     seconds = max(0.0, seconds)
     if seconds < 60:
