@@ -669,6 +669,9 @@ HOSTILE_ROWS = {
     "test_unshowable_times_in_the_history_show_as_unknown_on_screen_and_in_the_cli":
         "| a time the platform cannot show (year 1, year 9999, NaN) in the history | `—` in the detail pane, `-` "
         "in `show`; highlighting the job never crashes | 0 |",
+    "test_a_conflict_shows_in_the_dashboard_naming_the_other_job":
+        "| two submits answered with the same id, in the dashboard | the second row is `conflict`; the detail "
+        "pane names the other job and the id | 5 |",
     "test_40000_outputs_are_capped_on_screen_saying_how_many_were_left_out":
         "| 40,000 output URLs in the dashboard | 100 outputs; `100 shown; 39,900 more sent by the server were "
         "not kept` | 0 |",
@@ -940,6 +943,34 @@ async def test_40000_outputs_are_capped_on_screen_saying_how_many_were_left_out(
         assert app.query_one("#outputs", OptionList).option_count == 100
     shown = invoke("show", job.local_id, "--db", str(tmp_path / "history.json"))
     assert "100 shown; 39,900 more sent by the server were not kept" in shown.stdout
+
+
+async def test_a_conflict_shows_in_the_dashboard_naming_the_other_job(tmp_path, make_simulator):
+    from textual.widgets import Static, TextArea
+
+    from tui.ui.app import HailuoApp
+
+    sim = make_simulator(job_seconds=1.0)
+    app = HailuoApp(app_settings(tmp_path, sim, KEY, **FAST))
+    async with app.run_test(size=(160, 45)) as pilot:
+        table, first = await submit_from_the_composer(app, pilot, "the first")
+        sim.faults.duplicate_id = 1
+        app.query_one("#prompt", TextArea).text = "the second"
+        app.query_one("#prompt", TextArea).focus()
+        await pilot.press("ctrl+s")
+        await until(lambda: any(j.status == "conflict" for j in table.visible_jobs()), pilot=pilot)
+        second = next(j for j in table.visible_jobs() if j.status == "conflict")
+        table.focus()
+        for key in ("up", "up", "down", "down"):
+            if table.visible_jobs()[table.cursor_row] is second:
+                break
+            await pilot.press(key)
+        detail = app.query_one("#detail-body", Static)
+        await until(lambda: second.local_id in str(detail.render()), pilot=pilot)
+        body = str(detail.render())
+        assert "conflict" in body and first.local_id in body and first.server_id in body
+        await until(lambda: first.status == "completed", pilot=pilot)  # the first is followed to its end
+        assert second.status == "conflict" and len(posts(sim)) == 2
 
 
 def test_the_hostile_answers_table_is_this_one():

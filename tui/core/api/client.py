@@ -325,6 +325,9 @@ class HailuoClient:
         parts = urlsplit(base_url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("the base URL must be an http(s) URL with a host")
+        if "@" in parts.netloc:
+            # httpx would send them as Basic auth in place of the key (and a 401 would blame the key).
+            raise ValueError("the base URL must not contain a user name or password")
         if auth_scheme not in ("raw", "bearer"):
             raise ValueError("auth_scheme must be 'raw' or 'bearer'")
         self.base_url = base_url.strip().rstrip("/")
