@@ -648,3 +648,78 @@ async def test_any_payload_becomes_a_prediction_or_a_clear_error(body, status):
             assert "\x1b" not in error.message
         else:
             assert prediction.id and isinstance(prediction.status, str)
+
+
+# -- hostile answers: decoded into values every later step can use -------------------------------
+
+
+def raw_answer(text: str) -> httpx.Response:
+    return httpx.Response(200, content=text.encode("utf-8"), headers={"Content-Type": "application/json"})
+
+
+@respx.mock
+async def test_a_lone_surrogate_in_any_string_is_repaired_where_the_answer_is_decoded(client):
+    respx.get(RESULT_URL).mock(return_value=raw_answer(
+        '{"data": {"id": "pred-1", "status": "failed", "error": "bad \\ud800 text", "model": "m\\udfff",'
+        ' "outputs": ["https://cdn.example.test/\\udc00.mp4"], "k\\ud800": "\\ud83d\\ude00"}}'))
+    prediction = await client.result("pred-1")
+    assert prediction.error == "bad \ufffd text" and prediction.model == "m\ufffd"
+    assert prediction.outputs == ("https://cdn.example.test/\ufffd.mp4",)
+    assert prediction.raw["k\ufffd"] == "\U0001F600"  # a real pair is kept
+    json.dumps(prediction.raw, ensure_ascii=False).encode("utf-8")  # encodable everywhere
+
+
+@respx.mock
+async def test_a_field_nested_10000_deep_is_dropped_and_the_answer_used(client):
+    deep = "[" * 10_000 + "]" * 10_000
+    respx.get(RESULT_URL).mock(return_value=raw_answer(
+        '{"data": {"id": "pred-1", "deep": ' + deep + ', "status": "completed", '
+        '"outputs": ["https://cdn.example.test/a.mp4"]}}'))
+    prediction = await client.result("pred-1")
+    assert prediction.status == "completed" and prediction.outputs == ("https://cdn.example.test/a.mp4",)
+
+
+@respx.mock
+async def test_nan_infinity_and_1e999_read_as_unknown(client):
+    respx.get(RESULT_URL).mock(return_value=raw_answer(
+        '{"data": {"id": "pred-1", "status": "processing", "executionTime": 1e999, "timings": {"inference": NaN},'
+        ' "created_at": -Infinity, "code": 1' + "0" * 5000 + '}}'))
+    prediction = await client.result("pred-1")
+    assert prediction.execution_time_ms is None and prediction.inference_time_ms is None
+    assert prediction.created_at is None and prediction.raw["code"] is None
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00+14:00",
+                                   "9999-12-31T23:59:59-14:00", "1969-12-31 23:59:59"])
+def test_a_server_time_the_platform_cannot_show_is_absent(value):
+    from tui.core.api.models import parse_created_at
+
+    assert parse_created_at(value) is None
+    assert parse_created_at("2026-01-01 00:00:00") is not None
+
+
+@respx.mock
+@pytest.mark.parametrize("ident", [".", "..", "...", "a/b", "a\\b"])
+async def test_an_id_that_would_change_a_path_is_refused(client, ident):
+    respx.post(CREATE_URL).mock(return_value=httpx.Response(200, json=envelope(id=ident)))
+    with pytest.raises(SubmitOutcomeUnknownError, match="not a usable prediction id"):
+        await client.create("hailuo-2.3-fast", "text-to-video", BODY)
+
+
+@respx.mock
+async def test_40000_outputs_keep_100_and_count_the_rest(client):
+    urls = [f"https://cdn.example.test/{i}.mp4" for i in range(40_000)]
+    respx.get(RESULT_URL).mock(return_value=httpx.Response(200, json=envelope(status="completed", outputs=urls,
+                                                                                has_nsfw_contents=[False] * 40_000)))
+    prediction = await client.result("pred-1")
+    assert prediction.outputs == tuple(urls[:100]) and prediction.outputs_omitted == 39_900
+    assert len(prediction.has_nsfw_contents) == 100
+    assert "note" in prediction.raw  # the 2 MB answer is not kept for the raw view
+
+
+def test_a_base_url_with_credentials_is_refused_by_the_settings():
+    from tui.core.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="must not contain a user name or password") as caught:
+        load_settings(base_url="http://user:s3cret@127.0.0.1:9", env={})
+    assert "s3cret" not in str(caught.value) and "http://127.0.0.1:9" in str(caught.value)

@@ -21,6 +21,7 @@ from tui.core.downloads import (
     RESUMED,
     Downloader,
     DownloadError,
+    RETRIES,
     NothingToDownload,
     output_file_name,
     slugify,
@@ -341,3 +342,51 @@ async def test_without_auto_download_a_completed_job_is_not_fetched(make_simulat
         await service.wait([job.local_id])
         await service.wait_downloads()
     assert job.is_success and job.downloads == [] and file_requests(sim) == []
+
+
+# -- hostile answers: URLs that are not http(s), Retry-After that says nothing, every output tried --
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "file:///etc/passwd", "data:video/mp4;base64,AAAA",
+                                 "http:///no-host.mp4", "", "ftp://h/a.mp4"])
+async def test_a_url_that_is_not_http_is_refused_before_any_file_is_made(url, tmp_path):
+    async with Downloader(sleep=no_sleep) as downloader:
+        with pytest.raises(DownloadError) as caught:
+            await downloader.fetch(url, tmp_path / "out" / "video.mp4")
+    assert "connection was dropped" not in caught.value.message
+    assert caught.value.message.startswith("the output URL")
+    assert not (tmp_path / "out").exists()
+
+
+async def test_retry_after_that_says_nothing_is_ignored_and_no_empty_part_is_left(make_simulator, tmp_path):
+    sim = make_simulator()
+    url = output_url(sim)
+    sim.faults.update({"file_errors": 100, "retry_after_text": "soon"})
+    async with Downloader(sleep=no_sleep) as downloader:
+        with pytest.raises(DownloadError) as caught:
+            await downloader.fetch(url, tmp_path / "video.mp4")
+    assert "the host answered 503" in caught.value.message
+    assert list(tmp_path.iterdir()) == []
+    assert len(file_requests(sim)) == 1 + RETRIES
+
+
+async def test_every_output_of_a_job_is_tried_when_one_fails(make_simulator, tmp_path):
+    sim = make_simulator()
+    good = output_url(sim)
+    settings = Settings(api_key=None, base_url=sim.base_url, db_path=tmp_path / "history.json",
+                        download_dir=tmp_path / "videos")
+    service = JobService.open(settings)
+    job = make_job(outputs=["javascript:alert(1)", f"{sim.base_url}/files/nope", good])
+    service.store.put(job)
+    finished: list = []
+    service.subscribe(lambda e: finished.append(e) if isinstance(e, DownloadFinished) else None)
+    try:
+        with pytest.raises(DownloadError) as caught:
+            await service.download(job.local_id)
+    finally:
+        await service.close()
+    assert caught.value.message.startswith("2 of 3 outputs failed (output 1: the output URL 'javascript:")
+    assert "output 2: the output host answered 401" in caught.value.message  # not a file path: the API refuses it
+    assert [Path(d["path"]).name for d in job.downloads] == [output_file_name(job, 2)]
+    assert finished[-1].error == caught.value.message and len(finished[-1].paths) == 1
+    assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == [output_file_name(job, 2)]

@@ -272,6 +272,47 @@ CASES: list[Fault] = [
           "redirected to another host", "completed",
           "`the server redirected to another host (localhost); the request was not followed`; the key never "
           "goes there", fix=no_redirect),
+    # -- hostile answers: what a real server may send and this project's simulator would not ----
+]
+DEEP = '"deep": ' + "[" * 10_000 + "]" * 10_000
+
+
+def restart(ctx: Ctx) -> dict:
+    return {}
+
+
+CASES += [
+    Fault("a lone surrogate in the error text", "poll", faults(data_extra={"error": "bad \ud800 text"}),
+          "bad \ufffd text", "failed",
+          "`bad \ufffd text`: text that cannot be encoded is repaired (U+FFFD) as it is decoded; printed, "
+          "shown and written like any other", exit_code=1, met="finished", prompt=fail_later_prompt),
+    *[Fault(f"a server time of {label}", "poll", arm, "", "completed",
+            "the server time shows as unknown (`—`, `-`); the job is followed as usual", met="finished")
+      for label, arm in (("year 1", faults(data_extra={"created_at": "0001-01-01T00:00:00Z"})),
+                         ("year 9999", faults(data_extra={"created_at": "9999-12-31T23:59:59Z"})),
+                         ("NaN", faults(data_extra_json='"created_at": NaN')))],
+    Fault("numbers of 1e999", "poll", faults(data_extra_json='"executionTime": 1e999, "timings": {"inference": -1e999}'),
+          "", "completed", "read as unknown (`—`): NaN, Infinity and 1e999 are never a number shown", met="finished"),
+    Fault("a field nested 10,000 deep on submit", "submit", faults(data_extra_json=DEEP),
+          "", "completed", "nothing: the id, status and outputs are used, only the deep part is dropped"),
+    Fault("a field nested 10,000 deep while polling", "poll", faults(data_extra_json=DEEP),
+          "", "completed", "nothing: the answer is used, only the deep part is dropped", met="finished"),
+    Fault("40,000 output URLs", "poll", faults(output_count=40_000),
+          "", "completed", "the first 100 outputs; the detail pane and `show` say `39,900 more sent by the server "
+          "were not kept`", met="finished"),
+    Fault("Retry-After of three years", "poll", faults(rate_limit=1, retry_after_text="99999999"),
+          "pause capped at 300s", "completed",
+          "status line: `rate-limited until HH:MM:SS`, 5 minutes from now at most, `(pause capped at 300s)`",
+          met="rate_limited", fix=restart),
+    Fault("a server time far in the past, then one 404", "submit",
+          faults(data_extra={"created_at": "1971-01-01 00:00:00"}, not_found=1),
+          "not found (404)", "completed",
+          "`not found (404)` as a poll error: retention counts from the later of the submit and the server time, "
+          "so the job is not `expired`"),
+    Fault("the id `..` from the server", "submit", faults(data_extra={"id": ".."}),
+          "not a usable prediction id", UNKNOWN,
+          UNKNOWN_DOC + " (cause: `data.id is not a usable prediction id`; `.` and `..` are refused like `/`)",
+          exit_code=5),
 ]
 CASE_IDS = [case.name for case in CASES]
 
@@ -418,6 +459,22 @@ async def test_fault(case: Fault, make_simulator, blackhole, tmp_path):
         assert any(r.path.startswith("/api/v3/results/") for r in sim.authorized())
     if case.name == "outputs before the status says completed":
         assert seen.outputs_while_pending and job.outputs
+    # -- hostile answers: what each must leave behind -------------------------------------------
+    if case.name.startswith("a server time of"):
+        # The unshowable time is not taken in: the one the submit's answer gave stays.
+        assert job.created_at is not None and abs(job.created_at - job.submitted_at) < 3600
+        assert job.to_public()["created_at"].startswith(time.strftime("%Y-", time.gmtime(job.submitted_at)))
+    if case.name == "numbers of 1e999":
+        assert job.execution_time_ms is None and job.inference_time_ms is None
+    if case.name == "40,000 output URLs":
+        assert len(job.outputs) == 100 and job.outputs_omitted == 39_900
+        assert len(on_disk[0].outputs) == 100 and on_disk[0].outputs_omitted == 39_900
+        written = sum(f.stat().st_size for f in db.parent.iterdir() if f.name.startswith(db.name))
+        assert written < 200_000, written  # not a line of megabytes
+    if case.name == "a lone surrogate in the error text":
+        assert on_disk[0].error == "bad \ufffd text"
+    if case.name == "a server time far in the past, then one 404":
+        assert job.created_at is not None and job.created_at < job.submitted_at - 86400 * 365
 
 
 # -- the same faults through the command line ------------------------------------------------------
@@ -460,7 +517,8 @@ def test_fault_on_submit_through_the_cli(case: Fault, make_simulator, blackhole,
 
 
 WATCHED = ["401 after a key rotation", "job failed later for policy", "404 after the retention time",
-           "connection refused while polling", "connection reset mid-body while polling", "malformed JSON"]
+           "connection refused while polling", "connection reset mid-body while polling", "malformed JSON",
+           "a lone surrogate in the error text", "a server time of year 1", "40,000 output URLs"]
 
 
 @pytest.mark.parametrize("name", WATCHED)
@@ -569,3 +627,355 @@ async def test_the_dashboard_shows_malformed_answers_as_such_then_recovers(tmp_p
         sim.faults.malformed_rate = 0.0
         await until(lambda: job.status == "completed", timeout=20, pilot=pilot)
         await until(lambda: "⚠" not in row_text() and "completed" in row_text(), pilot=pilot)
+
+
+# == hostile answers that need more than one job, another entry point, or the screen ==============
+#
+# Each test below is a row of the "Hostile answers" table of docs/FAULTS.md (HOSTILE_ROWS; the
+# drift check is test_the_hostile_answers_table_is_this_one).
+
+import json as _json
+import os as _os
+import subprocess as _subprocess
+import sys as _sys
+
+HOSTILE_ROWS = {
+    "test_submit_wait_json_in_a_real_process_prints_a_lone_surrogate_repaired":
+        "| a lone surrogate in `error` under `submit --wait --json` | the JSON prints `bad \ufffd text`; no traceback | 1 |",
+    "test_two_submits_answered_with_the_same_id_make_a_conflict_and_every_wait_ends":
+        "| two submits answered with the same id | the second job is `conflict`, its error names the other job; "
+        "`watch` ends | 5 |",
+    "test_a_history_with_two_pending_jobs_sharing_an_id_is_watched_to_the_end":
+        "| two pending jobs sharing an id in an older history | the one not followed becomes `conflict`; "
+        "`watch --exit-status` ends | 1 |",
+    "test_a_401_on_another_job_ends_submit_wait_with_exit_3":
+        "| a 401 on another job during `submit --wait` | `error: polling stopped: the API key was refused (401)…` | 3 |",
+    "test_a_429_for_ever_ends_submit_wait_with_exit_4":
+        "| a 429 for ever during `submit --wait` | `error: rate limited (429) 3 times in a row: giving up…` | 4 |",
+    "test_a_three_year_retry_after_is_a_five_minute_pause_shown_with_its_end":
+        "| `Retry-After: 99999999` in the dashboard | status line: `rate-limited until HH:MM:SS (the server asked "
+        "for longer; capped at 5 min)` | 0 |",
+    "test_a_base_url_with_credentials_is_refused_in_one_line":
+        "| a base URL with credentials (`http://user:pw@host`) | `error: the base URL must not contain a user name "
+        "or password…`; nothing sent | 2 |",
+    "test_ids_of_dots_are_refused_by_attach":
+        "| `attach .` or `attach ..` | `error: '..' is only dots: a path built from it would change meaning` | 2 |",
+    "test_a_javascript_output_url_is_refused_and_the_other_outputs_are_saved":
+        "| a `javascript:` output URL | `output 1: the output URL 'javascript:…' is not an http(s) address`; "
+        "the other outputs saved; no `.part` | 4 |",
+    "test_retry_after_soon_on_the_output_host_is_a_clear_reason_and_no_empty_part":
+        "| `Retry-After: soon` on the output host | `the transfer stopped (the host answered 503)…`; no `.part` "
+        "left; `d` in the dashboard says so | 4 |",
+    "test_unshowable_times_in_the_history_show_as_unknown_on_screen_and_in_the_cli":
+        "| a time the platform cannot show (year 1, year 9999, NaN) in the history | `—` in the detail pane, `-` "
+        "in `show`; highlighting the job never crashes | 0 |",
+    "test_a_conflict_shows_in_the_dashboard_naming_the_other_job":
+        "| two submits answered with the same id, in the dashboard | the second row is `conflict`; the detail "
+        "pane names the other job and the id | 5 |",
+    "test_40000_outputs_are_capped_on_screen_saying_how_many_were_left_out":
+        "| 40,000 output URLs in the dashboard | 100 outputs; `100 shown; 39,900 more sent by the server were "
+        "not kept` | 0 |",
+}
+
+
+def cli_process(*args: str, key: str = KEY, timeout: float = 120) -> _subprocess.CompletedProcess:
+    """The real entry point in its own process: stdout is a pipe with its real encoding."""
+    env = {**_os.environ, "GPTPROTO_API_KEY": key}
+    return _subprocess.run([_sys.executable, "-c", "from tui.cli.main import main; main()", *args],
+                           capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_submit_wait_json_in_a_real_process_prints_a_lone_surrogate_repaired(make_simulator, tmp_path):
+    sim = make_simulator(job_seconds=0.3)
+    sim.faults.update({"data_extra": {"error": "bad \ud800 text"}})
+    write_fast_config(tmp_path)
+    result = cli_process("submit", "--prompt", fail_later_prompt(sim), "--wait", "--json",
+                         "--base-url", sim.base_url, "--db", str(tmp_path / "history.json"))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert _json.loads(result.stdout)["error"] == "bad \ufffd text"
+    with HistoryStore.open(tmp_path / "history.json", read_only=True) as store:
+        (job,) = store.all()
+    assert job.error == "bad \ufffd text" and job.status == "failed"
+
+
+def test_two_submits_answered_with_the_same_id_make_a_conflict_and_every_wait_ends(make_simulator, tmp_path):
+    sim = make_simulator(job_seconds=1.0)
+    write_fast_config(tmp_path)
+    db = str(tmp_path / "history.json")
+    first = invoke("submit", "--prompt", "the first", "--base-url", sim.base_url, "--db", db)
+    assert first.exit_code == 0, first.stderr
+    server_id = first.stdout.strip()
+    sim.faults.duplicate_id = 1
+    second = invoke("submit", "--prompt", "the second", "--wait", "--base-url", sim.base_url, "--db", db)
+    assert second.exit_code == 5, second.stderr
+    with HistoryStore.open(tmp_path / "history.json", read_only=True) as store:
+        jobs = {j.prompt: j for j in store.all()}
+    a, b = jobs["the first"], jobs["the second"]
+    assert second.stderr.count("\n") == 1 and server_id in second.stderr and a.local_id in second.stderr
+    assert a.server_id == server_id and b.server_id is None and b.status == "conflict"
+    assert server_id in b.error and a.local_id in b.error
+    assert sim.job_count() == 2 and len(posts(sim)) == 2  # the server made two; nothing was re-sent
+    shown = invoke("show", b.local_id, "--db", db)
+    assert "status:         conflict" in shown.stdout and a.local_id in shown.stdout
+    watched = invoke("watch", "--exit-status", "--base-url", sim.base_url, "--db", db)
+    assert watched.exit_code == 0 and f"{server_id}  completed" in watched.stdout
+
+
+def test_a_history_with_two_pending_jobs_sharing_an_id_is_watched_to_the_end(make_simulator, tmp_path):
+    from tui.core.records import Job
+
+    sim = make_simulator(job_seconds=0.5)
+    server_id = sim.seed_job(status="processing")
+    db = tmp_path / "history.json"
+    with HistoryStore.open(db) as store:
+        for prompt, at in (("older", 1.0), ("newer", 2.0)):
+            store.put(Job(local_id=f"local{prompt}", request={"model": "hailuo-2.3-fast", "prompt": prompt},
+                          submitted_at=time.time() - at, status="processing", server_id=server_id))
+        store.flush()
+    write_fast_config(tmp_path)
+    result = invoke("watch", "--exit-status", "--base-url", sim.base_url, "--db", str(db))
+    assert result.exit_code == 1, result.stderr  # it ends; one of the two could not be followed
+    assert "done: 1 completed, 1 failed or expired" in result.stderr
+    with HistoryStore.open(db, read_only=True) as store:
+        statuses = sorted(j.status for j in store.all())
+    assert statuses == ["completed", "conflict"]
+
+
+def test_a_401_on_another_job_ends_submit_wait_with_exit_3(make_simulator, tmp_path):
+    sim = make_simulator(job_seconds=120)
+    write_fast_config(tmp_path)
+    db = str(tmp_path / "history.json")
+    other = invoke("submit", "--prompt", "another job", "--base-url", sim.base_url, "--db", db).stdout.strip()
+    sim.faults.update({"canned": 10_000, "canned_for": other, "canned_status": 401,
+                       "canned_body": '{"error": {"message": "Invalid API key provided", "type": "invalid_api_key"}}'})
+    result = invoke("submit", "--prompt", "this job", "--wait", "--base-url", sim.base_url, "--db", db)
+    assert result.exit_code == 3, result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("error: ") and "polling stopped" in last and "(401)" in last
+
+
+def test_a_429_for_ever_ends_submit_wait_with_exit_4(make_simulator, tmp_path):
+    sim = make_simulator(job_seconds=0.5)
+    # Every result query is a 429 asking for a short pause; the submit itself goes through.
+    sim.faults.update({"get_error_rate": 1.0, "get_error_status": 429, "headers": {"Retry-After": "0.1"}})
+    write_fast_config(tmp_path)
+    result = invoke("submit", "--prompt", "a patient heron", "--wait", "--base-url", sim.base_url,
+                    "--db", str(tmp_path / "history.json"))
+    assert result.exit_code == 4, result.stderr
+    assert "rate limited (429) 3 times in a row" in result.stderr.splitlines()[-1]
+    assert len(posts(sim)) == 1
+
+
+async def test_a_three_year_retry_after_is_a_five_minute_pause_shown_with_its_end(tmp_path, make_simulator):
+    from datetime import datetime
+
+    from tui.ui.app import HailuoApp
+    from tui.ui.widgets.status_line import StatusLine
+
+    sim = make_simulator(job_seconds=30)
+    app = HailuoApp(app_settings(tmp_path, sim, KEY, **FAST))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await submit_from_the_composer(app, pilot, "a long wait")
+        sim.faults.update({"rate_limit": 1, "retry_after_text": "99999999"})
+        status = app.query_one(StatusLine)
+        await until(lambda: "rate-limited until" in str(status.render()), pilot=pilot)
+        before = time.time()
+        until_wall = app.service.poller.state.rate_limited_until_wall
+        assert before - 5 < until_wall <= before + 300
+        shown = datetime.fromtimestamp(until_wall).strftime("%H:%M:%S")
+        assert f"rate-limited until {shown}" in str(status.render()) and "capped at 5 min" in str(status.render())
+
+
+def test_a_base_url_with_credentials_is_refused_in_one_line(make_simulator, tmp_path):
+    sim = make_simulator()
+    host = sim.base_url.removeprefix("http://")
+    for args in (("submit", "--prompt", "x", "--base-url", f"http://user:s3cret@{host}"),
+                 ("--base-url", f"http://user:s3cret@{host}", "watch")):
+        result = invoke(*args, "--db", str(tmp_path / "history.json"))
+        assert result.exit_code == 2, result.output
+        assert result.stderr.count("\n") == 1 and "must not contain a user name or password" in result.stderr
+        assert "s3cret" not in result.output
+    (tmp_path / "config.toml").write_text(f'base_url = "http://user:s3cret@{host}"\n')
+    result = invoke("submit", "--prompt", "x", "--db", str(tmp_path / "history.json"))
+    assert result.exit_code == 2 and "must not contain a user name or password" in result.stderr
+    assert sim.requests == [] and not (tmp_path / "history.json").exists()
+
+
+@pytest.mark.parametrize("ident", [".", "..", "..."])
+def test_ids_of_dots_are_refused_by_attach(ident, make_simulator, tmp_path):
+    sim = make_simulator()
+    real = sim.seed_job(status="completed")
+    result = invoke("attach", real, ident, "--base-url", sim.base_url, "--db", str(tmp_path / "history.json"))
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {ident!r} is only dots: a path built from it would change meaning\n"
+    assert sim.requests == [] and not (tmp_path / "history.json").exists()
+
+
+async def test_ids_of_dots_are_refused_by_the_service_before_any_request(make_simulator, tmp_path):
+    from tui.core.api.errors import UnusableIdError
+
+    sim = make_simulator()
+    service = JobService.open(settings_for(Ctx(sim=sim, blackhole=None), tmp_path / "history.json"))
+    try:
+        with pytest.raises(UnusableIdError):
+            await service.attach(["..", sim.seed_job(status="completed")])
+    finally:
+        await service.close()
+    assert sim.requests == []
+
+
+def completed_job_with_outputs(sim, tmp_path, template: list[str]) -> tuple[str, str]:
+    sim.faults.outputs_template = template
+    write_fast_config(tmp_path)
+    db = str(tmp_path / "history.json")
+    submitted = invoke("submit", "--prompt", "two takes", "--wait", "--base-url", sim.base_url, "--db", db)
+    assert submitted.exit_code == 0, submitted.stderr
+    return submitted.stdout.splitlines()[0], db
+
+
+def test_a_javascript_output_url_is_refused_and_the_other_outputs_are_saved(make_simulator, tmp_path):
+    sim = make_simulator(job_seconds=0.3)
+    server_id, db = completed_job_with_outputs(sim, tmp_path, ["javascript:alert(1)", "{file}"])
+    out = tmp_path / "videos"
+    result = invoke("download", server_id, "--dir", str(out), "--base-url", sim.base_url, "--db", db)
+    assert result.exit_code == 4, result.stderr
+    assert "Traceback" not in result.output
+    assert "output 1: the output URL 'javascript:alert(1)' is not an http(s) address" in result.stderr
+    assert "connection was dropped" not in result.stderr
+    saved = sorted(p.name for p in out.iterdir())
+    assert len(saved) == 1 and saved[0].endswith("_2.mp4")  # the second output was still fetched
+    with HistoryStore.open(tmp_path / "history.json", read_only=True) as store:
+        (job,) = store.all()
+    assert [d["path"] for d in job.downloads] == [str(out / saved[0])]
+
+
+def test_retry_after_soon_on_the_output_host_is_a_clear_reason_and_no_empty_part(make_simulator, tmp_path):
+    sim = make_simulator(job_seconds=0.3)
+    server_id, db = completed_job_with_outputs(sim, tmp_path, ["{file}"])
+    sim.faults.update({"file_errors": 100, "retry_after_text": "soon"})
+    out = tmp_path / "videos"
+    result = invoke("download", server_id, "--dir", str(out), "--base-url", sim.base_url, "--db", db)
+    assert result.exit_code == 4, result.stderr
+    assert "Traceback" not in result.output
+    assert "the transfer stopped (the host answered 503)" in result.stderr
+    assert not out.exists() or list(out.iterdir()) == []  # no empty .part left behind
+
+
+async def test_d_in_the_dashboard_says_why_a_download_failed(tmp_path, make_simulator):
+    from tui.ui.app import HailuoApp
+
+    sim = make_simulator(job_seconds=0.3)
+    sim.faults.update({"outputs_template": ["{file}"], "file_errors": 100, "retry_after_text": "soon"})
+    app = HailuoApp(app_settings(tmp_path, sim, KEY, **FAST))
+    async with app.run_test(size=(160, 45)) as pilot:
+        table, job = await submit_from_the_composer(app, pilot, "a download that waits")
+        await until(lambda: job.is_success, pilot=pilot)
+        await pilot.press("d")
+
+        def toasts() -> list[str]:
+            return [str(n.message) for n in app._notifications]
+
+        await until(lambda: any("the host answered 503" in t for t in toasts()), timeout=30, pilot=pilot)
+        assert not any((tmp_path / "downloads").glob("*.part"))
+
+
+def write_job_with_times(db: Path, **times: float) -> None:
+    from tui.core.records import Job
+
+    with HistoryStore.open(db) as store:
+        for index, (name, value) in enumerate(times.items()):
+            store.put(Job(local_id=f"job{name}", server_id=f"srv{name}", status="completed", submitted_at=1.8e9 + index,
+                          request={"model": "hailuo-2.3-fast", "scene": "text-to-video", "prompt": name},
+                          created_at=value, finished_at=value))
+        store.flush()
+
+
+UNSHOWABLE = {"year1": -62135596800.0, "year9999": 253402300799.0, "nan": float("nan")}
+
+
+async def test_unshowable_times_in_the_history_show_as_unknown_on_screen_and_in_the_cli(tmp_path, make_simulator):
+    from textual.widgets import Static
+
+    from tui.ui.app import HailuoApp
+    from tui.ui.widgets.job_table import JobTable
+
+    sim = make_simulator()
+    db = tmp_path / "history.json"
+    write_job_with_times(db, **UNSHOWABLE)
+    app = HailuoApp(app_settings(tmp_path, sim, KEY, **FAST))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 10)
+        table = app.query_one(JobTable)
+        table.focus()
+        detail = app.query_one("#detail-body", Static)
+        seen = set()
+        for _ in UNSHOWABLE:
+            await pilot.pause()
+            job = table.visible_jobs()[table.cursor_row]
+            await until(lambda: job.local_id in str(detail.render()), pilot=pilot)
+            text = str(detail.render())
+            assert "Server time     —" in text and "Finished        —" in text
+            seen.add(job.local_id)
+            await pilot.press("down")
+        assert seen == {f"job{name}" for name in UNSHOWABLE} and app.is_running
+    for name in UNSHOWABLE:
+        shown = invoke("show", f"job{name}", "--db", str(db))
+        assert shown.exit_code == 0 and "created:        -" in shown.stdout and "finished:       -" in shown.stdout
+    listed = invoke("list", "--json", "--db", str(db))
+    assert listed.exit_code == 0 and all(j["created_at"] is None for j in _json.loads(listed.stdout))
+    assert invoke("list", "--db", str(db)).exit_code == 0
+
+
+async def test_40000_outputs_are_capped_on_screen_saying_how_many_were_left_out(tmp_path, make_simulator):
+    from textual.widgets import OptionList, Static
+
+    from tui.ui.app import HailuoApp
+
+    sim = make_simulator(job_seconds=0.3)
+    sim.faults.output_count = 40_000
+    app = HailuoApp(app_settings(tmp_path, sim, KEY, **FAST))
+    async with app.run_test(size=(160, 45)) as pilot:
+        table, job = await submit_from_the_composer(app, pilot, "a flood of links")
+        await until(lambda: job.is_success, pilot=pilot)
+        detail = app.query_one("#detail-body", Static)
+        await until(lambda: "39,900 more sent by the server were not kept" in str(detail.render()), pilot=pilot)
+        assert app.query_one("#outputs", OptionList).option_count == 100
+    shown = invoke("show", job.local_id, "--db", str(tmp_path / "history.json"))
+    assert "100 shown; 39,900 more sent by the server were not kept" in shown.stdout
+
+
+async def test_a_conflict_shows_in_the_dashboard_naming_the_other_job(tmp_path, make_simulator):
+    from textual.widgets import Static, TextArea
+
+    from tui.ui.app import HailuoApp
+
+    sim = make_simulator(job_seconds=1.0)
+    app = HailuoApp(app_settings(tmp_path, sim, KEY, **FAST))
+    async with app.run_test(size=(160, 45)) as pilot:
+        table, first = await submit_from_the_composer(app, pilot, "the first")
+        sim.faults.duplicate_id = 1
+        app.query_one("#prompt", TextArea).text = "the second"
+        app.query_one("#prompt", TextArea).focus()
+        await pilot.press("ctrl+s")
+        await until(lambda: any(j.status == "conflict" for j in table.visible_jobs()), pilot=pilot)
+        second = next(j for j in table.visible_jobs() if j.status == "conflict")
+        table.focus()
+        for key in ("up", "up", "down", "down"):
+            if table.visible_jobs()[table.cursor_row] is second:
+                break
+            await pilot.press(key)
+        detail = app.query_one("#detail-body", Static)
+        await until(lambda: second.local_id in str(detail.render()), pilot=pilot)
+        body = str(detail.render())
+        assert "conflict" in body and first.local_id in body and first.server_id in body
+        await until(lambda: first.status == "completed", pilot=pilot)  # the first is followed to its end
+        assert second.status == "conflict" and len(posts(sim)) == 2
+
+
+def test_the_hostile_answers_table_is_this_one():
+    text = DOC.read_text(encoding="utf-8")
+    tests = {name for name in globals() if name.startswith("test_")}
+    assert set(HOSTILE_ROWS) <= tests
+    missing = [row for row in HOSTILE_ROWS.values() if row not in text]
+    assert not missing, "docs/FAULTS.md lacks these rows:\n" + "\n".join(missing)

@@ -685,6 +685,8 @@ async def test_pause_resume_and_refresh(make_simulator, db):
         before = len([r for r in sim.requests if r.method == "GET"])
         service.refresh(job.local_id)  # an explicit refresh asks once, even while paused
         await wait_for(lambda: len([r for r in sim.requests if r.method == "GET"]) == before + 1)
+        # Its answer back first: a refresh of a job whose poll is on its way adds none.
+        await wait_for(lambda: service.poller.state.in_flight == 0)
         service.resume()
         assert not service.poller_state.paused
         service.refresh_all()
@@ -774,3 +776,73 @@ def test_client_is_built_from_settings(db, make_simulator):
         assert service.poller.concurrency == FAST["poll_concurrency"] and service.poller.rate == FAST["poll_rate"]
     finally:
         asyncio.run(service.close())
+
+
+# -- hostile answers: one id one job, waits that end, look-ups through the poller ------------------
+
+
+async def test_attach_looks_ids_up_within_the_pollers_concurrency(make_simulator, db):
+    sim = make_simulator(job_seconds=60, require_key=KEY)
+    ids = [sim.seed_job(status="processing") for _ in range(30)]
+    sim.faults.latency = 0.05
+    service = JobService.open(settings_for(sim, db, poll_concurrency=3))
+    try:
+        attached = await service.attach(ids)
+        assert [j.server_id for j in attached] == ids and all(j.status == "processing" for j in attached)
+        assert sim.peak_in_flight["GET"] <= 3
+        assert len([r for r in sim.requests if r.method == "GET"]) == 30  # each id asked once
+    finally:
+        await service.close()
+
+
+async def test_attach_waits_out_a_429_pause_with_the_poller(make_simulator, db):
+    sim = make_simulator(job_seconds=60, require_key=KEY)
+    ids = [sim.seed_job(status="processing") for _ in range(5)]
+    sim.faults.update({"rate_limit": 1, "retry_after": 0.3})
+    service = JobService.open(settings_for(sim, db))
+    try:
+        attached = await service.attach(ids)
+        assert all(j.status == "processing" and j.poll_errors == 0 for j in attached)
+    finally:
+        await service.close()
+
+
+async def test_a_submit_answered_with_a_known_id_is_a_conflict_naming_the_other_job(make_simulator, db):
+    from tui.core.api.errors import DuplicateIdError
+    from tui.core.records import CONFLICT
+
+    sim = make_simulator(job_seconds=0.5, require_key=KEY)
+    service = JobService.open(settings_for(sim, db))
+    try:
+        first = await service.submit(VideoRequest(prompt="first"))
+        sim.faults.duplicate_id = 1
+        with pytest.raises(SubmitFailed) as caught:
+            await service.submit(VideoRequest(prompt="second"))
+        assert isinstance(caught.value.error, DuplicateIdError) and caught.value.exit_code == 5
+        second = caught.value.job
+        assert second.status == CONFLICT and second.server_id is None and second.is_finished
+        assert first.server_id in second.error and first.local_id in second.error
+        assert service.store.find_by_server_id(first.server_id) is first
+        final = await asyncio.wait_for(service.wait([first.local_id, second.local_id]), 15)
+        assert [j.status for j in final] == ["completed", CONFLICT]
+    finally:
+        await service.close()
+    assert {j.local_id: j.status for j in jobs_on_disk(db)} == {first.local_id: "completed", second.local_id: CONFLICT}
+
+
+async def test_a_wait_ends_when_polling_stops_for_the_key_on_another_job(make_simulator, db):
+    from tui.core.api.errors import PollingHalted
+
+    sim = make_simulator(job_seconds=60, require_key=KEY)
+    service = JobService.open(settings_for(sim, db))
+    try:
+        other = await service.submit(VideoRequest(prompt="another"))
+        mine = await service.submit(VideoRequest(prompt="mine"))
+        sim.faults.update({"canned": 10_000, "canned_for": other.server_id, "canned_status": 401,
+                           "canned_body": '{"error": {"message": "Invalid API key", "type": "invalid_api_key"}}'})
+        await service.start()
+        with pytest.raises(PollingHalted) as caught:
+            await asyncio.wait_for(service.wait([mine.local_id]), 15)
+        assert caught.value.exit_code == 3 and "401" in caught.value.message
+    finally:
+        await service.close()

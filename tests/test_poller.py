@@ -437,3 +437,97 @@ async def test_untrack_stops_polling_that_job(clock):
     assert len(server.times("a")) == asked
     assert len(server.times("b")) > 5
     await poller.stop()
+
+
+# -- hostile answers: pauses that cannot last for ever, look-ups through the scheduler ------------
+
+
+async def test_a_retry_after_of_years_pauses_five_minutes_at_most_and_says_so(clock):
+    server = FakeServer(clock)
+    poller, events = make_poller(clock, server, base_interval=1.0, max_interval=1.0)
+    server.failures["job"] = [RateLimitedError("rate limited (429): retry in 99999999s", retry_after=99999999.0)]
+    poller.track("job")
+    await poller.start()
+    await clock.advance(0.1)
+    (limited,) = [e for e in events if isinstance(e, RateLimited)]
+    assert limited.retry_after == 300.0 and limited.until == pytest.approx(clock.wall() - 0.1 + 300.0)
+    assert poller.state.rate_limit_capped and "pause capped at 300s" in poller.state.last_error
+    await clock.advance(299.0)
+    assert len(server.times("job")) == 1  # the pause holds for its five minutes...
+    await clock.advance(2.0)
+    assert server.times("job")[1] == pytest.approx(1300.0)  # ...and not one hour more
+    await poller.stop()
+
+
+async def test_429_pauses_in_a_row_are_counted_and_an_answer_resets_the_count(clock):
+    server = FakeServer(clock)
+    poller, events = make_poller(clock, server, base_interval=1.0, max_interval=1.0)
+    server.failures["job"] = [RateLimitedError("slow down", retry_after=1.0) for _ in range(3)]
+    poller.track("job")
+    await poller.start()
+    await clock.advance(10.0)
+    server.failures["job"] = [RateLimitedError("slow down", retry_after=1.0)]
+    await clock.advance(5.0)
+    counts = [e.in_a_row for e in events if isinstance(e, RateLimited)]
+    assert counts == [1, 2, 3, 1]
+    await poller.stop()
+
+
+async def test_look_up_keeps_to_the_concurrency_cap_and_follows_nothing(clock):
+    server = FakeServer(clock, latency=1.0)
+    poller, events = make_poller(clock, server, concurrency=4, rate=1000.0)
+    ids = [f"id-{i}" for i in range(40)]
+    task = asyncio.ensure_future(poller.look_up(ids))
+    await clock.advance(11.0)
+    answers = await asyncio.wait_for(task, 1)
+    assert [answers[i].id for i in ids] == ids
+    assert server.max_in_flight == 4 and len(server.calls) == 40
+    assert max(server.times()) - min(server.times()) == pytest.approx(9.0, abs=0.01)  # 40 ids, 4 at a time
+    assert poller.tracked == frozenset() and not any(isinstance(e, (Polled, PollFailed)) for e in events)
+    await poller.stop()
+
+
+async def test_look_up_keeps_to_the_rate_cap(clock):
+    server = FakeServer(clock)
+    poller, _ = make_poller(clock, server, concurrency=8, rate=2.0)
+    task = asyncio.ensure_future(poller.look_up([f"id-{i}" for i in range(6)]))
+    await clock.advance(5.0)
+    await asyncio.wait_for(task, 1)
+    assert min(gaps(server.times())) >= 0.5 - 1e-6
+
+
+async def test_look_up_waits_out_a_429_pause_then_answers(clock):
+    server = FakeServer(clock)
+    poller, events = make_poller(clock, server)
+    server.failures["id-0"] = [RateLimitedError("slow down", retry_after=30.0)]
+    task = asyncio.ensure_future(poller.look_up(["id-0", "id-1"]))
+    await clock.advance(10.0)
+    assert not task.done()  # every look-up waits with the pause
+    await clock.advance(25.0)
+    answers = await asyncio.wait_for(task, 1)
+    assert answers["id-0"].status == "processing" and answers["id-1"].status == "processing"
+    assert server.times("id-0")[-1] >= 1030.0
+    await poller.stop()
+
+
+async def test_look_up_answers_a_429_that_never_ends_instead_of_waiting_for_ever(clock):
+    server = FakeServer(clock)
+    poller, _ = make_poller(clock, server)
+    server.failures["id"] = [RateLimitedError("slow down", retry_after=1.0) for _ in range(100)]
+    task = asyncio.ensure_future(poller.look_up(["id"]))
+    await clock.advance(10.0)
+    answers = await asyncio.wait_for(task, 1)
+    assert isinstance(answers["id"], RateLimitedError) and len(server.times("id")) == 3
+    await poller.stop()
+
+
+async def test_a_refused_key_answers_every_look_up_and_halts(clock):
+    server = FakeServer(clock, latency=1.0)
+    poller, _ = make_poller(clock, server, concurrency=1)
+    server.failures["id-0"] = [InvalidKeyError("the API key was refused (401)", status=401)]
+    task = asyncio.ensure_future(poller.look_up(["id-0", "id-1", "id-2"]))
+    await clock.advance(2.0)
+    answers = await asyncio.wait_for(task, 1)
+    assert all(isinstance(a, InvalidKeyError) for a in answers.values())
+    assert poller.state.halted is not None and len(server.calls) == 1
+    await poller.stop()

@@ -343,37 +343,57 @@ def _poll_error_of(job: "Job") -> str | None:
 
 
 async def follow(service, local_ids: list[str], progress: Progress, *, max_poll_errors: int) -> list["Job"]:
-    """Wait for these jobs to end, printing each status change; give up on repeated poll failures."""
+    """Wait for these jobs to end, printing each status change. Never a wait that cannot end:
+    it gives up on `max_poll_errors` failed polls of a job in a row (exit 4), as many 429
+    pauses in a row (exit 4), and at once when polling stops for the key, whichever job met
+    the refusal (exit 3)."""
     from tui.core.events import JobChanged
+    from tui.core.poller import RateLimited
 
     watched = set(local_ids)
+    #: (message, exit code) of the reason to stop waiting.
     gave_up: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    def give_up(message: str, code: int) -> None:
+        if not gave_up.done():
+            gave_up.set_result((message, code))
 
     def current() -> list["Job"]:
         return [j for j in (service.store.get(i) for i in local_ids) if j is not None]
+
+    # A poll failure carries the error class (auth vs. network): keep the last one per job.
+    last_errors: dict[str, ApiError] = {}
+
+    def job_failing(job: "Job") -> None:
+        error = last_errors.get(job.server_id or "")
+        message = plain(error.message if error else (job.last_poll_error or "polling keeps failing"))
+        code = error.exit_code if error is not None and error.exit_code in (EXIT_AUTH, EXIT_NETWORK) else EXIT_NETWORK
+        give_up(f"{job.display_id}: {message} (the job may still finish on the server; "
+                "`hailuo-tui watch` tries again)", code)
 
     def on_event(event: Any) -> None:
         if isinstance(event, JobChanged) and event.job.local_id in watched:
             job = event.job
             if event.status_changed:
                 progress.transition(job, event.previous_status)
-            if job.poll_errors >= max_poll_errors and not gave_up.done():
-                gave_up.set_result(job)
+            if job.poll_errors >= max_poll_errors:
+                job_failing(job)
             progress.status(_counts_line(current()))
 
-    # A poll failure carries the error class (auth vs. network): keep the last one per job.
-    last_errors: dict[str, ApiError] = {}
-
     def on_poll(event: Any) -> None:
+        if isinstance(event, RateLimited) and event.in_a_row >= max_poll_errors:
+            give_up(f"rate limited (429) {event.in_a_row} times in a row: giving up (the jobs may still finish "
+                    "on the server; `hailuo-tui watch` tries again)", EXIT_NETWORK)
+            return
         error = getattr(event, "error", None)
         server_id = getattr(event, "server_id", None)
         if isinstance(error, ApiError) and server_id:
             last_errors[server_id] = error
             # A refused key will not get better by asking again.
-            if error.exit_code == EXIT_AUTH and not gave_up.done():
+            if error.exit_code == EXIT_AUTH:
                 job = next((j for j in current() if j.server_id == server_id), None)
                 if job is not None:
-                    gave_up.set_result(job)
+                    job_failing(job)
 
     unsubscribe = service.subscribe(on_event)
     poller = getattr(service, "poller", None)
@@ -382,14 +402,14 @@ async def follow(service, local_ids: list[str], progress: Progress, *, max_poll_
     waiter = asyncio.ensure_future(service.wait(local_ids))
     try:
         done, _ = await asyncio.wait({waiter, gave_up}, return_when=asyncio.FIRST_COMPLETED)
-        if waiter in done:
+        if gave_up.done():
+            message, code = gave_up.result()
+            raise CliError(message, code)
+        try:
             return list(waiter.result())
-        job = gave_up.result()
-        error = last_errors.get(job.server_id or "")
-        message = plain(error.message if error else (job.last_poll_error or "polling keeps failing"))
-        code = error.exit_code if error is not None and error.exit_code in (EXIT_AUTH, EXIT_NETWORK) else EXIT_NETWORK
-        raise CliError(f"{job.display_id}: {message} (the job may still finish on the server; "
-                       "`hailuo-tui watch` tries again)", code)
+        except ApiError as exc:  # polling stopped for the key, on another job than these
+            raise CliError(f"{plain(exc.message)} (unfinished jobs keep running on the server; "
+                           "`hailuo-tui watch` resumes them with a working key)", exc.exit_code) from None
     finally:
         progress.close()
         unsubscribe()

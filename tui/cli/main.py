@@ -22,6 +22,7 @@ import click
 from tui import __version__
 from tui.core import catalog
 from tui.core.api.errors import ApiError
+from tui.core.api.models import usable_prediction_id
 from tui.core.config import ENV_KEY, Settings, data_dir, demo_db_path
 from tui.core.files import write_atomically
 
@@ -263,8 +264,9 @@ def attach(ctx: click.Context, ids: tuple[str, ...], wait: bool, as_json: bool, 
     cleaned = []
     for ident in ids:
         ident = ident.strip()
-        if not ident or any(ch.isspace() or ord(ch) < 32 or ch in "/?#" for ch in ident):
-            raise CliError(f"{plain(ident)!r} is not a prediction id", EXIT_USAGE)
+        why = usable_prediction_id(ident)
+        if why is not None:
+            raise CliError(f"{plain(ident)!r} {why}", EXIT_USAGE)
         cleaned.append(ident)
     settings = settings_for(ctx, base_url, db, need_key=True)
     require_key(settings)

@@ -93,6 +93,9 @@ def show_lines(job: "Job") -> list[str]:
     for i, url in enumerate(public["outputs"]):
         flagged = public["has_nsfw_contents"][i] if i < len(public["has_nsfw_contents"]) else False
         lines.append(f"output {i + 1}:       {plain(url)}" + ("  (flagged nsfw)" if flagged else ""))
+    if job.outputs_omitted:
+        lines.append(f"outputs:        {len(job.outputs)} shown; {job.outputs_omitted:,} more sent by the server "
+                     "were not kept")
     if public["result_url"]:
         lines.append(f"result url:     {plain(public['result_url'])}")
     prompt = plain(job.prompt, multiline=True).splitlines() or [""]

@@ -10,6 +10,8 @@ How one file is saved (`Downloader.fetch`):
   the part starts over);
 - the final size must equal what the host announced (Content-Length, or the total of a
   Content-Range); a mismatch removes the part, whose bytes cannot be trusted;
+- a URL that is not http(s) with a host (`javascript:`, `file:`...) is refused before any
+  file is made; a `.part` with nothing in it is never left behind, whatever stopped it;
 - the finished part is linked to its final name only if that name is free. An existing file
   with the same size and bytes means the download is already done; a different file keeps
   its name and the new one is saved as `STEM.2.mp4` (then `.3`, ...). Nothing is overwritten.
@@ -18,7 +20,6 @@ How one file is saved (`Downloader.fetch`):
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import errno
 import fcntl
 import hashlib
@@ -33,6 +34,7 @@ from urllib.parse import urlsplit
 
 from tui import __version__
 from tui.core.catalog import human_bytes
+from tui.core.text import inert
 
 if TYPE_CHECKING:
     import httpx
@@ -216,13 +218,26 @@ _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)", re.IGNORECASE)
 
 
 def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
+    """Seconds from a Retry-After header; None for one that says neither (`soon`, garbage)."""
+    from tui.core.api.client import parse_retry_after
+
+    return parse_retry_after(value)
+
+
+def unusable_url(url: Any) -> str | None:
+    """Why an output URL cannot be fetched, or None. Only http(s) URLs with a host are."""
+    shown = repr(inert(str(url))[:60])
+    if not isinstance(url, str) or not url.strip():
+        return "the output URL is empty"
     try:
-        return max(0.0, float(value))
+        parts = urlsplit(url.strip())
     except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if value.strip() else None
-        return max(0.0, when.timestamp() - time.time()) if when is not None else None
+        return f"the output URL {shown} cannot be read"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"the output URL {shown} is not an http(s) address"
+    if not parts.hostname:
+        return f"the output URL {shown} names no host"
+    return None
 
 
 class _Transfer:
@@ -331,6 +346,9 @@ class Downloader:
         """Save `url` as `destination` (or an alternative name beside it); see the module doc."""
         destination = Path(destination)
         directory = destination.parent
+        refused = unusable_url(url)
+        if refused is not None:
+            raise DownloadError(refused)
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -359,9 +377,17 @@ class Downloader:
             try:
                 await self._transfer_with_retries(url, transfer)
             except DownloadError as exc:
-                if not exc.resumable:
+                if not exc.resumable or transfer.size == 0:
                     part.unlink(missing_ok=True)  # nothing in it can be continued
                 raise
+            except (asyncio.CancelledError, OSError):
+                if transfer.size == 0:
+                    part.unlink(missing_ok=True)
+                raise
+            except Exception as exc:  # noqa: BLE001 - whatever the host sent, one line, never a traceback
+                if transfer.size == 0:
+                    part.unlink(missing_ok=True)
+                raise DownloadError(f"the download failed unexpectedly ({type(exc).__name__})") from exc
             os.fsync(fd)
             size, digest, resumed = transfer.size, transfer.digest.hexdigest(), transfer.resumed_from > 0
             path, already = await asyncio.to_thread(_place, part, destination, size, digest)
@@ -447,6 +473,8 @@ class Downloader:
 def _describe(exc: Exception) -> str:
     import httpx
 
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return "the URL is not an http(s) address"
     if isinstance(exc, httpx.TimeoutException):
         return "no data in time"
     if isinstance(exc, httpx.ConnectError):

@@ -38,6 +38,8 @@ class PollerState:
     running: bool = True
     paused: bool = False
     rate_limited_until: float | None = None  # epoch seconds
+    #: The server asked for a longer pause than the poller takes (MAX_RETRY_AFTER).
+    rate_limit_capped: bool = False
     pending: int = 0
     in_flight: int = 0
     last_error: str | None = None
@@ -49,7 +51,8 @@ class PollerState:
             return "paused"
         if self.rate_limited_until is not None:
             until = datetime.fromtimestamp(self.rate_limited_until).strftime("%H:%M:%S")
-            return f"rate-limited until {until}"
+            return f"rate-limited until {until}" + (" (the server asked for longer; capped at 5 min)"
+                                                   if self.rate_limit_capped else "")
         return "running" if self.running else "stopped"
 
 

@@ -5,7 +5,10 @@ and the poller. Its promises:
 - a job is on disk (flushed) before its POST leaves, so a crash never loses a billed job;
 - a POST whose outcome is unknown is recorded as `unknown` and never re-sent;
 - the history never holds image bytes, only where the image came from and its checksum;
-- every change a user could see is emitted once, as a `tui.core.events` value.
+- every change a user could see is emitted once, as a `tui.core.events` value;
+- one server id belongs to one job: a submit answered with an id the history already has is
+  recorded as a `conflict` naming the other job, never followed twice;
+- `wait()` ends: when the jobs end, or with PollingHalted when polling stops for the key.
 """
 
 from __future__ import annotations
@@ -17,13 +20,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from tui.core import catalog
-from tui.core.api.errors import ApiError, NotFoundError, SubmitOutcomeUnknownError
-from tui.core.api.models import Prediction
+from tui.core.api.errors import (
+    ApiError,
+    DuplicateIdError,
+    NotFoundError,
+    PollingHalted,
+    SubmitOutcomeUnknownError,
+    UnusableIdError,
+)
+from tui.core.api.models import Prediction, usable_prediction_id
 from tui.core.catalog import FieldError, VideoRequest
 from tui.core.config import ENV_KEY, Settings
 from tui.core.events import DownloadFinished, DownloadProgress, EventHub, JobChanged, JobRemoved, Notice, PollerState
 from tui.core.poller import Polled, PollEvent, PollFailed, Poller, RateLimited, StateChanged
-from tui.core.records import EXPIRED, REJECTED, SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job, new_local_id
+from tui.core.records import (
+    CONFLICT,
+    EXPIRED,
+    REJECTED,
+    SUBMITTING,
+    UNKNOWN,
+    UNKNOWN_OUTCOME_MESSAGE,
+    Job,
+    new_local_id,
+)
 
 if TYPE_CHECKING:
     from tui.core.downloads import Downloader, SavedFile
@@ -37,8 +56,12 @@ EXPIRED_MESSAGE = "the server no longer keeps this prediction (it is older than 
 NO_KEY_SUBMIT = f"no API key: set {ENV_KEY} to submit (history is read-only)"
 NO_KEY_POLL = f"no API key: set {ENV_KEY} to follow running jobs"
 READ_ONLY_MODE = "read-only mode (--read-only): watching and copying only, nothing is submitted or forgotten"
-#: Initial lookups of attached ids run at most this many at a time.
-ATTACH_CONCURRENCY = 4
+
+
+def duplicate_id_message(server_id: str, other: Job) -> str:
+    return (f"the server answered with id {server_id}, which job {other.local_id} already has: this submit may "
+            "have created another job (and may be billed) that the server did not name; it is not followed "
+            "and was not re-sent. Check the provider's dashboard.")
 
 
 class ValidationFailed(Exception):
@@ -178,7 +201,8 @@ class JobService:
 
     def _emit(self, event) -> None:
         self.hub.emit(event)
-        if isinstance(event, (JobChanged, JobRemoved)):
+        # A poller state change can end a wait too (polling stopped for the key).
+        if isinstance(event, (JobChanged, JobRemoved, PollerState)):
             for waiter in list(self._change_waiters):
                 if not waiter.done():
                     waiter.set_result(None)
@@ -220,6 +244,7 @@ class JobService:
             running=status.running and status.halted is None,
             paused=status.paused,
             rate_limited_until=status.rate_limited_until_wall,
+            rate_limit_capped=status.rate_limit_capped,
             pending=status.tracked if self._started else len(self.store.pending()),
             in_flight=status.in_flight,
             last_error=status.halted or status.last_error,
@@ -252,6 +277,7 @@ class JobService:
             self._emit_state()
             return
         now = self._now()
+        self._settle_shared_ids(now)
         pending = sorted(self.store.pending(), key=lambda j: j.submitted_at, reverse=True)
         rate = self.poller.rate
         window = min(self.poller.max_interval, len(pending) / rate) if rate > 0 else 0.0
@@ -262,6 +288,18 @@ class JobService:
         self._started = True
         await self.poller.start()
         self._emit_state()
+
+    def _settle_shared_ids(self, now: float) -> None:
+        """Pending jobs sharing a server id (a history written before conflicts were caught):
+        the one the history indexes is followed, the others become conflicts, so no wait
+        is left on a job that can never change."""
+        if getattr(self.store, "read_only", False):
+            return
+        for job in self.store.pending():
+            owner = self.store.find_by_server_id(job.server_id) if job.server_id else None
+            if owner is not None and owner.local_id != job.local_id:
+                server_id, job.server_id = job.server_id, None
+                self._mark(job, CONFLICT, duplicate_id_message(server_id, owner))
 
     # -- submitting -------------------------------------------------------------------------
     def validate(self, request: VideoRequest) -> list[FieldError]:
@@ -325,6 +363,12 @@ class JobService:
             log.exception("submit failed unexpectedly")
             await self._record_failure(job, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE)
             raise SubmitFailed(job, SubmitOutcomeUnknownError(UNKNOWN_OUTCOME_MESSAGE)) from exc
+        other = self.store.find_by_server_id(prediction.id)
+        if other is not None and other.local_id != job.local_id:
+            message = duplicate_id_message(prediction.id, other)
+            job.raw = prediction.raw
+            await self._record_failure(job, CONFLICT, message)
+            raise SubmitFailed(job, DuplicateIdError(message))
         job.apply(prediction, self._now())
         self.store.put(job)
         await self._flush_or_tell()
@@ -366,6 +410,10 @@ class JobService:
         if reason is not None:
             raise ReadOnlyRefused(reason)
         ids = list(dict.fromkeys(s.strip() for s in server_ids if s and s.strip()))
+        for sid in ids:
+            why = usable_prediction_id(sid)
+            if why is not None:
+                raise UnusableIdError(f"{sid!r} {why}")
         existing = {sid: self.store.find_by_server_id(sid) for sid in ids}
         new_ids = [sid for sid in ids if existing[sid] is None]
         answers: dict[str, Prediction | ApiError] = {}
@@ -404,14 +452,16 @@ class JobService:
         return result
 
     async def _look_up(self, server_ids: list[str]) -> dict[str, Prediction | ApiError]:
-        slots = asyncio.Semaphore(ATTACH_CONCURRENCY)
+        """Through the poller: its concurrency, rate cap and 429 pause hold for look-ups too,
+        so attaching is never slower (nor harder on the server) than a poll sweep."""
+        if self.poller is not None:
+            return await self.poller.look_up(server_ids)
 
         async def one(sid: str) -> Prediction | ApiError:
-            async with slots:
-                try:
-                    return await self.client.result(sid)
-                except ApiError as exc:
-                    return exc
+            try:
+                return await self.client.result(sid)
+            except ApiError as exc:
+                return exc
 
         answers = await asyncio.gather(*(one(sid) for sid in server_ids))
         return dict(zip(server_ids, answers))
@@ -574,16 +624,27 @@ class JobService:
             return DownloadFinished(local_id, tuple(str(f.path) for f in saved), error,
                                     tuple(f.outcome for f in saved))
 
+        failures: list[tuple[int, DownloadError]] = []
         try:
+            # Every output is tried: one that fails (a dead link, a `javascript:` URL) must not
+            # keep the others from being saved.
             for index, url in enumerate(urls):
                 destination = target / output_file_name(job, index)
 
                 def progress(received: int, total: int | None, index: int = index, path: Path = destination) -> None:
                     self._emit(DownloadProgress(local_id, index, len(urls), received, total, str(path)))
 
-                result = await downloader.fetch(url, destination, known=list(job.downloads), on_progress=progress)
+                try:
+                    result = await downloader.fetch(url, destination, known=list(job.downloads), on_progress=progress)
+                except DownloadError as exc:
+                    if exc.exit_code == 2 and not isinstance(exc, NothingToDownload):
+                        raise  # a local problem (directory, disk): the next output meets it too
+                    failures.append((index, exc))
+                    continue
                 saved.append(result)
                 self._record_download(job, result)
+            if failures:
+                raise _combined(failures, len(urls))
         except DownloadError as exc:
             self._emit(finished(exc.message))
             raise
@@ -636,6 +697,9 @@ class JobService:
             jobs = [self.store.get(i) for i in ids]
             if all(j is None or j.is_finished for j in jobs):
                 return [j for j in jobs if j is not None]
+            halted = self.poller.state.halted if self.poller is not None else None
+            if halted is not None:
+                raise PollingHalted(f"polling stopped: {halted}")
             waiter = asyncio.get_running_loop().create_future()
             self._change_waiters.add(waiter)
             try:
@@ -690,9 +754,25 @@ def _client_for(settings: Settings):
     )
 
 
+def _combined(failures: list, total: int):
+    """One DownloadError for the outputs that failed (each named with its reason)."""
+    from tui.core.downloads import DownloadError
+
+    if total == 1:
+        return failures[0][1]
+    reasons = "; ".join(f"output {index + 1}: {error.message}" for index, error in failures[:3])
+    more = f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
+    return DownloadError(f"{len(failures)} of {total} outputs failed ({reasons}{more})",
+                         exit_code=failures[0][1].exit_code,
+                         resumable=any(error.resumable for _, error in failures))
+
+
 def _born_at(job: Job) -> float:
-    """When the server created the job (or, unknown that, when it was submitted)."""
-    return job.created_at if job.created_at is not None else job.submitted_at
+    """Where retention is counted from: the later of the local submit time and the server's
+    time, so a server clock (or answer) far in the past cannot expire a job just submitted."""
+    if job.created_at is None:
+        return job.submitted_at
+    return max(job.submitted_at, job.created_at)
 
 
 def _last_change(job: Job) -> float:

@@ -8,7 +8,11 @@ pending jobs never become 500 simultaneous requests.
 
 Intervals adapt: a job is asked often right after a status change and less often the
 longer it stays quiet. Errors back a single job off; a 429 pauses every job until
-Retry-After has passed; a refused key stops everything until `resume()`.
+Retry-After has passed (MAX_RETRY_AFTER at most, whatever the header says); a refused key
+stops everything until `resume()`.
+
+`look_up(ids)` asks about ids once (e.g. before attaching them) through the same
+scheduler: its concurrency, its rate cap and its 429 pause, never around them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import heapq
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Union
 
 from tui.core.api.errors import ApiError, InvalidKeyError, PermissionDeniedError, RateLimitedError
@@ -30,8 +34,11 @@ Fetch = Callable[[str], Awaitable[Prediction]]
 
 #: Pause after a 429 that names no Retry-After.
 DEFAULT_RETRY_AFTER = 5.0
-#: A Retry-After beyond this is treated as this (a broken header must not stop polling for days).
-MAX_RETRY_AFTER = 3600.0
+#: A Retry-After beyond this is treated as this: a broken or hostile header must not stop
+#: polling for hours. The status line shows when the pause ends.
+MAX_RETRY_AFTER = 300.0
+#: A look-up met by this many 429 pauses in a row answers with the 429 instead of waiting on.
+LOOK_UP_RATE_LIMIT_TRIES = 3
 
 
 # -- events -----------------------------------------------------------------------------------
@@ -46,6 +53,7 @@ class PollerStatus:
     halted: str | None = None
     rate_limited_until: float | None = None  # on the poller's clock (monotonic)
     rate_limited_until_wall: float | None = None  # epoch seconds
+    rate_limit_capped: bool = False
     tracked: int = 0
     in_flight: int = 0
     last_error: str | None = None
@@ -73,6 +81,8 @@ class PollFailed:
 class RateLimited:
     until: float  # epoch seconds
     retry_after: float
+    #: Pauses in a row without one answer in between: a wait can give up on a 429 that never ends.
+    in_a_row: int = 1
 
     @property
     def until_wall_clock(self) -> float:
@@ -133,6 +143,11 @@ class _Job:
     in_flight: bool = False
     #: Bumped on every reschedule; heap entries with an older token are stale.
     token: int = 0
+    #: Asked about once for `look_up()`, not followed: no events, gone after its answer.
+    probe: bool = False
+    #: Futures of `look_up()` calls waiting for this job's next answer.
+    waiters: list = field(default_factory=list)
+    rate_limited_tries: int = 0
 
 
 # -- the poller -------------------------------------------------------------------------------
@@ -188,6 +203,8 @@ class Poller:
         self._rate_limited_until_wall: float | None = None
         self._last_error: str | None = None
         self._last_announced: tuple | None = None
+        self._pauses_in_a_row = 0
+        self._rate_limit_capped = False
         self.requests_sent = 0
 
     # -- subscribers ------------------------------------------------------------------------
@@ -224,17 +241,19 @@ class Poller:
             halted=self._halted,
             rate_limited_until=self._rate_limited_until,
             rate_limited_until_wall=self._rate_limited_until_wall,
-            tracked=len(self._jobs),
+            rate_limit_capped=self._rate_limited_until is not None and self._rate_limit_capped,
+            tracked=sum(1 for j in self._jobs.values() if not j.probe),
             in_flight=sum(1 for j in self._jobs.values() if j.in_flight),
             last_error=self._last_error,
         )
 
     @property
     def tracked(self) -> frozenset[str]:
-        return frozenset(self._jobs)
+        return frozenset(sid for sid, job in self._jobs.items() if not job.probe)
 
     def is_tracked(self, server_id: str) -> bool:
-        return server_id in self._jobs
+        job = self._jobs.get(server_id)
+        return job is not None and not job.probe
 
     def interval_for(self, quiet_seconds: float) -> float:
         """The wait before the next poll of a job whose status has not changed for this long."""
@@ -247,7 +266,9 @@ class Poller:
     # -- tracking ---------------------------------------------------------------------------
     def track(self, server_id: str, *, status: str | None = None, age: float = 0.0, due_in: float = 0.0) -> None:
         """Poll this job until it ends. `age`: seconds since its status last changed."""
-        if server_id in self._jobs:
+        existing = self._jobs.get(server_id)
+        if existing is not None:
+            existing.probe = False  # looked up and now followed: it stays after its answer
             return
         now = self._clock()
         job = _Job(server_id, status, changed_at=now - max(0.0, age))
@@ -259,12 +280,54 @@ class Poller:
         job = self._jobs.pop(server_id, None)
         if job is None:
             return
+        self._answer_waiters(job, ApiError("no longer followed"))
         job.token += 1
         self._forced_set.discard(server_id)
         if not self._jobs:
             self._idle.set()
             self._heap.clear()
         self._wake.set()
+
+    async def look_up(self, server_ids: list[str]) -> dict[str, "Prediction | ApiError"]:
+        """Ask about each id once, through the scheduler (concurrency, rate cap, 429 pause, even
+        while paused by the user); ids already followed get their next answer. A 429 is waited
+        out up to LOOK_UP_RATE_LIMIT_TRIES pauses, then answered; a refused key answers all."""
+        loop = asyncio.get_running_loop()
+        futures: dict[str, asyncio.Future] = {}
+        for server_id in dict.fromkeys(server_ids):
+            future = loop.create_future()
+            futures[server_id] = future
+            job = self._jobs.get(server_id)
+            if job is None:
+                job = _Job(server_id, None, changed_at=self._clock(), probe=True)
+                self._jobs[server_id] = job
+                self._idle.clear()
+            job.waiters.append(future)
+            self._force(job)
+            if self._halted is not None:
+                self._answer_waiters(job, InvalidKeyError(self._halted))
+        await self.start()
+        await asyncio.gather(*futures.values())
+        return {server_id: future.result() for server_id, future in futures.items()}
+
+    def _force(self, job: _Job) -> None:
+        if job.in_flight or job.server_id in self._forced_set:
+            return  # the answer on its way (or asked for) serves the waiters too
+        self._forced.append(job.server_id)
+        self._forced_set.add(job.server_id)
+        self._wake.set()
+
+    def _answer_waiters(self, job: _Job, answer: "Prediction | ApiError") -> None:
+        waiters, job.waiters = job.waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(answer)
+        if job.probe and self._jobs.get(job.server_id) is job:
+            del self._jobs[job.server_id]
+            job.token += 1
+            self._forced_set.discard(job.server_id)
+            if not self._jobs:
+                self._idle.set()
 
     def refresh(self, server_id: str) -> None:
         """Poll this job now (within the concurrency and rate caps), whatever its interval."""
@@ -326,6 +389,9 @@ class Poller:
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping: nothing to report
                 pass
         self._polls.clear()
+        for job in list(self._jobs.values()):
+            if job.waiters:
+                self._answer_waiters(job, ApiError("polling stopped before an answer came"))
         # A poll cancelled before it ran never released its slot: start with fresh ones.
         self._slots = asyncio.Semaphore(self.concurrency)
         for job in self._jobs.values():
@@ -446,6 +512,12 @@ class Poller:
 
     def _on_result(self, job: _Job, prediction: Prediction) -> None:
         now = self._clock()
+        self._pauses_in_a_row = 0
+        job.rate_limited_tries = 0
+        probe = job.probe
+        self._answer_waiters(job, prediction)
+        if probe:
+            return
         job.errors = 0
         if job.status is not None and prediction.status != job.status:
             job.changed_at = now
@@ -465,21 +537,52 @@ class Poller:
             retry_after = error.retry_after if error.retry_after is not None and error.retry_after >= 0 else self.default_retry_after
             retry_after = min(retry_after, MAX_RETRY_AFTER)
             until = now + retry_after
-            self._schedule(job, until)
+            # Answers to requests sent before the pause began are part of it, not new pauses.
+            if self._rate_limited_until is None or now >= self._rate_limited_until:
+                self._pauses_in_a_row += 1
+            if job.waiters:
+                job.rate_limited_tries += 1
+                if job.rate_limited_tries >= LOOK_UP_RATE_LIMIT_TRIES:
+                    job.rate_limited_tries = 0
+                    self._answer_waiters(job, error)
+                else:
+                    self._force(job)
+            if job.probe:
+                pass  # asked again after the pause through the forced queue, or answered above
+            else:
+                self._schedule(job, until)
             if self._rate_limited_until is None or until > self._rate_limited_until:
                 self._rate_limited_until = until
                 self._rate_limited_until_wall = self._wall_clock() + retry_after
-                self._last_error = error.message
-                self._emit(RateLimited(self._rate_limited_until_wall, retry_after))
+                self._rate_limit_capped = error.retry_after is not None and error.retry_after > MAX_RETRY_AFTER
+                self._last_error = f"{error.message} (pause capped at {MAX_RETRY_AFTER:g}s)" if (
+                    self._rate_limit_capped) else error.message
+                self._emit(RateLimited(self._rate_limited_until_wall, retry_after, self._pauses_in_a_row))
                 self._announce_state()
             return
+        if job.probe or job.waiters:
+            probe = job.probe
+            self._answer_waiters(job, error)
+            if isinstance(error, (InvalidKeyError, PermissionDeniedError)):
+                self._halt(error)
+            if probe:
+                return
         job.errors += 1
         self._last_error = error.message
         if isinstance(error, (InvalidKeyError, PermissionDeniedError)):
-            # Asking again with a refused key only hammers the server: stop until resumed.
-            self._halted = error.message
+            self._halt(error)
             self._schedule(job, now)
         else:
             self._schedule(job, now + self.error_delay(job.errors))
         self._emit(PollFailed(job.server_id, error, job.errors))
+        self._announce_state()
+
+    def _halt(self, error: ApiError) -> None:
+        """Asking again with a refused key only hammers the server: stop until resumed, and
+        answer every look-up waiting (it would wait for ever)."""
+        self._halted = error.message
+        self._last_error = error.message
+        for other in list(self._jobs.values()):
+            if other.waiters:
+                self._answer_waiters(other, error)
         self._announce_state()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
-from tui.core.api.models import FAILURE_STATUSES, SUCCESS_STATUSES, Prediction, is_terminal
+from tui.core.api.models import FAILURE_STATUSES, SUCCESS_STATUSES, Prediction, is_terminal, showable_time
 
 SCHEMA_VERSION = 1
 
@@ -21,6 +21,9 @@ SUBMITTING = "submitting"  # recorded before the POST is sent
 UNKNOWN = "unknown"  # the POST may have reached the server; never re-sent automatically
 REJECTED = "rejected"  # the server refused the POST: no job exists there
 EXPIRED = "expired"  # a persistent 404 past the retention time
+#: The server answered a submit with the id another job of the history already has: which
+#: job it created (if any) cannot be known, so it is neither polled nor re-sent.
+CONFLICT = "conflict"
 
 UNKNOWN_OUTCOME_MESSAGE = (
     "the submit may have reached the server: the job may exist and may be billed. "
@@ -28,10 +31,10 @@ UNKNOWN_OUTCOME_MESSAGE = (
 )
 
 #: States in which a job will not change any more without the user.
-LOCAL_TERMINAL = frozenset({UNKNOWN, REJECTED, EXPIRED})
+LOCAL_TERMINAL = frozenset({UNKNOWN, REJECTED, EXPIRED, CONFLICT})
 #: Names only this program gives. A server status spelled the same (an odd server could say
 #: "unknown") is kept apart, so it can neither stop the polling nor pass for a local verdict.
-_LOCAL_ONLY = frozenset({SUBMITTING, UNKNOWN, REJECTED})
+_LOCAL_ONLY = frozenset({SUBMITTING, UNKNOWN, REJECTED, CONFLICT})
 
 
 def server_status(status: str) -> str:
@@ -44,9 +47,13 @@ def new_local_id() -> str:
 
 
 def iso(ts: float | None) -> str | None:
-    if ts is None:
+    """ISO 8601 UTC, or None for a time that is absent or cannot be shown (NaN, year 0...)."""
+    if not showable_time(ts):
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 @dataclass(slots=True)
@@ -57,6 +64,8 @@ class Job:
     status: str = SUBMITTING
     server_id: str | None = None
     outputs: list[str] = field(default_factory=list)
+    #: Output URLs the server sent beyond the ones kept (OUTPUTS_MAX): counted, not kept.
+    outputs_omitted: int = 0
     result_url: str | None = None
     error: str | None = None
     execution_time_ms: int | None = None
@@ -117,7 +126,7 @@ class Job:
 
     @property
     def is_failure(self) -> bool:
-        return self.status.lower() in FAILURE_STATUSES or self.status in (REJECTED, EXPIRED, UNKNOWN)
+        return self.status.lower() in FAILURE_STATUSES or self.status in (REJECTED, EXPIRED, UNKNOWN, CONFLICT)
 
     def set_status(self, status: str, now: float | None = None) -> bool:
         """Change the status; returns whether it changed."""
@@ -138,6 +147,7 @@ class Job:
             self.server_id = prediction.id
         self.set_status(server_status(prediction.status), now)
         self.outputs = list(prediction.outputs)
+        self.outputs_omitted = prediction.outputs_omitted
         self.result_url = prediction.result_url or self.result_url
         self.error = prediction.error
         self.execution_time_ms = prediction.execution_time_ms
@@ -153,8 +163,8 @@ class Job:
         return self.signature() != before
 
     def signature(self) -> tuple:
-        return (self.server_id, self.status, tuple(self.outputs), self.error, self.execution_time_ms,
-                self.poll_errors, self.result_url)
+        return (self.server_id, self.status, tuple(self.outputs), self.outputs_omitted, self.error,
+                self.execution_time_ms, self.poll_errors, self.result_url)
 
     # -- (de)serialisation ------------------------------------------------------
     def to_doc(self) -> dict[str, Any]:
@@ -205,6 +215,7 @@ class Job:
             "scene": self.scene,
             "status": self.status,
             "outputs": list(self.outputs),
+            "outputs_omitted": self.outputs_omitted,
             "result_url": self.result_url,
             "error": self.error,
             "execution_time_ms": self.execution_time_ms,

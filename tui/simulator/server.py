@@ -6,6 +6,7 @@ store are exercised end to end by the demo, the tests and the benchmarks.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import random
@@ -82,6 +83,19 @@ class Faults:
     file_errors: int = 0  # the next N file requests get a 503 with Retry-After 0
     file_total_extra: int = 0  # added to the total of every 206 Content-Range (the file "changed")
     file_chunk_delay: float = 0.0  # seconds between 1 KiB pieces of a file body (a slow host)
+    # -- hostile answers (what a real server may send and this one would not) ---------------
+    canned_base64: str = ""  # when set, `canned` answers these bytes (base64) instead of `canned_body`
+    canned_headers: dict | None = None  # headers sent with each canned answer
+    canned_for: str | None = None  # `canned` hits only result queries of this id (per-id answers)
+    headers: dict | None = None  # sent with every API answer (e.g. {"Retry-After": "99999999"})
+    retry_after_text: str | None = None  # the Retry-After of 429s and file 503s, sent as is ("soon")
+    data_extra: dict | None = None  # merged into every answer's `data` (e.g. {"created_at": "0001-01-01"})
+    data_extra_json: str = ""  # raw JSON text spliced into `data`: `"created_at": 1e999`, NaN, deep nesting
+    data_for: dict | None = None  # {id: {field: value}}: merged into that job's `data` only
+    output_count: int = 0  # a completed job lists this many output URLs (0: its one file)
+    outputs_template: list | None = None  # outputs of completed jobs: "{file}" and "{id}" are replaced
+    duplicate_id: int = 0  # the next N submits create a job but answer with the previous job's id
+    not_found: int = 0  # the next N result queries answer 404, whatever the job
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name for f in fields(self)}
@@ -230,6 +244,7 @@ class Simulator:
     def _create(self, model: str, scene: str, body: dict[str, Any]) -> _SimJob:
         now = self.clock()
         with self._lock:
+            previous = max(self._jobs.values(), key=lambda j: j.started_at, default=None)
             job = _SimJob(self._new_id(), model, scene, str(body.get("prompt", "")), created_at=now, started_at=now,
                           execution_ms=int(self.job_seconds * 1000) + self._rng.randint(0, 999),
                           created_format=self._counter % 2)
@@ -238,6 +253,9 @@ class Simulator:
             elif self.faults.fail_rate and self._rng.random() < self.faults.fail_rate:
                 job.fail_error = "generation failed: the model could not render this request"
             self._jobs[job.id] = job
+            if previous is not None and self._take("duplicate_id"):
+                # The job exists (and would be billed) but the answer names the previous one.
+                return previous
         return job
 
     def _status_of(self, job: _SimJob) -> str:
@@ -251,11 +269,20 @@ class Simulator:
         return "failed" if job.fail_error else "completed"
 
     def _data(self, job: _SimJob, base: str) -> dict[str, Any]:
+        faults = self.faults
         status = self._status_of(job)
         done = status == "completed"
         outputs: list[str] = []
-        if done or (self.faults.outputs_before_completed and status != "failed"):
-            outputs = job.fixed_outputs if job.fixed_outputs is not None else [f"{base}/files/{job.id}.mp4"]
+        if done or (faults.outputs_before_completed and status != "failed"):
+            file_url = f"{base}/files/{job.id}.mp4"
+            if job.fixed_outputs is not None:
+                outputs = job.fixed_outputs
+            elif faults.outputs_template is not None:
+                outputs = [str(t).replace("{file}", file_url).replace("{id}", job.id) for t in faults.outputs_template]
+            elif faults.output_count > 0:
+                outputs = [file_url] + [f"{file_url}?copy={n}" for n in range(1, faults.output_count)]
+            else:
+                outputs = [file_url]
         created = time.gmtime(job.created_at)
         if job.created_format:
             frac = f"{job.created_at % 1:.8f}"[2:]
@@ -274,6 +301,8 @@ class Simulator:
             "timings": {"inference": ms},
             "has_nsfw_contents": [False] * len(outputs),
             "created_at": created_at,
+            **(faults.data_extra or {}),
+            **((faults.data_for or {}).get(job.id) or {}),
         }
 
     def job_count(self) -> int:
@@ -350,8 +379,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, payload: Any = None, *, raw: bytes | None = None,
               content_type: str = "application/json", headers: dict[str, str] | None = None) -> None:
-        data = raw if raw is not None else json.dumps(payload, default=_jsonable).encode()
+        data = raw if raw is not None else self._encode(payload)
         mode, self._body_mode = self._body_mode, None
+        if self.path.startswith("/api/") and self.sim.faults.headers:
+            headers = {**self.sim.faults.headers, **(headers or {})}
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -369,6 +400,15 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(data)
         except OSError:
             self.close_connection = True  # the client went away (a timeout on its side): nothing to tell
+
+    def _encode(self, payload: Any) -> bytes:
+        text = json.dumps(payload, default=_jsonable)
+        extra = self.sim.faults.data_extra_json.strip()
+        if extra and self.path.startswith("/api/") and isinstance(payload, dict) and isinstance(payload.get("data"), dict):
+            # Spliced as text: NaN, 1e999 or 10,000 brackets are what json.dumps would never write.
+            data_text = json.dumps(payload["data"], default=_jsonable)
+            text = text.replace(data_text, data_text[:-1] + ", " + extra + "}", 1)
+        return text.encode("utf-8", "surrogatepass")
 
     def _trickle(self, data: bytes) -> None:
         pieces = max(1, min(len(data), 20))
@@ -447,7 +487,8 @@ class _Handler(BaseHTTPRequestHandler):
         """The sample video, whole or by Range, with the file faults applied."""
         sim, faults = self.sim, self.sim.faults
         if sim._take("file_errors"):
-            return self._send(503, raw=b"busy", content_type="text/plain", headers={"Retry-After": "0"})
+            retry_after = faults.retry_after_text if faults.retry_after_text is not None else "0"
+            return self._send(503, raw=b"busy", content_type="text/plain", headers={"Retry-After": retry_after})
         data = sample_video()
         total = len(data)
         range_header = self.headers.get("Range")
@@ -512,11 +553,19 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if sim._take("drop") or sim._chance(faults.drop_rate):
             return self._drop()
-        if sim._take("canned"):
-            body = faults.canned_body
-            return self._send(faults.canned_status, raw=body.encode() if isinstance(body, str) else bytes(body))
+        result_id = _RESULT.match(self.path)
+        if (faults.canned_for is None or (result_id is not None and result_id.group(1) == faults.canned_for)) \
+                and sim._take("canned"):
+            if faults.canned_base64:
+                body = base64.b64decode(faults.canned_base64)
+            else:
+                body = faults.canned_body
+                body = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+            return self._send(faults.canned_status, raw=body, headers=dict(faults.canned_headers or {}))
         if sim._take("rate_limit") or sim._chance(faults.rate_limit_rate):
-            if faults.retry_after_as_date:
+            if faults.retry_after_text is not None:
+                value = faults.retry_after_text
+            elif faults.retry_after_as_date:
                 value = email.utils.formatdate(time.time() + faults.retry_after, usegmt=True)
             else:
                 value = f"{faults.retry_after:g}"
@@ -544,6 +593,8 @@ class _Handler(BaseHTTPRequestHandler):
             match = _CREATE.match(self.path)
             return self._create(match, body) if match else self._send(404, _error_body("not found", "not_found"))
         match = _RESULT.match(self.path)
+        if match and sim._take("not_found"):
+            return self._send(404, _error_body(f"prediction {match.group(1)} not found", "not_found"))
         if match:
             return self._result(match.group(1))
         match = _RESULT_ALIAS.match(self.path)

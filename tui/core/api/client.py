@@ -67,6 +67,12 @@ DETAIL_MAX = 500
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
+#: Containers nested deeper than this in an answer are dropped (read as null) when the whole
+#: answer is too deep for the decoder: the top levels (id, status, outputs) are still used.
+DECODE_KEEP_DEPTH = 64
+#: Integers with more digits than this are read as null (Python refuses > 4300 digits outright).
+INT_DIGITS_MAX = 30
+
 _POLICY = re.compile(
     r"content[\s_-]*polic|policy[\s_-]*violat|safety|sensitive|moderation|nsfw|prohibited content",
     re.IGNORECASE,
@@ -114,6 +120,79 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return max(0.0, when.timestamp() - current)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+# -- decoding: the one place server text enters -------------------------------------------------
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# A JSON string, or one bracket: enough to find how deep each container sits.
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _finite_float(text: str) -> float | None:
+    value = float(text)
+    return value if math.isfinite(value) else None  # 1e999 is not a number anything can show
+
+
+def _bounded_int(text: str) -> int | None:
+    return int(text) if len(text.lstrip("-")) <= INT_DIGITS_MAX else None
+
+
+def _mend(text: str) -> str:
+    """A string that can be encoded: lone surrogates (valid JSON escapes, invalid text) become U+FFFD."""
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _mended(value: Any) -> Any:
+    """Every string of a decoded answer made encodable, keys included; iterative, so any depth."""
+    if isinstance(value, str):
+        return _mend(value)
+    stack = [value] if isinstance(value, (dict, list)) else []
+    while stack:
+        node = stack.pop()
+        items = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+        for key, item in items:
+            if isinstance(item, str):
+                node[key] = _mend(item)
+            elif isinstance(item, (dict, list)):
+                stack.append(item)
+            if isinstance(key, str) and not key.isascii() and _LONE_SURROGATE.search(key):
+                node[_mend(key)] = node.pop(key)
+    return value
+
+
+def _without_deep_parts(text: str, keep: int) -> str:
+    """The JSON text with every container nested deeper than `keep` replaced by null."""
+    pieces: list[str] = []
+    depth, cut_from, last = 0, -1, 0
+    for token in _TOKENS.finditer(text):
+        mark = token.group()
+        if mark in "[{":
+            depth += 1
+            if depth == keep + 1 and cut_from < 0:
+                cut_from = token.start()
+        elif mark in "]}":
+            depth -= 1
+            if depth == keep and cut_from >= 0:
+                pieces.append(text[last:cut_from])
+                pieces.append("null")
+                last, cut_from = token.end(), -1
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+def decode_answer(text: str) -> Any:
+    """Parse an answer's JSON into values every later step can use: strings that can be
+    encoded (written, printed, shown), finite numbers (NaN, Infinity and 1e999 read as null),
+    and at most DECODE_KEEP_DEPTH levels when the answer is deeper than the decoder allows.
+    Raises ValueError when it is not JSON at all."""
+    options = dict(parse_float=_finite_float, parse_int=_bounded_int, parse_constant=lambda _name: None)
+    try:
+        value = json.loads(text, **options)
+    except RecursionError:
+        value = json.loads(_without_deep_parts(text, DECODE_KEEP_DEPTH), **options)
+    return _mended(value) if _SURROGATE_ESCAPE.search(text) else value
 
 
 class AnswerTooSlow(httpx.TimeoutException):
@@ -246,6 +325,9 @@ class HailuoClient:
         parts = urlsplit(base_url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("the base URL must be an http(s) URL with a host")
+        if "@" in parts.netloc:
+            # httpx would send them as Basic auth in place of the key (and a 401 would blame the key).
+            raise ValueError("the base URL must not contain a user name or password")
         if auth_scheme not in ("raw", "bearer"):
             raise ValueError("auth_scheme must be 'raw' or 'bearer'")
         self.base_url = base_url.strip().rstrip("/")
@@ -428,9 +510,8 @@ class HailuoClient:
             # A server echoing the key back: it must not reach the history or the screen.
             text = text.replace(self._key, "***")
         try:
-            payload = json.loads(text)
+            payload = decode_answer(text)
         except (ValueError, RecursionError):
-            # RecursionError: absurdly deep nesting is as unusable as broken JSON.
             payload = None
         message, kind = _error_fields(payload)
         if reply.status >= 400:

@@ -115,3 +115,25 @@ class RedirectError(ApiError):
     so the key never leaves the configured host."""
 
     kind = "redirect"
+
+
+class DuplicateIdError(ApiError):
+    """A submit was answered with the id of a job the history already has. Which job the server
+    made of this request (if any) cannot be known: like an unknown outcome, never re-sent."""
+
+    kind = "duplicate_id"
+    exit_code = 5
+
+
+class PollingHalted(ApiError):
+    """Polling stopped for the key (refused or without permission): a wait cannot end by itself."""
+
+    kind = "polling_halted"
+    exit_code = 3
+
+
+class UnusableIdError(ApiError):
+    """An id that cannot name a prediction (`.`, `..`, a slash...): refused before any request."""
+
+    kind = "bad_id"
+    exit_code = 2

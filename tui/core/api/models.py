@@ -25,6 +25,34 @@ ID_MAX = 200
 STATUS_MAX = 64
 ERROR_MAX = 2000
 MODEL_MAX = 100
+#: Output URLs kept per job: a real job has one; a hostile answer must not make a history line
+#: of megabytes or a detail pane that takes seconds to draw. The rest are counted, not kept.
+OUTPUTS_MAX = 100
+#: A server time outside these years is not a time this machine can show (year 1, 9999...):
+#: it is taken as absent, so every formatter downstream only ever sees showable times.
+SHOWABLE_YEARS = (1970, 9998)
+#: The same bounds in epoch seconds (a day inside them, so no time zone pushes a time out).
+SHOWABLE_SECONDS = (86400.0, 253370764800.0 - 86400.0)
+
+
+def showable_time(ts: object) -> bool:
+    """Whether epoch seconds can be turned into a date on any platform and in any zone."""
+    return (isinstance(ts, (int, float)) and not isinstance(ts, bool)
+            and SHOWABLE_SECONDS[0] <= ts <= SHOWABLE_SECONDS[1])  # NaN compares false
+
+
+def usable_prediction_id(value: str) -> str | None:
+    """Why `value` cannot be a prediction id (it goes into URL paths and file names), or None.
+
+    `.` and `..` are refused like `/`: a path built from them changes meaning.
+    """
+    if not value or len(value) > ID_MAX or not value.isprintable():
+        return "is not a usable prediction id"
+    if any(ch.isspace() or ch in "/?#\\" for ch in value):
+        return "contains characters a prediction id never has"
+    if value.strip(".") == "":
+        return "is only dots: a path built from it would change meaning"
+    return None
 
 
 def is_terminal(status: str | None) -> bool:
@@ -48,11 +76,14 @@ def parse_created_at(value: Any) -> datetime | None:
     text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # also a zone that pushes year 1 or 9999 out of range
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    if not SHOWABLE_YEARS[0] <= parsed.year <= SHOWABLE_YEARS[1]:
+        return None
+    return parsed
 
 
 def _as_int(value: Any) -> int | None:
@@ -93,6 +124,8 @@ class Prediction:
     inference_time_ms: int | None = None
     has_nsfw_contents: tuple[bool, ...] = ()
     created_at: datetime | None = None
+    #: Output URLs the server sent beyond OUTPUTS_MAX: counted, not kept.
+    outputs_omitted: int = 0
     #: The `data` object as received, for the detail pane's raw view.
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -111,7 +144,7 @@ class Prediction:
         if not isinstance(pid, str) or not pid.strip():
             raise ValueError("data.id is missing")
         pid = pid.strip()
-        if len(pid) > ID_MAX or not pid.isprintable() or any(ch.isspace() or ch in "/?#" for ch in pid):
+        if usable_prediction_id(pid) is not None:
             raise ValueError("data.id is not a usable prediction id")
         status = data.get("status")
         if not isinstance(status, str) or not status.strip():
@@ -121,7 +154,8 @@ class Prediction:
         if len(status) > STATUS_MAX or not status.isprintable():
             raise ValueError("data.status is not a status word")
         outputs_raw = data.get("outputs")
-        outputs = tuple(o for o in outputs_raw if isinstance(o, str)) if isinstance(outputs_raw, list) else ()
+        every_output = [o for o in outputs_raw if isinstance(o, str)] if isinstance(outputs_raw, list) else []
+        outputs = tuple(every_output[:OUTPUTS_MAX])
         error = data.get("error")
         if isinstance(error, dict):
             error = error.get("message") if isinstance(error.get("message"), str) else None
@@ -131,7 +165,7 @@ class Prediction:
         timings = data.get("timings")
         inference = _as_int(timings.get("inference")) if isinstance(timings, dict) else None
         nsfw_raw = data.get("has_nsfw_contents")
-        nsfw = tuple(bool(x) for x in nsfw_raw if isinstance(x, bool)) if isinstance(nsfw_raw, list) else ()
+        nsfw = tuple(x for x in nsfw_raw[:OUTPUTS_MAX] if isinstance(x, bool)) if isinstance(nsfw_raw, list) else ()
         model = data.get("model")
         return cls(
             id=pid,
@@ -144,5 +178,6 @@ class Prediction:
             inference_time_ms=inference,
             has_nsfw_contents=nsfw,
             created_at=parse_created_at(data.get("created_at")),
+            outputs_omitted=len(every_output) - len(outputs),
             raw=data,
         )

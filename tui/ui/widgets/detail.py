@@ -21,6 +21,7 @@ from textual.widgets.option_list import Option
 
 from tui.core.catalog import human_bytes
 from tui.core.events import DownloadProgress
+from tui.core.api.models import showable_time
 from tui.core.records import Job
 from tui.core.text import inert
 
@@ -30,13 +31,17 @@ def clean(value: object) -> str:
 
 
 def _stamp(ts: float | None) -> str:
-    if ts is None:
+    """Local time, or "—" for a time that is absent or that this machine cannot show."""
+    if not showable_time(ts):
         return "—"
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return "—"
 
 
 def _span(seconds: float | None) -> str:
-    if seconds is None:
+    if not isinstance(seconds, (int, float)) or not -3e13 < seconds < 3e13:  # None, NaN, infinite
         return "—"
     seconds = max(0.0, seconds)
     if seconds < 60:
@@ -112,6 +117,8 @@ def describe(job: Job, now: float) -> Text:
     row("Total", _span((job.finished_at or now) - job.submitted_at))
     if job.result_url:
         row("Result URL", job.result_url)
+    if job.outputs_omitted:
+        row("Outputs", f"{len(job.outputs)} shown; {job.outputs_omitted:,} more sent by the server were not kept")
     if job.has_nsfw_contents:
         row("NSFW flags", ", ".join("yes" if flag else "no" for flag in job.has_nsfw_contents))
     if job.error:

@@ -53,8 +53,17 @@ def fit(text: str, width: int, *, right: bool = False) -> str:
     return pad + text if right else text + pad
 
 
+def _whole_seconds(seconds: float) -> int | None:
+    """Whole seconds, or None for a span no clock gives (NaN, infinite, beyond a million years)."""
+    if not isinstance(seconds, (int, float)) or not -3e13 < seconds < 3e13:
+        return None
+    return max(0, int(seconds))
+
+
 def format_ago(seconds: float) -> str:
-    seconds = max(0, int(seconds))
+    seconds = _whole_seconds(seconds)
+    if seconds is None:
+        return "—"
     if seconds < 60:
         return f"{seconds}s ago"
     if seconds < 3600:
@@ -65,7 +74,9 @@ def format_ago(seconds: float) -> str:
 
 
 def format_elapsed(seconds: float) -> str:
-    seconds = max(0, int(seconds))
+    seconds = _whole_seconds(seconds)
+    if seconds is None:
+        return "—"
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
@@ -77,7 +88,7 @@ def format_elapsed(seconds: float) -> str:
 
 def format_exec(ms: int | None) -> str:
     # The API reports 0 until a job has run: that is "not measured", not "instant".
-    if not ms:
+    if not ms or not isinstance(ms, (int, float)) or not 0 < ms < 1e15:
         return "—"
     seconds = ms / 1000
     if seconds < 100:
