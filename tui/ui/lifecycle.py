@@ -116,7 +116,9 @@ class TerminalWatch:
         self._app: Any = None
         self._loop: Any = None
         self._leave: Callable[[int], Any] | None = None
-        self._fds: list[int] = []
+        self._fds: list[int] = []  # watched for a hang-up
+        self._outputs: list[int] = []  # pointed at /dev/null once it happened
+        self._input_tty = False
         self._wake_r: int | None = None
         self._wake_w: int | None = None
         self._lock = threading.Lock()
@@ -126,7 +128,14 @@ class TerminalWatch:
     def start(self, app: Any, loop: Any, leave: Callable[[int], Any]) -> None:
         """Watch the terminal of `app`; `leave(code)` is called on `loop` to ask it to go."""
         self._app, self._loop, self._leave = app, loop, leave
-        self._fds = terminal_descriptors()
+        if getattr(app, "is_web", False):
+            # Browser mode: the "terminal" is the pipe pair to the serve process. Its end (the
+            # server gone) must end this dashboard too, rather than leave it running unseen.
+            self._fds, self._outputs, self._input_tty = [0], [1], False
+        else:
+            self._fds = terminal_descriptors()
+            self._outputs = [fd for fd in self._fds if fd != 0]
+            self._input_tty = 0 in self._fds
         if not self._fds:
             return
         self._wake_r, self._wake_w = os.pipe()
@@ -202,14 +211,13 @@ class TerminalWatch:
         except OSError:
             sink = None
         if sink is not None:
-            for fd in self._fds:
-                if fd != 0:
-                    try:
-                        os.dup2(sink, fd)
-                    except OSError:
-                        pass
+            for fd in self._outputs:
+                try:
+                    os.dup2(sink, fd)
+                except OSError:
+                    pass
             os.close(sink)
-        if 0 in self._fds:
+        if self._input_tty:
             # A hung-up tty is always readable (EOF): Textual's reader would spin on it at full
             # CPU until the app is gone. An empty pipe is never readable; non-blocking, so a read
             # already on its way fails at once instead of waiting for ever.
