@@ -411,8 +411,9 @@ def _drain(fd: int, sink: bytearray, done: threading.Event) -> None:
         sink.extend(data)
 
 
-def start_dashboard(sim, db: Path, *, controlling_tty: bool):
-    """`hailuo-tui` in a pseudo-terminal, as a user would run it; returns what it drew."""
+def start_dashboard(sim, db: Path, *, controlling_tty: bool, program: list[str] | None = None):
+    """`hailuo-tui` (or `program`, given the same arguments) in a pseudo-terminal, as a user
+    would run it; returns what it drew."""
     import fcntl
     import pty
     import termios
@@ -425,7 +426,7 @@ def start_dashboard(sim, db: Path, *, controlling_tty: bool):
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # so that losing the terminal sends SIGHUP
 
     # Textual draws on stderr; a traceback would land there too: everything goes to the terminal.
-    proc = subprocess.Popen([sys.executable, "-m", "tui", "--base-url", sim.base_url, "--db", str(db)],
+    proc = subprocess.Popen([*(program or [sys.executable, "-m", "tui"]), "--base-url", sim.base_url, "--db", str(db)],
                             stdin=slave, stdout=slave, stderr=slave, env={**child_env(), "TERM": "xterm"},
                             start_new_session=True, preexec_fn=own_terminal)
     os.close(slave)
@@ -480,3 +481,53 @@ async def test_signals_while_the_dashboard_polls_flush_and_exit_cleanly(make_sim
     assert on_disk.server_id == job.server_id and on_disk.status == "processing"
     with HistoryStore.open(db) as again:
         assert not again.read_only  # the lock was released
+
+
+# -- a crash of the dashboard exits non-zero -------------------------------------------------------
+
+#: The real CLI entry point, with one dashboard action broken the way a bug would break it.
+BROKEN_DASHBOARD = textwrap.dedent("""
+    import sys
+    from tui.ui.app import HailuoApp
+
+    def toggle_stats(self):
+        raise RuntimeError("a bug in the stats panel")
+
+    HailuoApp.action_toggle_stats = toggle_stats
+    from tui.cli.main import main
+
+    sys.argv[0] = "hailuo-tui"
+    main()
+""")
+
+
+async def test_a_crash_of_the_dashboard_exits_non_zero_and_keeps_the_history(make_simulator, tmp_path):
+    from tui.ui.lifecycle import EXIT_CRASH
+
+    sim = make_simulator(job_seconds=600)
+    db = tmp_path / "history.json"
+    service = JobService.open(Settings(api_key=KEY, base_url=sim.base_url, db_path=db, **FAST))
+    job = await service.submit(VideoRequest(prompt="pending when the dashboard crashes"))
+    await service.close()
+    script = tmp_path / "broken.py"
+    script.write_text(BROKEN_DASHBOARD)
+    started = time.time()
+    proc, master, screen, done = start_dashboard(sim, db, controlling_tty=True, program=[sys.executable, str(script)])
+    try:
+        await until(lambda: any(r.method == "GET" and r.at >= started for r in sim.requests), timeout=60,
+                    what="(the dashboard never polled)")
+        os.write(master, b"t")  # the broken key
+        await asyncio.to_thread(proc.wait, 60)
+        await asyncio.sleep(0.2)  # the last of the output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        done.set()
+        os.close(master)
+    text = screen.decode(errors="replace")
+    assert proc.returncode == EXIT_CRASH == 70, (proc.returncode, text[-2000:])
+    assert "a bug in the stats panel" in text  # the user is shown what went wrong
+    (on_disk,) = history(db)
+    assert on_disk.server_id == job.server_id
+    with HistoryStore.open(db) as again:
+        assert not again.read_only
