@@ -70,6 +70,17 @@ def _ended(pid: int) -> bool:
     return state in ("Z", "X")
 
 
+def _threads(pid: int) -> str:
+    """What a process that outlived its terminal is doing, thread by thread (for the failure message)."""
+    lines = []
+    for task in sorted((Path("/proc") / str(pid) / "task").glob("*")):
+        try:
+            lines.append(f"{(task / 'comm').read_text().strip()}: {(task / 'wchan').read_text().strip()}")
+        except OSError:
+            continue
+    return "; ".join(lines)
+
+
 def history(db: Path) -> dict[str, Job]:
     """The history as the next start reads it; asserts it parsed without anything moved aside."""
     with HistoryStore.open(db, read_only=True) as store:
@@ -98,13 +109,13 @@ class Pane:
         return subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", *args], env=self.env,
                               capture_output=True, text=True, check=check, timeout=60)
 
-    def start(self, db: Path, record: Path, how: str) -> int:
-        """The dashboard on `db` in a new session; returns its pid."""
+    def start(self, db: Path, record: Path, how: str, program: list[str] | None = None) -> int:
+        """The dashboard (or `program`, given the same arguments) on `db` in a new session; returns its pid."""
         for leftover in (record, Path(f"{record}.pid")):
             leftover.unlink(missing_ok=True)
         self.tmux("new-session", "-d", "-s", "hangup", "-x", "120", "-y", "30", sys.executable,
                   str(self.tmp_path / "shell.py"), how, str(record),
-                  sys.executable, "-m", "tui", "--base-url", self.sim.base_url, "--db", str(db))
+                  *(program or [sys.executable, "-m", "tui"]), "--base-url", self.sim.base_url, "--db", str(db))
         pid_file = Path(f"{record}.pid")
         deadline = time.monotonic() + 60
         while not pid_file.exists() or not pid_file.read_text():
@@ -179,7 +190,10 @@ async def test_tmux_kill_session_with_jobs_pending_ends_the_dashboard_with_129_a
 
         killed_at = time.monotonic()
         pane.tmux("kill-session", "-t", "hangup")
-        await until(lambda: _ended(pid), timeout=60, what=f"(trial {trial}: the dashboard outlived its terminal)")
+        try:
+            await until(lambda: _ended(pid), timeout=60)
+        except AssertionError:
+            raise AssertionError(f"trial {trial}: the dashboard outlived its terminal: {_threads(pid)}") from None
         exit_seconds.append(time.monotonic() - killed_at)
         await until(record.exists, timeout=30, what=f"(trial {trial}: no exit status recorded)")
         assert record.read_text() == "129", (trial, record.read_text())
@@ -192,3 +206,46 @@ async def test_tmux_kill_session_with_jobs_pending_ends_the_dashboard_with_129_a
             assert not again.read_only, (trial, again.notices)  # the lock went with the process
     print(f"\n{how}: {runs}/{runs} ended with 129; seconds from kill-session to exit: "
           f"min {min(exit_seconds):.2f}, median {statistics.median(exit_seconds):.2f}, max {max(exit_seconds):.2f}")
+
+
+#: The real dashboard, whose orderly way out hangs (the main thread stuck, as in a write to a
+#: terminal that no longer reads): only the watchdog can end it.
+STUCK_ON_ITS_WAY_OUT = textwrap.dedent("""
+    import sys, time
+    from tui.ui.app import HailuoApp
+
+    async def close_service(self):
+        time.sleep(3600)
+
+    HailuoApp.close_service = close_service
+    from tui.cli.main import main
+
+    sys.argv[0] = "hailuo-tui"
+    main()
+""")
+
+
+@pytest.mark.parametrize("how", ["forward", "keep"])
+async def test_the_watchdog_ends_a_dashboard_whose_shutdown_hangs_and_saves_what_it_learned(pane, tmp_path, how):
+    sim = pane.sim
+    db = tmp_path / "history.json"
+    record = tmp_path / "status"
+    pending = await _seed_pending(sim, db, 2)
+    learned = _learned_later(sim, db, 0)
+    script = tmp_path / "stuck.py"
+    script.write_text(STUCK_ON_ITS_WAY_OUT)
+    started = time.time()
+    pid = await asyncio.to_thread(pane.start, db, record, how, [sys.executable, str(script)])
+    await until(lambda: f"moved on in trial 0" in pane.screen() and _polled_since(sim, learned, started) >= 2,
+                timeout=90, what=f"(its job not on screen)\n{pane.screen()}")
+    killed_at = time.monotonic()
+    pane.tmux("kill-session", "-t", "hangup")
+    await until(lambda: _ended(pid), timeout=60, what="(the watchdog did not end it)")
+    print(f"\nwatchdog ({how}): ended {time.monotonic() - killed_at:.2f}s after kill-session")
+    await until(record.exists, timeout=30, what="(no exit status recorded)")
+    assert record.read_text() == "129"
+    on_disk = history(db)
+    assert sorted(on_disk) == sorted(pending + [learned])
+    assert on_disk[learned].status == "processing"
+    with HistoryStore.open(db) as again:
+        assert not again.read_only

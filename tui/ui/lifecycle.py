@@ -17,7 +17,7 @@ Contract:
   3. a watchdog is armed: if the process still exists `HANGUP_DEADLINE` seconds later, it
      writes the history itself and ends the process with `os._exit(129)`.
   A SIGHUP while the terminal is still there leaves the same way but keeps the terminal, so
-  that Textual can restore it; the watchdog is armed all the same.
+  that Textual can restore it; the watchdog is armed all the same (`SIGHUP_DEADLINE`).
 - Nothing here runs under Pilot (`run_test`): tests that build apps use no TerminalWatch.
 """
 
@@ -27,8 +27,8 @@ import os
 import queue
 import select
 import signal
-import sys
 import threading
+import time
 from typing import Any, Callable
 
 #: Exit status of a dashboard that ended on an unexpected error (sysexits' EX_SOFTWARE): never 0,
@@ -36,8 +36,13 @@ from typing import Any, Callable
 EXIT_CRASH = 70
 #: Exit status after a hang-up: the shell's 128 + SIGHUP.
 EXIT_HANGUP = 128 + signal.SIGHUP
-#: Seconds from the hang-up to the watchdog's forced exit; the orderly way usually takes far less.
-HANGUP_DEADLINE = 1.5
+#: Seconds from the terminal's loss to the watchdog's forced exit (the orderly way usually takes
+#: less; with the terminal gone, cutting it short loses nothing the watchdog does not write).
+HANGUP_DEADLINE = 1.0
+#: The same after a SIGHUP while the terminal is still there: longer, so Textual can restore it.
+SIGHUP_DEADLINE = 1.5
+#: Seconds the watchdog waits for its own write of the history before it ends the process.
+FLUSH_GRACE = 0.5
 
 _GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL
 
@@ -105,10 +110,7 @@ def flush_history(app: Any) -> None:
 class TerminalWatch:
     """See the module's contract. `start` is called on the app's loop once the driver exists."""
 
-    def __init__(self, *, deadline: float = HANGUP_DEADLINE,
-                 exit_process: Callable[[int], None] = os._exit) -> None:
-        self.deadline = deadline
-        self._exit_process = exit_process
+    def __init__(self) -> None:
         #: The signal the app was stopped by (SIGHUP for a lost terminal), or None.
         self.stopped_by: int | None = None
         self.terminal_lost = threading.Event()
@@ -147,9 +149,9 @@ class TerminalWatch:
             if self.stopped_by is None:
                 self.stopped_by = signum
         if signum == signal.SIGHUP:
+            self._arm()  # first: whatever happens next, the process ends
             if hung_up(self._fds):
                 self._lose_terminal()
-            self._arm()
 
     def stop(self) -> None:
         """The app has returned: the watch thread ends (an armed watchdog stays armed)."""
@@ -192,8 +194,8 @@ class TerminalWatch:
         with self._lock:
             if self.stopped_by is None:
                 self.stopped_by = signal.SIGHUP
+        self._arm()  # first: whatever happens next, the process ends
         self._lose_terminal()
-        self._arm()
         loop, leave = self._loop, self._leave
         if loop is not None and leave is not None:
             try:
@@ -203,9 +205,10 @@ class TerminalWatch:
 
     def _lose_terminal(self) -> None:
         """Make every later write to the terminal return at once (it would fail or block)."""
-        if self.terminal_lost.is_set():
-            return
-        self.terminal_lost.set()
+        with self._lock:  # from the watch thread or the loop's SIGHUP, whichever is first
+            if self.terminal_lost.is_set():
+                return
+            self.terminal_lost.set()
         try:
             sink = os.open(os.devnull, os.O_WRONLY)
         except OSError:
@@ -246,19 +249,25 @@ class TerminalWatch:
         self._armed.set()
         threading.Thread(target=self._watchdog, name="hangup-watchdog", daemon=True).start()
 
-    def _watchdog(self) -> None:
-        # Never disarmed: once the terminal is gone the status is 129 either way, and this
-        # also covers an interpreter that hangs on its way out after the app has returned.
-        threading.Event().wait(self.deadline)
+    def _flush_quietly(self) -> None:
         try:
             flush_history(self._app)
         except Exception:  # noqa: BLE001 - the exit must happen whatever the disk says
             pass
-        try:
-            sys.stderr.flush()
-        except Exception:  # noqa: BLE001
-            pass
-        self._exit_process(128 + (self.stopped_by or signal.SIGHUP))
+
+    def _watchdog(self) -> None:
+        # Never disarmed: once the terminal is gone the status is 129 either way, and this
+        # also covers an interpreter that hangs on its way out after the app has returned.
+        armed_at = time.monotonic()
+        self.terminal_lost.wait(SIGHUP_DEADLINE)
+        deadline = HANGUP_DEADLINE if self.terminal_lost.is_set() else SIGHUP_DEADLINE
+        time.sleep(max(0.0, armed_at + deadline - time.monotonic()))
+        # A write cut off by the exit is safe (a torn journal line is ignored, a snapshot is
+        # replaced by rename), so the flush gets a short grace, not a wait that could last.
+        flush = threading.Thread(target=self._flush_quietly, name="hangup-flush", daemon=True)
+        flush.start()
+        flush.join(FLUSH_GRACE)
+        os._exit(128 + (self.stopped_by or signal.SIGHUP))
 
 
 def run_dashboard(app: Any) -> int:
