@@ -439,23 +439,23 @@ def start_dashboard(sim, db: Path, *, controlling_tty: bool, program: list[str] 
 
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "terminal closed"])
 async def test_signals_while_the_dashboard_polls_flush_and_exit_cleanly(make_simulator, tmp_path, how):
-    sim = make_simulator(job_seconds=8)
+    # The simulator's clock moves only when told: the job is `processing` for as long as the
+    # test needs, however slowly the dashboard starts on a loaded machine.
+    now = [time.time()]
+    sim = make_simulator(job_seconds=8, clock=lambda: now[0])
     db = tmp_path / "history.json"
     service = JobService.open(Settings(api_key=KEY, base_url=sim.base_url, db_path=db, **FAST))
     job = await service.submit(VideoRequest(prompt="still running when the terminal goes"))
     await service.close()
     assert job.status == "created"
+    now[0] += 3  # past `created`, far from done
 
     proc, master, screen, done = start_dashboard(sim, db, controlling_tty=how == "terminal closed")
     try:
-        # Wait until the dashboard has seen the job move on (a change it holds and must save).
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            gets = [r for r in sim.requests if r.method == "GET"]
-            if gets and gets[-1].at - job.submitted_at > 2.0:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.1)
+        # Wait until the dashboard has seen the job move on (a change it holds and must save):
+        # a second GET is sent only once the first answer was taken in.
+        await until(lambda: sum(r.method == "GET" for r in sim.requests) >= 2, timeout=60,
+                    what="(the dashboard never polled twice)")
         if how == "terminal closed":
             os.close(master)  # the SSH connection drops: the kernel sends SIGHUP
             master = None
