@@ -416,8 +416,9 @@ def _drain(fd: int, sink: bytearray, done: threading.Event) -> None:
         sink.extend(data)
 
 
-def start_dashboard(sim, db: Path, *, controlling_tty: bool):
-    """`hailuo-tui` in a pseudo-terminal, as a user would run it; returns what it drew."""
+def start_dashboard(sim, db: Path, *, controlling_tty: bool, program: list[str] | None = None):
+    """`hailuo-tui` (or `program`, given the same arguments) in a pseudo-terminal, as a user
+    would run it; returns what it drew."""
     import fcntl
     import pty
     import termios
@@ -430,7 +431,7 @@ def start_dashboard(sim, db: Path, *, controlling_tty: bool):
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # so that losing the terminal sends SIGHUP
 
     # Textual draws on stderr; a traceback would land there too: everything goes to the terminal.
-    proc = subprocess.Popen([sys.executable, "-m", "tui", "--base-url", sim.base_url, "--db", str(db)],
+    proc = subprocess.Popen([*(program or [sys.executable, "-m", "tui"]), "--base-url", sim.base_url, "--db", str(db)],
                             stdin=slave, stdout=slave, stderr=slave, env={**child_env(), "TERM": "xterm"},
                             start_new_session=True, preexec_fn=own_terminal)
     os.close(slave)
@@ -443,23 +444,23 @@ def start_dashboard(sim, db: Path, *, controlling_tty: bool):
 
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "terminal closed"])
 async def test_signals_while_the_dashboard_polls_flush_and_exit_cleanly(make_simulator, tmp_path, how):
-    sim = make_simulator(job_seconds=40)  # `processing` from 8 s to 40 s: a loaded machine cannot miss it
+    # The simulator's clock moves only when told: the job is `processing` for as long as the
+    # test needs, however slowly the dashboard starts on a loaded machine.
+    now = [time.time()]
+    sim = make_simulator(job_seconds=8, clock=lambda: now[0])
     db = tmp_path / "history.json"
     service = JobService.open(Settings(api_key=KEY, base_url=sim.base_url, db_path=db, **FAST))
     job = await service.submit(VideoRequest(prompt="still running when the terminal goes"))
     await service.close()
     assert job.status == "created"
+    now[0] += 3  # past `created`, far from done
 
     proc, master, screen, done = start_dashboard(sim, db, controlling_tty=how == "terminal closed")
     try:
-        # Wait until the dashboard has seen the job move on (a change it holds and must save).
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            gets = [r for r in sim.requests if r.method == "GET"]
-            if gets and gets[-1].at - job.submitted_at > 8.5:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.1)
+        # Wait until the dashboard has seen the job move on (a change it holds and must save):
+        # a second GET is sent only once the first answer was taken in.
+        await until(lambda: sum(r.method == "GET" for r in sim.requests) >= 2, timeout=60,
+                    what="(the dashboard never polled twice)")
         if how == "terminal closed":
             os.close(master)  # the SSH connection drops: the kernel sends SIGHUP
             master = None
@@ -594,3 +595,53 @@ def test_a_script_reads_the_live_history_through_history_storage_while_a_writer_
         store.close()
     with HistoryStore.open(db, read_only=True) as again:
         assert sorted(j.local_id for j in again.all()) == ["live1", "live2"]
+
+
+# -- a crash of the dashboard exits non-zero -------------------------------------------------------
+
+#: The real CLI entry point, with one dashboard action broken the way a bug would break it.
+BROKEN_DASHBOARD = textwrap.dedent("""
+    import sys
+    from tui.ui.app import HailuoApp
+
+    def toggle_stats(self):
+        raise RuntimeError("a bug in the stats panel")
+
+    HailuoApp.action_toggle_stats = toggle_stats
+    from tui.cli.main import main
+
+    sys.argv[0] = "hailuo-tui"
+    main()
+""")
+
+
+async def test_a_crash_of_the_dashboard_exits_non_zero_and_keeps_the_history(make_simulator, tmp_path):
+    from tui.ui.lifecycle import EXIT_CRASH
+
+    sim = make_simulator(job_seconds=600)
+    db = tmp_path / "history.json"
+    service = JobService.open(Settings(api_key=KEY, base_url=sim.base_url, db_path=db, **FAST))
+    job = await service.submit(VideoRequest(prompt="pending when the dashboard crashes"))
+    await service.close()
+    script = tmp_path / "broken.py"
+    script.write_text(BROKEN_DASHBOARD)
+    started = time.time()
+    proc, master, screen, done = start_dashboard(sim, db, controlling_tty=True, program=[sys.executable, str(script)])
+    try:
+        await until(lambda: any(r.method == "GET" and r.at >= started for r in sim.requests), timeout=60,
+                    what="(the dashboard never polled)")
+        os.write(master, b"t")  # the broken key
+        await asyncio.to_thread(proc.wait, 60)
+        await asyncio.sleep(0.2)  # the last of the output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        done.set()
+        os.close(master)
+    text = screen.decode(errors="replace")
+    assert proc.returncode == EXIT_CRASH == 70, (proc.returncode, text[-2000:])
+    assert "a bug in the stats panel" in text  # the user is shown what went wrong
+    (on_disk,) = history(db)
+    assert on_disk.server_id == job.server_id
+    with HistoryStore.open(db) as again:
+        assert not again.read_only

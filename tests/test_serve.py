@@ -359,3 +359,97 @@ async def test_open_in_browser_mode_uses_a_new_tab_and_only_for_web_addresses(tm
         assert len(opened) == 1  # never opened: copied instead, and said so
         assert app.clipboard == "javascript:alert(document.cookie)"
         assert any("not an http(s) URL" in str(n.message) for n in app._notifications)
+
+
+# -- a tab that goes away, a server that goes away: its dashboard ends --------------------------------
+
+
+def _dashboards(served: "Served") -> list[int]:
+    return [pid for pid in _descendants(served.process.pid) if b"tui" in _read_proc(pid, "cmdline")]
+
+
+def _ended(pid: int) -> bool:
+    state = _read_proc(pid, "stat").rsplit(b")", 1)[-1].split()[:1]
+    return not state or state[0] in (b"Z", b"X")  # gone, or dead and waiting for its parent
+
+
+def _wait_until(condition, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+async def _open_tab(served: "Served", session, shows: bytes):
+    """A WebSocket as the page opens it, once the dashboard shows `shows`."""
+    import aiohttp
+
+    ws = await session.ws_connect(f"{served.url}ws?width=160&height=40", headers={"Origin": served.url.rstrip("/")})
+    received = b""
+    deadline = time.monotonic() + 60
+    while shows not in received:
+        assert time.monotonic() < deadline, f"the dashboard never showed {shows!r}: {received[-2000:]!r}"
+        message = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))
+        if message.type == aiohttp.WSMsgType.BINARY:
+            received += message.data
+        elif message.type != aiohttp.WSMsgType.TEXT:
+            raise AssertionError(f"the WebSocket ended: {message!r}")
+    return ws
+
+
+@pytest.mark.parametrize("how", ["closed", "dropped"])
+def test_a_tab_that_goes_away_ends_its_dashboard_and_the_server_serves_on(tmp_path, make_simulator, serve, how):
+    import aiohttp
+
+    simulator = make_simulator(job_seconds=600)
+    db = tmp_path / "history.json"
+    _history(db, simulator)
+    served = serve("--db", str(db), env={"GPTPROTO_API_KEY": KEY, "GPTPROTO_BASE_URL": simulator.base_url})
+
+    async def tab_goes_away() -> list[int]:
+        async with aiohttp.ClientSession() as session:
+            ws = await _open_tab(served, session, b"paper boat")
+            dashboards = _dashboards(served)
+            assert dashboards
+            if how == "closed":
+                await ws.close()  # the tab closed: the browser says goodbye
+            else:
+                ws._response.connection.transport.abort()  # the network went: no goodbye at all
+        return dashboards
+
+    dashboards = asyncio.run(tab_goes_away())
+    _wait_until(lambda: all(_ended(pid) for pid in dashboards), f"a dashboard outlived its {how} tab")
+    with HistoryStore.open(db) as store:
+        assert not store.read_only  # it let go of the history on its way out
+        assert {job.local_id for job in store.all()} == {"aaaa00000001", "bbbb00000002"}
+
+    async def another_tab() -> None:
+        async with aiohttp.ClientSession() as session:
+            await (await _open_tab(served, session, b"paper boat")).close()
+
+    asyncio.run(another_tab())
+    assert served.stop() == 0
+
+
+def test_dashboards_end_when_their_server_is_killed(tmp_path, make_simulator, serve):
+    import aiohttp
+
+    simulator = make_simulator(job_seconds=600)
+    db = tmp_path / "history.json"
+    _history(db, simulator)
+    served = serve("--db", str(db), env={"GPTPROTO_API_KEY": KEY, "GPTPROTO_BASE_URL": simulator.base_url})
+
+    async def open_then_kill_the_server() -> list[int]:
+        async with aiohttp.ClientSession() as session:
+            await _open_tab(served, session, b"paper boat")
+            dashboards = _dashboards(served)
+            served.process.kill()  # kill -9: it cannot stop its dashboards itself
+            served.process.wait()
+        return dashboards
+
+    dashboards = asyncio.run(open_then_kill_the_server())
+    assert dashboards
+    _wait_until(lambda: all(_ended(pid) for pid in dashboards), "a dashboard outlived its server")
+    with HistoryStore.open(db) as store:
+        assert not store.read_only
+        assert {job.local_id for job in store.all()} == {"aaaa00000001", "bbbb00000002"}

@@ -163,6 +163,8 @@ class HailuoApp(App[int]):
         self._leaving = False
         self._built: dict[str, asyncio.Task] = {}
         self._signals: list[int] = []
+        #: Set by run_app: leaves when the terminal goes away (tui.ui.lifecycle); None under Pilot.
+        self.terminal_watch: Any = None
         self._started_at = clock()
         #: The whole history is in the table (the newest jobs may be shown before: `_history_loading`).
         self._history_shown = False
@@ -286,8 +288,12 @@ class HailuoApp(App[int]):
             except (NotImplementedError, RuntimeError, ValueError, AttributeError):
                 continue  # not on this platform, or not the main thread
             self._signals.append(signum)
+        if self.terminal_watch is not None:
+            self.terminal_watch.start(self, loop, lambda code: self.call_later(self._leave, code))
 
     def _on_signal(self, signum: int) -> None:
+        if self.terminal_watch is not None:
+            self.terminal_watch.signalled(signum)
         self.call_later(self._leave, 128 + signum)
 
     def on_resize(self, event) -> None:
@@ -1112,13 +1118,13 @@ def demo_app(demo_settings: Settings, seed: Callable[[Any], Any], *, read_only: 
 
 
 def run_app(settings: Settings, *, demo: bool = False) -> int:
-    """Run the dashboard until the user leaves; returns the exit code."""
+    """Run the dashboard until the user leaves, the terminal goes away or it crashes; returns
+    the exit status (tui.ui.lifecycle: 129 after a hang-up, 70 after a crash, never 0 for either)."""
+    from tui.ui.lifecycle import run_dashboard
+
     if demo:
         from tui.simulator.demo import demo_session
 
         with demo_session(settings) as (demo_settings, seed):
-            result = demo_app(demo_settings, seed, read_only=settings.read_only, freeze_history=True).run()
-    else:
-        app = HailuoApp(settings, freeze_history=True)
-        result = app.run()
-    return int(result or 0)
+            return run_dashboard(demo_app(demo_settings, seed, read_only=settings.read_only, freeze_history=True))
+    return run_dashboard(HailuoApp(settings, freeze_history=True))
