@@ -195,8 +195,9 @@ async def test_on_every_form_field_letters_are_never_dashboard_actions(field, tm
         await pilot.press("escape")
         await until(lambda: len(app.screen_stack) == 1, pilot=pilot)
         typed = "cqx2/" if field in ("prompt", "image", "end_image") else ""
-        expected = {"prompt": before.prompt + typed if field == "prompt" else before.prompt}
-        assert composer.request.prompt == expected["prompt"]  # `c` cloned nothing over the draft
+        # (the text was set, not typed: the cursor is at its start)
+        expected = typed + before.prompt if field == "prompt" else before.prompt
+        assert composer.request.prompt == expected  # `c` cloned nothing over the draft
         if field in ("image", "end_image"):
             assert app.query_one(f"#{field}", Input).value.endswith(typed)
         assert table.status_filter is None and not app.query_one("#filter").display  # `2` and `/` did nothing
