@@ -76,7 +76,17 @@ class Tmux:
         return not self.exit_file.exists()
 
     def close(self) -> None:
+        # The dashboard itself is ended by its process id: a terminal that goes away does not
+        # always end it (that hang-up is tested on its own elsewhere).
+        shell = self._tmux("display-message", "-p", "-t", "t", "#{pane_pid}").strip()
+        children = subprocess.run(["ps", "-o", "pid=", "--ppid", shell], capture_output=True, text=True,
+                                  timeout=60).stdout.split() if shell.isdigit() else []
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=60)
+        for pid in children:
+            try:
+                os.kill(int(pid), 9)
+            except (ProcessLookupError, ValueError):
+                pass
 
 
 def wait(predicate, what: str, timeout: float = 60.0) -> None:
