@@ -35,6 +35,7 @@ from tui.core.catalog import VideoRequest
 from tui.core.config import ENV_KEY, Settings, styles_dir
 from tui.core.events import DownloadFinished, DownloadProgress, JobChanged, JobRemoved, Notice, PollerState
 from tui.core.records import Job
+from tui.core.text import one_line
 from tui.ui.widgets.detail import DetailPane, clean
 from tui.ui.widgets.job_table import JobTable
 from tui.ui.widgets.stats_panel import StatsPanel
@@ -155,6 +156,9 @@ class HailuoApp(App[int]):
         self._freeze_history = freeze_history
         self._unsubscribe: Callable[[], None] | None = None
         self._submits_in_flight = 0
+        from tui.core.repeats import RepeatGuard
+
+        self.repeats = RepeatGuard(clock=clock)
         #: The batch run going on (or the last one), as the batch dialog shows it.
         self.batch: "BatchProgress | None" = None
         self._batch_running = False
@@ -644,7 +648,30 @@ class HailuoApp(App[int]):
         if self.service is None:
             event.composer.set_note("the history is still opening; try again in a moment", error=True)
             return
-        self._submit(event.request)
+        request, composer = event.request, event.composer
+        ago = self.repeats.since(request)
+        if ago is None:
+            self._send(request)
+            return
+        from tui.ui.screens.dialogs import RepeatSubmitScreen
+
+        def answered(again: bool | None) -> None:
+            if again:
+                self._send(request)
+            else:
+                composer.set_note("not sent: the same request went out moments ago", error=False)
+                self.notify("repeat dropped: nothing sent", timeout=3)
+
+        composer.set_note("the same request went out moments ago: ctrl+s sends it again, Escape drops it")
+        self.push_screen(RepeatSubmitScreen(
+            f"Send the same request again? It went out {ago:.0f} s ago.",
+            f"{one_line(request.model)} · {one_line(request.prompt, limit=60)}\n"
+            "A second job is billed again. ctrl+s sends it again; Escape drops it."), answered)
+
+    def _send(self, request: VideoRequest) -> None:
+        # Recorded before the POST: a second ctrl+s during the first one's round trip is a repeat too.
+        self.repeats.sent(request)
+        self._submit(request)
 
     @work(exit_on_error=False, group="submit")
     async def _submit(self, request: VideoRequest) -> None:
@@ -653,28 +680,42 @@ class HailuoApp(App[int]):
 
         composer = await self.composer()
         self._submits_in_flight += 1
+        what = f"{one_line(request.model)} · “{one_line(request.prompt, limit=40)}”"
+
+        def not_sent(note: str) -> None:
+            # Surely not billed: an identical request may go at once, and the draft stays a draft.
+            self.repeats.forget(request)
+            composer.set_note(note, error=True)
+            self.notify(f"{what}\n{note}", title="Not sent", severity="error", timeout=8)
+
         try:
             job = await self.service.submit(request)
         except ValidationFailed as exc:
             composer.show_errors(exc.errors)
-            composer.set_note("not sent: fix the fields marked above", error=True)
+            not_sent("not sent: fix the fields marked above")
         except (SubmitDisabled, HistoryNotWritten) as exc:
-            composer.set_note(clean(exc), error=True)
+            not_sent(clean(exc))
         except SubmitFailed as exc:
             if isinstance(exc.error, SubmitOutcomeUnknownError):
                 cause = exc.error.cause.message if exc.error.cause is not None else exc.message
-                composer.set_note(f"outcome unknown ({clean(cause)}): not re-sent, as it may exist and be billed; "
-                                  "check the job before submitting again", error=True)
+                note = (f"outcome unknown ({clean(cause)}): not re-sent, as it may exist and be billed; "
+                        "check the job before submitting again")
+                composer.mark_sent(request)
+                composer.set_note(note, error=True)
+                self.notify(f"{what}\n{note}", title="Outcome unknown", severity="error", timeout=12)
             elif isinstance(exc.error, NetworkError):
-                composer.set_note(f"not sent: {clean(exc.message)}", error=True)
+                not_sent(f"not sent: {clean(exc.message)}")
             else:
-                composer.set_note(f"refused: {clean(exc.message)}", error=True)
+                not_sent(f"refused: {clean(exc.message)}")
         except ApiError as exc:
-            composer.set_note(f"refused: {clean(exc.message)}", error=True)
+            not_sent(f"refused: {clean(exc.message)}")
         except Exception as exc:  # noqa: BLE001 - shown beside the form, never a traceback
-            composer.set_note(f"not sent: {clean(exc) or type(exc).__name__}", error=True)
+            not_sent(f"not sent: {clean(exc) or type(exc).__name__}")
         else:
+            composer.mark_sent(request)
             composer.set_note(f"sent as {clean(job.short_id)}; the form keeps its values for a variation")
+            # Said in a toast too: at 80 columns the form may be hidden, and a toast shows at any size.
+            self.notify(f"{clean(job.short_id)} · {what}", title="Sent", timeout=6)
             self.query_one(JobTable).select(job.local_id)
         finally:
             self._submits_in_flight -= 1
@@ -745,7 +786,7 @@ class HailuoApp(App[int]):
         if screen.has_class("-narrow") and not screen.has_class("-show-composer"):
             screen.add_class("-show-composer")
             self.query_one("#prompt").focus()
-        composer.action_submit()
+        await composer.action_submit()
 
     async def action_toggle_raw(self) -> None:
         (await self.detail()).action_toggle_raw()
@@ -1054,6 +1095,11 @@ class HailuoApp(App[int]):
         if self._submits_in_flight:
             self.push_screen(ConfirmScreen("A submit is in flight. Quit anyway?",
                                            "Its outcome will be recorded as unknown if it is cut off."), answered)
+            return
+        composer = self._built_now("composer")
+        if composer is not None and composer.has_unsent_draft:
+            self.push_screen(ConfirmScreen("The form holds an unsent draft. Quit anyway?",
+                                           "Quitting loses what was typed; n or Escape goes back to it."), answered)
             return
         unwritten = getattr(getattr(self.service, "store", None), "last_write_error", None)
         if unwritten:

@@ -1,4 +1,5 @@
-"""Small modal screens: yes/no confirmation, the copy menu, and the help screen built from the bindings."""
+"""Small modal screens: yes/no confirmation, the repeat-submit question, the copy menu, and the
+help screen built from the bindings."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from textual.widgets import Button, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 
-class ConfirmScreen(ModalScreen[bool]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
-        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
-    ]
+class _Question(ModalScreen[bool]):
+    """A question answered yes or no; the keys are the subclass's."""
+
+    YES_LABEL = "Yes  y"
+    NO_LABEL = "No  n"
 
     def __init__(self, question: str, detail: str = "") -> None:
         super().__init__(classes="dialog-screen")
@@ -31,8 +32,8 @@ class ConfirmScreen(ModalScreen[bool]):
             if self.detail:
                 yield Static(Text(self.detail), classes="dialog-detail")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Yes  y", variant="error", id="yes")
-                yield Button("No  n", id="no")
+                yield Button(self.YES_LABEL, variant="error", id="yes")
+                yield Button(self.NO_LABEL, id="no")
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
@@ -40,6 +41,26 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
+
+
+class ConfirmScreen(_Question):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
+        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
+    ]
+
+
+class RepeatSubmitScreen(_Question):
+    """The same request again within moments: ctrl+s once more sends it, Escape drops it.
+    Enter (on the focused button) drops it too: a second bill needs the deliberate key."""
+
+    AUTO_FOCUS = "#no"
+    YES_LABEL = "Send again  ^s"
+    NO_LABEL = "Drop  Esc"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "answer(True)", "Send again", id="repeat.send"),
+        Binding("escape", "answer(False)", "Drop", id="repeat.drop"),
+    ]
 
 
 class CopyMenu(ModalScreen[str | None]):

@@ -2,6 +2,11 @@
 
 It validates as the user types (debounced) with the catalog's messages shown beside each
 field, and posts `Composer.Submitted(request)` upward; it never talks to the service itself.
+
+What is submitted is exactly what was typed before the submit key: keys still queued at the
+form's fields land first (tui.ui.typeahead). While a field has the focus, printable keys are
+the field's or the form's, never the dashboard's single-letter shortcuts. `has_unsent_draft`
+says whether quitting would lose something typed.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -22,6 +27,7 @@ from textual.widgets import Button, Input, Label, Select, Static, Switch, TextAr
 from tui.core import catalog
 from tui.core.catalog import FieldError, VideoRequest
 from tui.core.text import inert
+from tui.ui.typeahead import settle
 
 FIELDS = ("model", "scene", "prompt", "image", "end_image", "duration", "resolution")
 VALIDATE_DELAY = 0.25  # seconds of quiet typing before the form is checked again
@@ -88,6 +94,8 @@ class Composer(VerticalScroll, can_focus=False):
         self._validate_timer: Timer | None = None
         self._errors: list[FieldError] = []
         self._listening = False
+        #: The request the form held when it was last filled, cleared or sent: nothing typed since.
+        self._kept: VideoRequest | None = None
 
     # -- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -136,6 +144,7 @@ class Composer(VerticalScroll, can_focus=False):
 
     def on_mount(self) -> None:
         self._sync_scene()
+        self._kept = self.request
         # Selects announce their first values after mounting; only the user's changes start validation.
         self.call_after_refresh(self._start_listening)
 
@@ -191,9 +200,21 @@ class Composer(VerticalScroll, can_focus=False):
         if self._validate_timer is not None:
             self._validate_timer.stop()
         self.show_errors([])
+        self._kept = self.request
 
     def clear(self) -> None:
         self.load(VideoRequest())
+
+    def mark_sent(self, request: VideoRequest) -> None:
+        """`request` went to the server (or may have): the form as it was then is no draft."""
+        self._kept = request
+
+    @property
+    def has_unsent_draft(self) -> bool:
+        """Something was typed since the form was last filled, cleared or sent."""
+        request = self.request
+        typed = bool(request.prompt.strip() or request.image or request.end_image)
+        return typed and request != self._kept
 
     # -- validation -------------------------------------------------------------------------
     def validate_now(self) -> list[FieldError]:
@@ -305,16 +326,46 @@ class Composer(VerticalScroll, can_focus=False):
         self._update_images()
 
     @on(Button.Pressed, "#submit")
-    def _button(self, event: Button.Pressed) -> None:
+    async def _button(self, event: Button.Pressed) -> None:
         event.stop()
-        self.action_submit()
+        await self.action_submit()
+
+    def on_key(self, event: events.Key) -> None:
+        """A printable key a field did not take stays in the form: a letter typed on a Select
+        or a Switch is never the dashboard's `c` (clone over the draft) or `q` (quit)."""
+        if not event.is_printable:
+            return
+        active = self.screen.active_bindings.get(event.key)
+        if active is not None and (active.node is self or self in active.node.ancestors):
+            return  # a field's own key (space opens a Select, toggles a Switch)
+        event.stop()
 
     def watch_disabled_reason(self, reason: str | None) -> None:
         self.query_one("#submit", Button).disabled = reason is not None
         self.set_note(reason or "", error=False)
 
     # -- actions --------------------------------------------------------------------------------
-    def action_submit(self) -> None:
+    async def action_submit(self) -> None:
+        """Submit what was typed before the submit key (see the module's contract)."""
+        if not await settle(self._typing_chain()):
+            self.set_note("not sent: the form was still taking keys; press ctrl+s again", error=True)
+            return
+        self.submit_now()
+
+    def _typing_chain(self) -> list:
+        """The focused field and its ancestors up to this form: where typed keys are queued."""
+        focused = self.app.focused
+        if focused is None or (focused is not self and self not in focused.ancestors):
+            return [self]
+        chain = []
+        for node in focused.ancestors_with_self:
+            chain.append(node)
+            if node is self:
+                break
+        return chain
+
+    def submit_now(self) -> None:
+        """Validate the form as it is and post it."""
         self._update_images()
         errors = self.validate_now()
         if self.disabled_reason is not None:
