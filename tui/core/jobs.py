@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from tui.core import catalog
+from tui.core import catalog, costs
 from tui.core.api.errors import ApiError, NotFoundError, SubmitOutcomeUnknownError
 from tui.core.api.models import Prediction
 from tui.core.catalog import FieldError, VideoRequest
@@ -66,6 +66,11 @@ class SubmitFailed(ApiError):
 
 class SubmitDisabled(Exception):
     """Submitting is off (no key, read-only history); the message says why."""
+
+
+class BudgetRefused(SubmitDisabled):
+    """Sending this would pass a budget; nothing was recorded or sent. The message is the one line
+    that names the budget, what is left and how to change it."""
 
 
 class ReadOnlyRefused(Exception):
@@ -131,6 +136,10 @@ class JobService:
         self.hub = EventHub()
         self._read_only = read_only
         self._now = wall_clock
+        #: "This session" for budget_session and the stats panel's spend: since this service began.
+        self.session_start = wall_clock()
+        self.prices = costs.PriceTable(settings.prices)
+        self.budgets = costs.Budgets.from_settings(settings)
         if poller is None and client is not None:
             poller = Poller(
                 client.result,
@@ -267,10 +276,27 @@ class JobService:
     def validate(self, request: VideoRequest) -> list[FieldError]:
         return catalog.validate(request, allow_uncertain=self.settings.allow_uncertain_resolutions)
 
+    # -- costs ------------------------------------------------------------------------------
+    def estimate(self, request: VideoRequest) -> costs.Estimate:
+        return self.prices.for_request(request)
+
+    def budget_refusal(self, requests: Sequence[VideoRequest], *, batch: bool = False) -> str | None:
+        """Why sending these would pass a budget (one line), or None. The history's jobs count as
+        `tui.core.costs` says, those being sent right now included, so concurrent submits (a
+        batch's workers, the dashboard beside it) cannot slip past a budget together."""
+        if not self.budgets.any:
+            return None
+        now = self._now()
+        since = min(self.session_start, costs.local_day_start(now))
+        shares = [costs.share_of(job, self.prices) for job in self.store if job.submitted_at >= since]
+        return costs.refusal([self.estimate(r) for r in requests], shares, self.budgets,
+                             session_start=self.session_start, now=now, batch=batch)
+
     async def submit(self, request: VideoRequest, *, idempotency_key: str | None = None) -> Job:
         """Record, then POST. Raises ValidationFailed before anything is recorded, SubmitFailed after.
 
         HistoryNotWritten: the record could not be written, so nothing was sent.
+        BudgetRefused: it would pass a budget; nothing was recorded or sent.
         """
         self._bind_loop()
         # Image checks read files (and hash them): off the event loop.
@@ -288,6 +314,11 @@ class JobService:
         # The body (with base64 images) is built before recording, so a file that vanishes
         # now cannot leave a record of a POST that was never sent.
         body, record = await asyncio.to_thread(lambda: (catalog.api_body(request), request_record(request)))
+        # Checked here, with no await before the record is made: two submits on this loop cannot
+        # both pass on the same room left.
+        refused = self.budget_refusal([request])
+        if refused is not None:
+            raise BudgetRefused(refused)
         now = self._now()
         job = Job(local_id=new_local_id(), request=record, submitted_at=now,
                   idempotency_key=idempotency_key, status_history=[[SUBMITTING, now]])
