@@ -285,6 +285,13 @@ class Tally:
                 "unpriced_jobs": self.unpriced_jobs}
 
 
+def job_cost_public(job: "Job", prices: PriceTable) -> dict[str, Any]:
+    """A job's cost as `export` writes it: the estimate, where its price came from, the billing state."""
+    estimate = prices.for_job(job)
+    return {"estimated": _round(estimate.amount), "source": estimate.source, "billing": bucket_of(job),
+            "prices_as_of": catalog.PRICES_AS_OF}
+
+
 def local_day_start(now: float) -> float:
     """Midnight of the local calendar day `now` falls in: budget_day and "today" run from it."""
     moment = datetime.fromtimestamp(now)
