@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import until
 from tui.core import catalog, costs
 from tui.core.batch import NOT_SENT, BatchRun, read_batch
 from tui.core.catalog import VideoRequest
@@ -317,3 +318,80 @@ def test_cli_spend_and_export_count_as_described(tmp_path):
     assert (rows["a"]["estimated_cost"], rows["a"]["cost_source"], rows["a"]["billing"]) == ("0.441", "default", "billed")
     assert (rows["d"]["estimated_cost"], rows["d"]["cost_source"]) == ("0.3", "config")
     assert rows["c"]["billing"] == "not billed" and rows["b"]["billing"] == "may be billed"
+
+
+# -- the dashboard (Pilot) ------------------------------------------------------------------------
+
+
+async def test_the_composers_estimate_follows_the_model_resolution_and_duration():
+    from textual.app import App
+    from textual.widgets import Select, Static
+
+    from tui.ui.widgets.composer import Composer
+
+    class FormApp(App):
+        def compose(self):
+            yield Composer(id="composer", prices=costs.PriceTable({"hailuo-02-pro": 0.5}))
+
+    app = FormApp()
+    async with app.run_test(size=(100, 50)) as pilot:
+        line = lambda: str(app.query_one("#estimate", Static).render())  # noqa: E731
+        assert line().startswith("Estimate $0.171 (6 s × $0.0285/s, default price of 2026-09-25)")
+        app.query_one("#duration", Select).value = 10
+        await until(lambda: "$0.285" in line(), pilot=pilot)
+        app.query_one("#resolution", Select).value = "1080P"  # 2.3-fast at 1080P offers 6 s only
+        await until(lambda: "$0.297 (6 s × $0.0495/s" in line(), pilot=pilot)
+        app.query_one("#family", Select).value = "02"
+        app.query_one("#tier", Select).value = "pro"
+        await until(lambda: "$0.50 ($0.50 a run, price from config)" in line(), pilot=pilot)
+        app.query_one("#tier", Select).value = "fast"
+        await until(lambda: "$0.09 ($0.09 a run" in line(), pilot=pilot)
+        app.query_one("#duration", Select).value = 10
+        await until(lambda: "not known" in line() and "$0.09" in line(), pilot=pilot)
+
+
+async def test_the_dashboard_refuses_the_third_pro_job_past_a_1_dollar_session_budget(tmp_path, make_simulator):
+    from textual.widgets import Select, Static, TextArea
+
+    from tui.ui.app import HailuoApp
+    from tui.ui.widgets.job_table import JobTable
+    from tui.ui.widgets.stats_panel import StatsPanel
+
+    sim = make_simulator(job_seconds=0.2)
+    settings = Settings(api_key=KEY, base_url=sim.base_url, db_path=tmp_path / "history.json",
+                        config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
+                        budget_session=1.0, **FAST)
+    app = HailuoApp(settings)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await until(lambda: app.ready.is_set(), pilot=pilot)
+        app.query_one("#family", Select).value = "02"
+        app.query_one("#tier", Select).value = "pro"
+        app.query_one("#prompt", TextArea).text = "a lighthouse at dusk"
+        await until(lambda: "$0.441" in str(app.query_one("#estimate", Static).render()), pilot=pilot)
+        table = app.query_one(JobTable)
+        note = app.query_one("#submit-note", Static)
+        for sent in (1, 2):
+            await pilot.press("ctrl+s")
+            await until(lambda: len(posts(sim)) == sent and "sent as" in str(note.render()), pilot=pilot)
+        await pilot.press("ctrl+s")
+        await until(lambda: "budget_session" in str(note.render()), pilot=pilot)
+        assert "$0.118 left" in str(note.render()) and note.has_class("-error")
+        assert len(posts(sim)) == 2 and table.total_count == 2
+        # The table's cost column and the stats panel's spend say the same.
+        await until(lambda: all(j.is_success for j in table.visible_jobs()), pilot=pilot)
+        # The cost column, at this width, shows each completed job's estimate.
+        lines = lambda: "".join(seg.text for y in range(3) for seg in table.render_line(y))  # noqa: E731
+        await until(lambda: "EST $" in lines() and lines().count("0.441") == 2, pilot=pilot, what=lines())
+        table.focus()
+        await pilot.press("t")
+        panel = app.query_one(StatsPanel)
+
+        def text() -> str:
+            from rich.console import Console
+
+            console = Console(width=160, record=True, file=io.StringIO())
+            console.print(panel.content)
+            return console.export_text()
+
+        await until(lambda: "this session" in text() and "$0.882" in text(), pilot=pilot)
+        assert "hailuo-02-pro" in text() and "2026-09-25" in text()
