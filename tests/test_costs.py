@@ -395,3 +395,34 @@ async def test_the_dashboard_refuses_the_third_pro_job_past_a_1_dollar_session_b
 
         await until(lambda: "this session" in text() and "$0.882" in text(), pilot=pilot)
         assert "hailuo-02-pro" in text() and "2026-09-25" in text()
+
+
+async def test_the_batch_dialog_shows_the_total_and_offers_no_submit_past_the_batch_budget(tmp_path, make_simulator):
+    from textual.widgets import Button, Input, Static
+
+    from tui.ui.app import HailuoApp
+    from tui.ui.screens.batch import BatchScreen
+
+    sim = make_simulator()
+    rows = write_rows(tmp_path / "rows.jsonl", 3)
+    settings = Settings(api_key=KEY, base_url=sim.base_url, db_path=tmp_path / "history.json",
+                        config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
+                        budget_batch=1.0, **FAST)
+    app = HailuoApp(settings)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await until(lambda: app.ready.is_set(), pilot=pilot)
+        await pilot.press("b")
+        await until(lambda: isinstance(app.screen, BatchScreen), pilot=pilot)
+        screen = app.screen
+        screen.query_one("#batch-path", Input).value = str(rows)
+        screen.query_one("#batch-path", Input).focus()
+        await pilot.press("enter")
+        headline = screen.query_one("#batch-headline", Static)
+        await until(lambda: "to submit" in str(headline.render()), pilot=pilot)
+        text = str(headline.render())
+        assert "estimated cost $1.323 for 3 rows (estimate, prices of 2026-09-25)" in text
+        assert "would pass budget_batch $1.00" in text and headline.has_class("-error")
+        assert screen.query_one("#batch-start", Button).disabled
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    assert posts(sim) == []

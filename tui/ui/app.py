@@ -528,7 +528,8 @@ class HailuoApp(App[int]):
         self.push_screen(BatchScreen(store=self.service.store,
                                      allow_uncertain=self.settings.allow_uncertain_resolutions,
                                      submit_disabled=self.service.submit_disabled_reason,
-                                     running=running, path=self.batch.path if self.batch else ""))
+                                     running=running, path=self.batch.path if self.batch else "",
+                                     costs=self.service))
 
     def on_batch_screen_start(self, message: Any) -> None:  # BatchScreen.Start (imported when first used)
         from tui.ui.screens.batch import BatchProgress
