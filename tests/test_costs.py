@@ -395,6 +395,9 @@ async def test_the_dashboard_refuses_the_third_pro_job_past_a_1_dollar_session_b
 
         await until(lambda: "this session" in text() and "$0.882" in text(), pilot=pilot)
         assert "hailuo-02-pro" in text() and "2026-09-25" in text()
+        # Hidden again before leaving: the panel's redraw timer would fire into a torn-down screen.
+        await pilot.press("t")
+        await until(lambda: not app.screen.has_class("-show-stats"), pilot=pilot)
 
 
 async def test_the_batch_dialog_shows_the_total_and_offers_no_submit_past_the_batch_budget(tmp_path, make_simulator):
@@ -426,3 +429,21 @@ async def test_the_batch_dialog_shows_the_total_and_offers_no_submit_past_the_ba
         await pilot.press("ctrl+s")
         await pilot.pause()
     assert posts(sim) == []
+
+
+async def test_the_session_budget_counts_what_this_session_sent_even_once_forgotten(simulator, tmp_path):
+    from tui.core.store import HistoryStore
+
+    store = HistoryStore.open(tmp_path / "history.json")
+    store.put(job("elsewhere", "processing"))  # sent a moment ago by another terminal: not this session's
+    store.close()
+    service = service_for(simulator, tmp_path, budget_session=1.0)
+    try:
+        first = await service.submit(PRO)
+        await service.submit(PRO)
+        service.forget(first.local_id)  # forgetting a job does not refund it
+        with pytest.raises(BudgetRefused, match=r"\$0.882 counted this session"):
+            await service.submit(PRO)
+        assert len(posts(simulator)) == 2
+    finally:
+        await service.close()

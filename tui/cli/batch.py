@@ -96,7 +96,7 @@ def _dry_run(settings: Settings, rows: list["BatchRow"], *, as_json: bool) -> in
         now = time.time()
         shares = [costs.share_of(job, prices) for job in store if job.submitted_at >= costs.local_day_start(now)]
         would_refuse = costs.refusal(summary.cost.estimates, shares, costs.Budgets.from_settings(settings),
-                                     session_start=now, now=now, batch=True)
+                                     now=now, batch=True)
     finally:
         store.close()
     _print(summary, as_json=as_json)

@@ -329,12 +329,13 @@ def _tally(shares: Iterable[Share], since: float) -> Tally:
     return tally
 
 
-def refusal(estimates: list[Estimate], shares: Iterable[Share], budgets: Budgets, *, session_start: float,
-            now: float, batch: bool = False) -> str | None:
+def refusal(estimates: list[Estimate], shares: Iterable[Share], budgets: Budgets, *,
+            session: Iterable[Share] = (), now: float, batch: bool = False) -> str | None:
     """Why sending these would pass a budget (one line), or None when it may go.
 
-    `shares` are the history's jobs (those being sent now included). With a budget set, a
-    request without a price is refused too: its cost cannot be checked.
+    `shares` are the history's jobs (those being sent now included) for budget_day; `session`
+    the jobs this session sent, for budget_session. With a budget set, a request without a
+    price is refused too: its cost cannot be checked.
     """
     if not budgets.any or not estimates:
         return None
@@ -349,10 +350,12 @@ def refusal(estimates: list[Estimate], shares: Iterable[Share], budgets: Budgets
     checks: list[tuple[str, float | None, float, str]] = []
     if batch:
         checks.append(("budget_batch", budgets.batch, 0.0, "per batch"))
-    for name, limit, since, period in (("budget_session", budgets.session, session_start, "this session"),
-                                       ("budget_day", budgets.day, local_day_start(now), "today")):
-        if limit is not None:
-            checks.append((name, limit, _tally(shares, since).counted(bill_failed=budgets.bill_failed), period))
+    if budgets.session is not None:
+        counted = _tally(session, float("-inf")).counted(bill_failed=budgets.bill_failed)
+        checks.append(("budget_session", budgets.session, counted, "this session"))
+    if budgets.day is not None:
+        counted = _tally(shares, local_day_start(now)).counted(bill_failed=budgets.bill_failed)
+        checks.append(("budget_day", budgets.day, counted, "today"))
     for name, limit, counted, period in checks:
         if limit is None:
             continue
@@ -383,9 +386,13 @@ class SpendSnapshot:
 class SpendLedger:
     """Each job's share of the spend, kept up to date one job at a time (for the stats panel)."""
 
-    def __init__(self, prices: PriceTable, *, session_start: float, bill_failed: bool = True) -> None:
+    def __init__(self, prices: PriceTable, *, session_start: float, bill_failed: bool = True,
+                 session_jobs: Mapping[str, "Job"] | None = None) -> None:
         self.prices = prices
         self.session_start = session_start
+        #: The jobs this session sent (the job service's `session_jobs`): "this session" is those,
+        #: as budget_session counts them. Without it, the jobs submitted since `session_start`.
+        self.session_jobs = session_jobs
         self.bill_failed = bill_failed
         self._shares: dict[str, Share] = {}
 
@@ -413,8 +420,10 @@ class SpendLedger:
                 week.add(share)
             if share.submitted_at >= day_start:
                 today.add(share)
-            if share.submitted_at >= self.session_start:
+            if self.session_jobs is None and share.submitted_at >= self.session_start:
                 session.add(share)
+        for job in (self.session_jobs or {}).values():
+            session.add(share_of(job, self.prices))
         return SpendSnapshot(session, today, week, all_time, sorted(models.items()), self.bill_failed,
                              bool(self.prices.overridden))
 

@@ -136,8 +136,11 @@ class JobService:
         self.hub = EventHub()
         self._read_only = read_only
         self._now = wall_clock
-        #: "This session" for budget_session and the stats panel's spend: since this service began.
+        #: When this service began (the day budget's "today" is the local calendar day).
         self.session_start = wall_clock()
+        #: "This session" for budget_session and the stats panel: the jobs this service recorded
+        #: for a POST, kept even if forgotten later (forgetting a job does not refund it).
+        self.session_jobs: dict[str, Job] = {}
         self.prices = costs.PriceTable(settings.prices)
         self.budgets = costs.Budgets.from_settings(settings)
         if poller is None and client is not None:
@@ -287,10 +290,11 @@ class JobService:
         if not self.budgets.any:
             return None
         now = self._now()
-        since = min(self.session_start, costs.local_day_start(now))
-        shares = [costs.share_of(job, self.prices) for job in self.store if job.submitted_at >= since]
-        return costs.refusal([self.estimate(r) for r in requests], shares, self.budgets,
-                             session_start=self.session_start, now=now, batch=batch)
+        day_start = costs.local_day_start(now)
+        today = [costs.share_of(job, self.prices) for job in self.store if job.submitted_at >= day_start]
+        session = [costs.share_of(job, self.prices) for job in self.session_jobs.values()]
+        return costs.refusal([self.estimate(r) for r in requests], today, self.budgets,
+                             session=session, now=now, batch=batch)
 
     async def submit(self, request: VideoRequest, *, idempotency_key: str | None = None) -> Job:
         """Record, then POST. Raises ValidationFailed before anything is recorded, SubmitFailed after.
@@ -323,6 +327,7 @@ class JobService:
         job = Job(local_id=new_local_id(), request=record, submitted_at=now,
                   idempotency_key=idempotency_key, status_history=[[SUBMITTING, now]])
         self.store.put(job)
+        self.session_jobs[job.local_id] = job
         try:
             await self.store.flush_async()
         except OSError as exc:

@@ -876,7 +876,7 @@ class HailuoApp(App[int]):
         from tui.core.stats import JobStats
 
         ledger = SpendLedger(self.service.prices, session_start=self.service.session_start,
-                             bill_failed=self.settings.bill_failed)
+                             bill_failed=self.settings.bill_failed, session_jobs=self.service.session_jobs)
         stats = JobStats(session_start=self._started_at, spend=ledger)
         stats.reset(jobs)
         return stats

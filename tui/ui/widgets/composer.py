@@ -131,11 +131,11 @@ class Composer(VerticalScroll, can_focus=False):
             yield Select(_options(self._durations(spec.id, catalog.default_resolution(spec.id))),
                          value=catalog.DEFAULT_DURATION, allow_blank=False, compact=True, id="duration")
         yield FieldMessage(id="duration-error", classes="field-error")
+        yield Static(Text(self.prices.estimate(spec.id, catalog.default_resolution(spec.id),
+                                               catalog.DEFAULT_DURATION).line()), id="estimate", classes="estimate")
         with Horizontal(classes="composer-row"):
             yield Label("Expand prompt", classes="field-label")
             yield Switch(value=True, id="prompt_expansion")
-        yield Static(Text(self.prices.estimate(spec.id, catalog.default_resolution(spec.id),
-                                               catalog.DEFAULT_DURATION).line()), id="estimate")
         with Horizontal(classes="composer-row submit-row"):
             yield Button("Submit ^s", variant="primary", compact=True, id="submit")
             yield Static("", id="submit-note")
@@ -221,6 +221,9 @@ class Composer(VerticalScroll, can_focus=False):
         note = self.query_one("#submit-note", Static)
         note.update(Text(inert(text, multiline=True)))
         note.set_class(error, "-error")
+        if error:
+            # On a short terminal the note sits below the fold: a refusal must not go unseen.
+            self.call_after_refresh(note.scroll_visible, animate=False)
 
     @property
     def errors(self) -> list[FieldError]:
