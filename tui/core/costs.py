@@ -21,7 +21,8 @@ No Textual, no click.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from bisect import bisect_left, insort
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
@@ -176,6 +177,8 @@ class PriceTable:
             amount, per = _parse_price(str(raw_key), value)
             self.rates[key] = Rate(amount, per, CONFIG, key)
             self.overridden.add(key)
+        # Estimates are values of (model, resolution, duration): a 50,000-job history has a few dozen.
+        self._estimates: dict[tuple, Estimate] = {}
 
     def rate_for(self, model: str, resolution: str | None, duration: int | None) -> Rate | None:
         """The most specific entry: model/RES/DURATION, then model/RES, then model."""
@@ -192,6 +195,15 @@ class PriceTable:
         return None
 
     def estimate(self, model: str, resolution: str | None, duration: int | None) -> Estimate:
+        key = (model, resolution, duration)
+        estimate = self._estimates.get(key)
+        if estimate is None:
+            if len(self._estimates) > 4096:  # odd attached jobs cannot grow it without bound
+                self._estimates.clear()
+            estimate = self._estimates[key] = self._estimate(model, resolution, duration)
+        return estimate
+
+    def _estimate(self, model: str, resolution: str | None, duration: int | None) -> Estimate:
         rate = self.rate_for(model, resolution, duration)
         if rate is None:
             where = f"{model} at {resolution}" if resolution else (model or "an unknown model")
@@ -261,20 +273,21 @@ class Tally:
     not_billed_jobs: int = 0
     unpriced_jobs: int = 0
 
-    def add(self, share: Share) -> None:
-        self.jobs += 1
+    def add(self, share: Share, sign: int = 1) -> None:
+        """Count a job in (or, with sign -1, out again: the ledger keeps its totals that way)."""
+        self.jobs += sign
         if share.bucket == NOT_BILLED:
-            self.not_billed_jobs += 1
+            self.not_billed_jobs += sign
             return
         if share.amount is None:
-            self.unpriced_jobs += 1
+            self.unpriced_jobs += sign
             return
         if share.bucket == BILLED:
-            self.billed += share.amount
+            self.billed += sign * share.amount
         elif share.bucket == MAY_BE_BILLED:
-            self.may_be_billed += share.amount
+            self.may_be_billed += sign * share.amount
         else:
-            self.running += share.amount
+            self.running += sign * share.amount
 
     def counted(self, *, bill_failed: bool) -> float:
         return self.billed + self.running + (self.may_be_billed if bill_failed else 0.0)
@@ -384,7 +397,11 @@ class SpendSnapshot:
 
 
 class SpendLedger:
-    """Each job's share of the spend, kept up to date one job at a time (for the stats panel)."""
+    """Each job's share of the spend, kept up to date one job at a time (for the stats panel).
+
+    All-time and by-model totals move with each change; the 7-day and today figures read only
+    the jobs of the last 7 days (found by bisection), so a snapshot of a big history stays cheap.
+    """
 
     def __init__(self, prices: PriceTable, *, session_start: float, bill_failed: bool = True,
                  session_jobs: Mapping[str, "Job"] | None = None) -> None:
@@ -395,36 +412,66 @@ class SpendLedger:
         self.session_jobs = session_jobs
         self.bill_failed = bill_failed
         self._shares: dict[str, Share] = {}
+        self._all = Tally()
+        self._models: dict[str, Tally] = {}
+        self._times: list[tuple[float, str]] = []  # (submitted_at, local id), sorted
 
     def reset(self, jobs: Iterable["Job"]) -> None:
         self._shares = {job.local_id: share_of(job, self.prices) for job in jobs}
+        self._all, self._models = Tally(), {}
+        for share in self._shares.values():
+            self._count(share, 1)
+        self._times = sorted((share.submitted_at, local_id) for local_id, share in self._shares.items())
+
+    def _count(self, share: Share, sign: int) -> None:
+        self._all.add(share, sign)
+        tally = self._models.setdefault(share.model, Tally())
+        tally.add(share, sign)
+        if sign < 0 and tally.jobs <= 0:
+            del self._models[share.model]
 
     def update(self, job: "Job") -> bool:
         share = share_of(job, self.prices)
-        if self._shares.get(job.local_id) == share:
+        old = self._shares.get(job.local_id)
+        if old == share:
             return False
+        if old is not None:
+            self._drop(job.local_id, old)
         self._shares[job.local_id] = share
+        self._count(share, 1)
+        insort(self._times, (share.submitted_at, job.local_id))
         return True
 
     def remove(self, local_id: str) -> bool:
-        return self._shares.pop(local_id, None) is not None
+        old = self._shares.pop(local_id, None)
+        if old is None:
+            return False
+        self._drop(local_id, old)
+        return True
+
+    def _drop(self, local_id: str, share: Share) -> None:
+        self._count(share, -1)
+        index = bisect_left(self._times, (share.submitted_at, local_id))
+        if index < len(self._times) and self._times[index] == (share.submitted_at, local_id):
+            del self._times[index]
 
     def snapshot(self, now: float) -> SpendSnapshot:
-        session, today, week, all_time = Tally(), Tally(), Tally(), Tally()
-        models: dict[str, Tally] = {}
+        session, today, week = Tally(), Tally(), Tally()
         day_start = local_day_start(now)
-        for share in self._shares.values():
-            all_time.add(share)
-            models.setdefault(share.model, Tally()).add(share)
-            if share.submitted_at >= now - WEEK_SECONDS:
+        recent_from = min(now - WEEK_SECONDS, day_start, self.session_start)
+        for submitted_at, local_id in self._times[bisect_left(self._times, (recent_from, "")):]:
+            share = self._shares[local_id]
+            if submitted_at >= now - WEEK_SECONDS:
                 week.add(share)
-            if share.submitted_at >= day_start:
+            if submitted_at >= day_start:
                 today.add(share)
-            if self.session_jobs is None and share.submitted_at >= self.session_start:
+            if self.session_jobs is None and submitted_at >= self.session_start:
                 session.add(share)
-        for job in (self.session_jobs or {}).values():
+        for job in list((self.session_jobs or {}).values()):
             session.add(share_of(job, self.prices))
-        return SpendSnapshot(session, today, week, all_time, sorted(models.items()), self.bill_failed,
+        all_time = replace(self._all)
+        models = [(model, replace(tally)) for model, tally in sorted(self._models.items())]
+        return SpendSnapshot(session, today, week, all_time, models, self.bill_failed,
                              bool(self.prices.overridden))
 
 
