@@ -11,7 +11,15 @@ from textual.app import App, ComposeResult
 from tui.core.config import styles_dir
 from tui.core.records import UNKNOWN, Job
 from tui.ui.widgets import job_table as job_table_module
-from tui.ui.widgets.job_table import JobTable, format_ago, format_elapsed, format_exec, layout_columns, plain_text
+from tui.ui.widgets.job_table import (
+    COLUMNS,
+    JobTable,
+    format_ago,
+    format_elapsed,
+    format_exec,
+    layout_columns,
+    plain_text,
+)
 
 NOW = 1_800_000_000.0
 
@@ -438,7 +446,7 @@ def test_columns_fit_the_width(width: int) -> None:
     if width == 80:
         assert "resolution" in layout and "model" in layout
     if width == 200:
-        assert len(layout) == 8 and layout["id"] == 12
+        assert len(layout) == len(COLUMNS) and layout["id"] == 12
 
 
 async def test_filter_after_scrolling_shows_matches_from_the_top() -> None:

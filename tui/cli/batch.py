@@ -7,6 +7,7 @@ parses the arguments and prints. See docs/CLI.md for the output and exit codes.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -89,12 +90,22 @@ def row_line(outcome: "RowOutcome") -> str:
 def _dry_run(settings: Settings, rows: list["BatchRow"], *, as_json: bool) -> int:
     from tui.core.batch import dry_run
 
+    from tui.core import costs
+
     store = open_store(settings, read_only=True)
     try:
-        summary = dry_run(store, rows)
+        prices = costs.PriceTable(settings.prices)
+        summary = dry_run(store, rows, prices)
+        # Say now whether a real run would be refused by a budget (this command is its own session).
+        now = time.time()
+        shares = [costs.share_of(job, prices) for job in store if job.submitted_at >= costs.local_day_start(now)]
+        would_refuse = costs.refusal(summary.cost.estimates, shares, costs.Budgets.from_settings(settings),
+                                     now=now, batch=True)
     finally:
         store.close()
     _print(summary, as_json=as_json)
+    if would_refuse is not None and not as_json:
+        echo(f"warning: a run would be refused: {plain(would_refuse.removeprefix('not sent: '))}", err=True)
     return EXIT_OK
 
 

@@ -211,6 +211,8 @@ async def _submit(settings: Settings, request: Any, *, wait: bool, as_json: bool
             raise_field_errors(list(exc.errors))
         except jobs_module.HistoryNotWritten as exc:
             raise CliError(str(exc), EXIT_USAGE) from None
+        except jobs_module.BudgetRefused as exc:
+            raise CliError(plain(str(exc)), EXIT_USAGE) from None
         except ApiError as exc:
             raise _submit_error(exc) from None
         if not wait:
@@ -410,7 +412,11 @@ def export(ctx: click.Context, fmt: str, output: str | None, base_url: str | Non
         jobs = store.all()
     finally:
         store.close()
-    text = render_csv(jobs) if fmt == "csv" else to_json([j.to_public() for j in jobs]) + "\n"
+    from tui.core.costs import PriceTable, job_cost_public
+
+    prices = PriceTable(settings.prices)
+    text = (render_csv(jobs, prices) if fmt == "csv"
+            else to_json([{**j.to_public(), "cost": job_cost_public(j, prices)} for j in jobs]) + "\n")
     if output is None or output == "-":
         echo(text, nl=False)
         return
@@ -582,6 +588,9 @@ def _attach_commands() -> None:
 
     main.add_command(download, name="download")
     main.add_command(batch, name="batch")
+    from tui.cli.spend import spend
+
+    main.add_command(spend, name="spend")
 
 
 _attach_commands()

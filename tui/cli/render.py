@@ -111,6 +111,8 @@ CSV_COLUMNS = (
     "prompt_expansion", "image", "end_image", "outputs", "result_url", "error",
     "execution_time_ms", "inference_time_ms", "has_nsfw_contents",
     "created_at", "submitted_at", "finished_at",
+    # Estimates from the price table (tui.core.costs), not a bill: the API reports no cost.
+    "estimated_cost", "cost_source", "billing",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -149,15 +151,25 @@ def csv_record(public: dict[str, Any]) -> list[str]:
         "outputs": " ".join(public.get("outputs") or []),
         "has_nsfw_contents": " ".join("true" if x else "false" for x in public.get("has_nsfw_contents") or []),
     }
+    cost = public.get("cost")
+    if isinstance(cost, dict):
+        values.update(estimated_cost=cost.get("estimated"), cost_source=cost.get("source"),
+                      billing=cost.get("billing"))
     return [csv_cell(values.get(column)) for column in CSV_COLUMNS]
 
 
-def render_csv(jobs: Iterable["Job"]) -> str:
+def render_csv(jobs: Iterable["Job"], prices: Any = None) -> str:
+    """The export; with a price table, each row carries its estimated cost."""
+    from tui.core.costs import job_cost_public
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for job in jobs:
-        writer.writerow(csv_record(job.to_public()))
+        public = job.to_public()
+        if prices is not None:
+            public["cost"] = job_cost_public(job, prices)
+        writer.writerow(csv_record(public))
     return buffer.getvalue()
 
 

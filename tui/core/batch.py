@@ -382,6 +382,10 @@ class BatchSummary:
     #: Why the run ended before the last row, if it did.
     stopped: str | None = None
     dry_run: bool = False
+    #: A budget refused the whole batch before anything was sent (`stopped` says which).
+    refused: bool = False
+    #: The estimated total of the rows to send (set by `dry_run` and `BatchRun`), see tui.core.costs.
+    cost: Any = None
 
     def count(self, outcome: str) -> int:
         return sum(1 for o in self.outcomes if o.outcome == outcome)
@@ -394,13 +398,16 @@ class BatchSummary:
     def line(self) -> str:
         c = self.counts
         if self.dry_run:
+            cost = f"; {self.cost.line()}" if self.cost is not None else ""
             return (f"dry run: {c[WOULD_SUBMIT]} to submit, {c[SKIPPED]} already submitted, "
-                    f"{c[UNKNOWN_OUTCOME]} unknown (not re-sent); nothing was sent")
+                    f"{c[UNKNOWN_OUTCOME]} unknown (not re-sent){cost}; nothing was sent")
         return (f"{c[SUBMITTED]} submitted, {c[SKIPPED]} skipped (already submitted), {c[FAILED]} failed, "
                 f"{c[UNKNOWN_OUTCOME]} unknown (not re-sent), {c[NOT_SENT]} not sent")
 
     def exit_code(self) -> int:
         """The CLI's code: 3 key/balance, 5 unknown, 4 network/server or not sent, 2 refused, else 0."""
+        if self.refused:
+            return 2
         failed = [o.exit_code for o in self.outcomes if o.outcome == FAILED]
         if 3 in failed:
             return 3
@@ -414,8 +421,12 @@ class BatchSummary:
 
     def to_public(self) -> dict[str, Any]:
         counts = {k.replace(" ", "_"): v for k, v in self.counts.items()}
-        return {"summary": {"rows": len(self.outcomes), **counts, "stopped": self.stopped, "dry_run": self.dry_run},
-                "rows": [o.to_public() for o in self.outcomes]}
+        summary = {"rows": len(self.outcomes), **counts, "stopped": self.stopped, "dry_run": self.dry_run,
+                   "refused_by_budget": self.refused}
+        if self.cost is not None:
+            summary["estimated_cost"] = round(self.cost.total, 6)
+            summary["unpriced_rows"] = self.cost.unpriced
+        return {"summary": summary, "rows": [o.to_public() for o in self.outcomes]}
 
 
 def plan(store: Any, rows: Iterable[BatchRow]) -> list[RowOutcome]:
@@ -435,8 +446,15 @@ def plan(store: Any, rows: Iterable[BatchRow]) -> list[RowOutcome]:
     return outcomes
 
 
-def dry_run(store: Any, rows: Iterable[BatchRow]) -> BatchSummary:
-    return BatchSummary(plan(store, rows), dry_run=True)
+def dry_run(store: Any, rows: Iterable[BatchRow], prices: Any = None) -> BatchSummary:
+    """What a run would do, with the estimated total of the rows it would send when `prices` is given."""
+    outcomes = plan(store, rows)
+    summary = BatchSummary(outcomes, dry_run=True)
+    if prices is not None:
+        from tui.core.costs import batch_cost
+
+        summary.cost = batch_cost((o.row.request for o in outcomes if o.outcome == WOULD_SUBMIT), prices)
+    return summary
 
 
 # -- running ------------------------------------------------------------------------------------------
@@ -459,6 +477,8 @@ class BatchRun:
         self._on_outcome = on_outcome
         self._paused_until = 0.0
         self._stopped: str | None = None
+        self._refused = False
+        self._cost: Any = None
         self.outcomes: dict[int, RowOutcome] = {}
         self.in_flight = 0
 
@@ -478,7 +498,7 @@ class BatchRun:
                 else:
                     outcome = RowOutcome(row, NOT_SENT, None, message=self._stopped)
             result.append(outcome)
-        return BatchSummary(result, self._stopped)
+        return BatchSummary(result, self._stopped, refused=self._refused, cost=self._cost)
 
     def _settle(self, outcome: RowOutcome) -> None:
         self.outcomes[outcome.row.row] = outcome
@@ -495,6 +515,16 @@ class BatchRun:
                 to_send.append(outcome.row)
             else:
                 self._settle(outcome)
+        # A batch that would pass a budget is refused whole, before its first POST: never half sent.
+        from tui.core.costs import batch_cost
+
+        self._cost = batch_cost((row.request for row in to_send), self.service.prices)
+        refused = self.service.budget_refusal([row.request for row in to_send], batch=True)
+        if refused is not None:
+            self._stopped, self._refused = refused, True
+            for row in to_send:
+                self._settle(RowOutcome(row, NOT_SENT, message=refused, exit_code=2))
+            return self.summary()
         queue = iter(to_send)
         workers = [asyncio.ensure_future(self._worker(queue)) for _ in range(min(self.concurrency, len(to_send)))]
         try:

@@ -194,3 +194,25 @@ def api_body(request: VideoRequest) -> dict[str, Any]:
                 exc.field = name  # the file changed since it was checked: say which field
                 raise
     return body
+
+
+# -- prices ------------------------------------------------------------------------------------
+# List prices seen on gptproto's model pages on 2026-09-25, in US dollars. They are an
+# estimate: the API returns no cost and no balance, so nothing here is checked against a bill.
+# Keys are "model" (any resolution and duration) or "model/RESOLUTION"; each value is
+# (amount, "run") for a price per job or (amount, "second") for a price per second of video.
+# `tui.core.costs` reads this table and lays the user's `[prices]` over it.
+PRICES_AS_OF = "2026-09-25"
+PRICES_SOURCE = "list prices on gptproto.com"
+PRICES_CURRENCY = "USD"
+DEFAULT_PRICES: dict[str, tuple[float, str]] = {
+    "hailuo-02-fast": (0.09, "run"),
+    "hailuo-02-standard": (0.252, "run"),
+    "hailuo-2.3-standard": (0.252, "run"),
+    "hailuo-02-pro": (0.441, "run"),
+    "hailuo-2.3-pro": (0.441, "run"),
+    "hailuo-2.3-fast/768P": (0.0285, "second"),
+    "hailuo-2.3-fast/1080P": (0.0495, "second"),
+}
+#: Said beside a price "a run" applied to a clip longer than the default: the page does not say.
+RUN_PRICE_LONG_CLIP_NOTE = "the list price is per run; whether it holds for 10 s clips is not known"

@@ -99,6 +99,14 @@ class Settings:
     theme: str | None = None
     keymap: dict[str, str] = field(default_factory=dict)
     demo: bool = False
+    #: `[prices]`: the user's prices over the catalog's list prices (see tui.core.costs).
+    prices: dict[str, Any] = field(default_factory=dict)
+    #: Budgets in the price table's currency; None is no budget. Checked before every POST.
+    budget_session: float | None = None
+    budget_day: float | None = None
+    budget_batch: float | None = None
+    #: Whether failed, expired and unknown jobs ("may be billed") count toward the budgets.
+    bill_failed: bool = True
 
     @property
     def api_host(self) -> str:
@@ -150,6 +158,11 @@ _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "submit_rate": (int, float),
     "theme": str,
     "keymap": dict,
+    "prices": dict,
+    "budget_session": (int, float),
+    "budget_day": (int, float),
+    "budget_batch": (int, float),
+    "bill_failed": bool,
 }
 
 
@@ -377,6 +390,7 @@ def load_settings(
         values["download_dir"] = Path(values["download_dir"]).expanduser()
     if values.get("auth_scheme", "raw") not in ("raw", "bearer"):
         raise ConfigError("auth_scheme must be 'raw' or 'bearer'")
+    _check_costs(values, cfg_path)
     return Settings(**values)
 
 
@@ -386,6 +400,24 @@ def _base_url_label(source: str | None) -> str:
     if source.startswith("config file"):
         return f"base_url in {source}"
     return f"base URL from {source}"
+
+
+def _check_costs(values: dict[str, Any], path: Path) -> None:
+    """`[prices]` entries and budgets are checked at start, so a typo is never a silent default."""
+    from tui.core.costs import PriceTable  # lazy: costs imports the catalog
+
+    try:
+        PriceTable(values.get("prices") or {})
+    except ValueError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    for name in ("budget_session", "budget_day", "budget_batch"):
+        limit = values.get(name)
+        if limit is not None:
+            if isinstance(limit, bool):
+                raise ConfigError(f"config file {path}: {name} must be a number, not {limit!r}")
+            if limit < 0 or limit != limit or limit == float("inf"):
+                raise ConfigError(f"config file {path}: {name} must be zero or more, not {limit!r}")
+            values[name] = float(limit)
 
 
 def styles_dir() -> Path:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from tui.core import catalog
+from tui.core import catalog, costs
 from tui.core.api.errors import (
     ApiError,
     DuplicateIdError,
@@ -91,6 +91,11 @@ class SubmitDisabled(Exception):
     """Submitting is off (no key, read-only history); the message says why."""
 
 
+class BudgetRefused(SubmitDisabled):
+    """Sending this would pass a budget; nothing was recorded or sent. The message is the one line
+    that names the budget, what is left and how to change it."""
+
+
 class ReadOnlyRefused(Exception):
     """A change to the history was asked of a read-only instance; the message says why."""
 
@@ -154,6 +159,13 @@ class JobService:
         self.hub = EventHub()
         self._read_only = read_only
         self._now = wall_clock
+        #: When this service began (the day budget's "today" is the local calendar day).
+        self.session_start = wall_clock()
+        #: "This session" for budget_session and the stats panel: the jobs this service recorded
+        #: for a POST, kept even if forgotten later (forgetting a job does not refund it).
+        self.session_jobs: dict[str, Job] = {}
+        self.prices = costs.PriceTable(settings.prices)
+        self.budgets = costs.Budgets.from_settings(settings)
         if poller is None and client is not None:
             poller = Poller(
                 client.result,
@@ -305,10 +317,28 @@ class JobService:
     def validate(self, request: VideoRequest) -> list[FieldError]:
         return catalog.validate(request, allow_uncertain=self.settings.allow_uncertain_resolutions)
 
+    # -- costs ------------------------------------------------------------------------------
+    def estimate(self, request: VideoRequest) -> costs.Estimate:
+        return self.prices.for_request(request)
+
+    def budget_refusal(self, requests: Sequence[VideoRequest], *, batch: bool = False) -> str | None:
+        """Why sending these would pass a budget (one line), or None. The history's jobs count as
+        `tui.core.costs` says, those being sent right now included, so concurrent submits (a
+        batch's workers, the dashboard beside it) cannot slip past a budget together."""
+        if not self.budgets.any:
+            return None
+        now = self._now()
+        day_start = costs.local_day_start(now)
+        today = [costs.share_of(job, self.prices) for job in self.store if job.submitted_at >= day_start]
+        session = [costs.share_of(job, self.prices) for job in self.session_jobs.values()]
+        return costs.refusal([self.estimate(r) for r in requests], today, self.budgets,
+                             session=session, now=now, batch=batch)
+
     async def submit(self, request: VideoRequest, *, idempotency_key: str | None = None) -> Job:
         """Record, then POST. Raises ValidationFailed before anything is recorded, SubmitFailed after.
 
         HistoryNotWritten: the record could not be written, so nothing was sent.
+        BudgetRefused: it would pass a budget; nothing was recorded or sent.
         """
         self._bind_loop()
         # Image checks read files (and hash them): off the event loop.
@@ -329,10 +359,16 @@ class JobService:
             body, record = await asyncio.to_thread(lambda: (catalog.api_body(request), request_record(request)))
         except catalog.ImageRefused as exc:  # the file changed since it was checked
             raise ValidationFailed([FieldError(exc.field or "image", str(exc))]) from None
+        # Checked here, with no await before the record is made: two submits on this loop cannot
+        # both pass on the same room left.
+        refused = self.budget_refusal([request])
+        if refused is not None:
+            raise BudgetRefused(refused)
         now = self._now()
         job = Job(local_id=new_local_id(), request=record, submitted_at=now,
                   idempotency_key=idempotency_key, status_history=[[SUBMITTING, now]])
         self.store.put(job)
+        self.session_jobs[job.local_id] = job
         try:
             await self.store.flush_async()
         except OSError as exc:

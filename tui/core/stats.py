@@ -37,6 +37,8 @@ class StatsSnapshot:
     session_jobs: int  # submitted since the session started
     session_hours: float
     session_per_hour: float | None  # None until the session is a minute old
+    #: Estimated spend (session, today, 7 days, all time, by model) when a ledger is kept.
+    spend: Any = None
 
 
 def median(values: list[float]) -> float | None:
@@ -76,9 +78,11 @@ def _share_of(job: Any) -> _Share:
 
 
 class JobStats:
-    def __init__(self, *, session_start: float, window: float = WINDOW_SECONDS) -> None:
+    def __init__(self, *, session_start: float, window: float = WINDOW_SECONDS, spend: Any = None) -> None:
         self.session_start = session_start
         self.window = window
+        #: A `tui.core.costs.SpendLedger` kept beside the figures, job by job, or None.
+        self.spend = spend
         self._shares: dict[str, _Share] = {}
         self._statuses: Counter[str] = Counter()
         self._times: dict[str, list[int]] = {}  # model -> sorted execution times (ms) of completed jobs
@@ -89,6 +93,7 @@ class JobStats:
 
     def reset(self, jobs: Iterable[Any]) -> None:
         """Start over from a whole history (once; later changes go through update/remove)."""
+        jobs = jobs if isinstance(jobs, (list, tuple)) else list(jobs)
         self._shares = {job.local_id: _share_of(job) for job in jobs}
         self._statuses = Counter(share.status for share in self._shares.values())
         self._times = {}
@@ -98,13 +103,16 @@ class JobStats:
         for values in self._times.values():
             values.sort()
         self._submitted = sorted(share.submitted_at for share in self._shares.values())
+        if self.spend is not None:
+            self.spend.reset(jobs)
 
     def update(self, job: Any) -> bool:
         """Take in an added or changed job; returns whether any figure moved."""
+        spent = self.spend.update(job) if self.spend is not None else False
         share = _share_of(job)
         old = self._shares.get(job.local_id)
         if old == share:
-            return False
+            return spent
         if old is not None:
             self._drop(old)
         self._shares[job.local_id] = share
@@ -115,6 +123,8 @@ class JobStats:
         return True
 
     def remove(self, local_id: str) -> bool:
+        if self.spend is not None:
+            self.spend.remove(local_id)
         old = self._shares.pop(local_id, None)
         if old is None:
             return False
@@ -150,4 +160,5 @@ class JobStats:
             session_jobs=in_session,
             session_hours=session_hours,
             session_per_hour=in_session / session_hours if session_hours >= 1 / 60 else None,
+            spend=self.spend.snapshot(now) if self.spend is not None else None,
         )

@@ -32,6 +32,7 @@ from textual.widgets import Footer, Input, Static
 
 from tui.ui import clipboard
 from tui.core.catalog import VideoRequest
+from tui.core.costs import PriceTable
 from tui.core.config import ENV_KEY, Settings, styles_dir
 from tui.core.events import DownloadFinished, DownloadProgress, JobChanged, JobRemoved, Notice, PollerState
 from tui.core.records import Job
@@ -210,7 +211,7 @@ class HailuoApp(App[int]):
                                    id="filter")
                 filter_box.display = False  # until `/`
                 yield filter_box
-                yield JobTable(id="jobs", clock=self._clock)
+                yield JobTable(id="jobs", clock=self._clock, prices=PriceTable(self.settings.prices))
                 yield StatsPanel(id="stats")
                 yield Static(id="detail-placeholder", classes="detail-pane")
         yield Footer()
@@ -250,7 +251,8 @@ class HailuoApp(App[int]):
         from tui.ui.widgets.composer import Composer
 
         composer = await self._build_once("composer", lambda: Composer(
-            id="composer", classes="composer-pane", allow_uncertain=self.settings.allow_uncertain_resolutions))
+            id="composer", classes="composer-pane", allow_uncertain=self.settings.allow_uncertain_resolutions,
+            prices=PriceTable(self.settings.prices)))
         if composer.disabled_reason is None and self.service is None:
             composer.disabled_reason = "opening the history…"
         return composer
@@ -258,7 +260,8 @@ class HailuoApp(App[int]):
     async def detail(self) -> DetailPane:
         """The detail pane, built once in its kept place, showing the selected job."""
         pane = await self._build_once("detail", lambda: DetailPane(id="detail", classes="detail-pane",
-                                                                   clock=self._clock))
+                                                                   clock=self._clock,
+                                                                   prices=PriceTable(self.settings.prices)))
         return pane
 
     async def _build_once(self, name: str, make: Callable[[], Any]) -> Any:
@@ -535,7 +538,8 @@ class HailuoApp(App[int]):
         self.push_screen(BatchScreen(store=self.service.store,
                                      allow_uncertain=self.settings.allow_uncertain_resolutions,
                                      submit_disabled=self.service.submit_disabled_reason,
-                                     running=running, path=self.batch.path if self.batch else ""))
+                                     running=running, path=self.batch.path if self.batch else "",
+                                     costs=self.service))
 
     def on_batch_screen_start(self, message: Any) -> None:  # BatchScreen.Start (imported when first used)
         from tui.ui.screens.batch import BatchProgress
@@ -915,9 +919,12 @@ class HailuoApp(App[int]):
 
     @work(thread=True, exit_on_error=False, group="stats")
     def _count_history(self, jobs: list[Job]) -> Any:
+        from tui.core.costs import SpendLedger
         from tui.core.stats import JobStats
 
-        stats = JobStats(session_start=self._started_at)
+        ledger = SpendLedger(self.service.prices, session_start=self.service.session_start,
+                             bill_failed=self.settings.bill_failed, session_jobs=self.service.session_jobs)
+        stats = JobStats(session_start=self._started_at, spend=ledger)
         stats.reset(jobs)
         return stats
 

@@ -99,9 +99,11 @@ class BatchScreen(ModalScreen[None]):
             self.rows = rows
 
     def __init__(self, *, store: Any, allow_uncertain: bool, submit_disabled: str | None,
-                 running: BatchProgress | None = None, path: str = "") -> None:
+                 running: BatchProgress | None = None, path: str = "", costs: Any = None) -> None:
         super().__init__(classes="dialog-screen")
         self.store = store
+        #: The job service (its `prices` and `budget_refusal`): the total and the budget check.
+        self.costs = costs
         self.allow_uncertain = allow_uncertain
         self.submit_disabled = submit_disabled
         self.running = running
@@ -178,14 +180,24 @@ class BatchScreen(ModalScreen[None]):
         to_send = sum(1 for o in outcomes if o.outcome == "would submit")
         skipped = len(outcomes) - to_send
         headline = f"{len(rows)} rows: {to_send} to submit, {skipped} submitted before (skipped)"
+        refused = None
+        if self.costs is not None:
+            from tui.core.costs import batch_cost
+
+            sending = [o.row.request for o in outcomes if o.outcome == "would submit"]
+            headline += f"; {batch_cost(sending, self.costs.prices).line()}"
+            # Checked here as well as when the run starts: a refused batch is never offered.
+            refused = self.costs.budget_refusal(sending, batch=True)
         start = self.query_one("#batch-start", Button)
         start.label = f"Submit {to_send}  ctrl+s"
-        start.disabled = not to_send or self.submit_disabled is not None
+        start.disabled = not to_send or self.submit_disabled is not None or refused is not None
         if self.submit_disabled is not None:
             headline += f" — {self.submit_disabled}"
+        elif refused is not None:
+            headline += f" — {refused}"
         elif to_send:
             headline += " — ctrl+s submits them"
-        self._headline(headline, error=self.submit_disabled is not None)
+        self._headline(headline, error=self.submit_disabled is not None or refused is not None)
         self._report(Text("\n").join([*warnings, *(outcome_line(o) for o in outcomes)]))
         if not start.disabled:
             start.focus()

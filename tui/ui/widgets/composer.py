@@ -26,6 +26,7 @@ from textual.widgets import Button, Input, Label, Select, Static, Switch, TextAr
 
 from tui.core import catalog
 from tui.core.catalog import FieldError, VideoRequest
+from tui.core.costs import PriceTable
 from tui.core.text import inert
 from tui.ui.typeahead import settle
 
@@ -86,11 +87,14 @@ class Composer(VerticalScroll, can_focus=False):
         def control(self) -> "Composer":
             return self.composer
 
-    def __init__(self, *, allow_uncertain: bool = False, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, *, allow_uncertain: bool = False, prices: PriceTable | None = None,
+                 id: str | None = None, classes: str | None = None) -> None:
         # Built as the default scene (text to video) shows it: changing a class or a field's
         # state after mounting would restyle all forty widgets of the form once more.
         super().__init__(id=id, classes=" ".join(filter(None, [classes, "-text-only"])))
         self.allow_uncertain = allow_uncertain
+        #: For the estimate line: the config's `[prices]` over the list prices.
+        self.prices = prices or PriceTable()
         self._validate_timer: Timer | None = None
         self._errors: list[FieldError] = []
         self._listening = False
@@ -135,6 +139,8 @@ class Composer(VerticalScroll, can_focus=False):
             yield Select(_options(self._durations(spec.id, catalog.default_resolution(spec.id))),
                          value=catalog.DEFAULT_DURATION, allow_blank=False, compact=True, id="duration")
         yield FieldMessage(id="duration-error", classes="field-error")
+        yield Static(Text(self.prices.estimate(spec.id, catalog.default_resolution(spec.id),
+                                               catalog.DEFAULT_DURATION).line()), id="estimate", classes="estimate")
         with Horizontal(classes="composer-row"):
             yield Label("Expand prompt", classes="field-label")
             yield Switch(value=True, id="prompt_expansion")
@@ -194,6 +200,7 @@ class Composer(VerticalScroll, can_focus=False):
             self.query_one("#end_image", Input).value = request.end_image or ""
             self.query_one("#prompt_expansion", Switch).value = bool(request.prompt_expansion)
         self._refresh_choices(resolution=request.resolution, duration=request.duration)
+        self._update_estimate()
         self._sync_scene()
         self._update_count()
         self._update_images()
@@ -235,6 +242,9 @@ class Composer(VerticalScroll, can_focus=False):
         note = self.query_one("#submit-note", Static)
         note.update(Text(inert(text, multiline=True)))
         note.set_class(error, "-error")
+        if error:
+            # On a short terminal the note sits below the fold: a refusal must not go unseen.
+            self.call_after_refresh(note.scroll_visible, animate=False)
 
     @property
     def errors(self) -> list[FieldError]:
@@ -278,6 +288,16 @@ class Composer(VerticalScroll, can_focus=False):
         label.update(f"{count:,} / {catalog.PROMPT_MAX_CHARS:,}")
         label.set_class(count > catalog.PROMPT_MAX_CHARS, "-over")
 
+    def _update_estimate(self) -> None:
+        """What the form would cost, as soon as the model, resolution or duration changes."""
+        try:
+            model = self.model
+            resolution = str(self.query_one("#resolution", Select).value)
+            duration = int(self.query_one("#duration", Select).value)
+        except (TypeError, ValueError):
+            return  # a Select between options
+        self.query_one("#estimate", Static).update(Text(self.prices.estimate(model, resolution, duration).line()))
+
     def _update_images(self) -> None:
         for name in ("image", "end_image"):
             value = self.query_one(f"#{name}", Input).value.strip()
@@ -290,11 +310,13 @@ class Composer(VerticalScroll, can_focus=False):
     @on(Select.Changed, "#family, #tier")
     def _model_changed(self) -> None:
         self._refresh_choices()
+        self._update_estimate()
         self._schedule_validation()
 
     @on(Select.Changed, "#resolution")
     def _resolution_changed(self) -> None:
         self._refresh_choices()
+        self._update_estimate()
         self._schedule_validation()
 
     @on(Select.Changed, "#scene")
@@ -304,6 +326,7 @@ class Composer(VerticalScroll, can_focus=False):
 
     @on(Select.Changed, "#duration")
     def _duration_changed(self) -> None:
+        self._update_estimate()
         self._schedule_validation()
 
     @on(TextArea.Changed, "#prompt")

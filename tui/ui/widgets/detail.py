@@ -20,6 +20,7 @@ from textual.widgets import OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
 from tui.core.catalog import human_bytes
+from tui.core.costs import PriceTable, bucket_of, money
 from tui.core.events import DownloadProgress
 from tui.core.api.models import showable_time
 from tui.core.records import Job
@@ -79,7 +80,16 @@ def _image_line(value: Any) -> str:
     return clean(value)
 
 
-def describe(job: Job, now: float) -> Text:
+def cost_line(job: Job, prices: PriceTable) -> str:
+    """`$0.441 (… default price of 2026-09-25), an estimate · billed`"""
+    estimate = prices.for_job(job)
+    if estimate.amount is None:
+        return f"unknown ({estimate.note}) · {bucket_of(job)}"
+    note = f"; {estimate.note}" if estimate.note else ""
+    return f"{money(estimate.amount)} ({estimate.basis()}), an estimate · {bucket_of(job)}{note}"
+
+
+def describe(job: Job, now: float, prices: PriceTable | None = None) -> Text:
     """The body of the pane, before the outputs list."""
     text = Text()
 
@@ -103,6 +113,8 @@ def describe(job: Job, now: float) -> Text:
     for key, label in (("image", "Image"), ("end_image", "End image")):
         if request.get(key):
             row(label, _image_line(request[key]))
+    if prices is not None:
+        row("Cost", cost_line(job, prices))
     text.append("Prompt\n", style="bold")
     text.append(clean(job.prompt) + "\n\n")
     row("Submitted", _stamp(job.submitted_at))
@@ -156,9 +168,11 @@ class DetailPane(VerticalScroll):
     show_raw: reactive[bool] = reactive(False, init=False)
 
     def __init__(self, *, clock: Callable[[], float] = time.time, id: str | None = None,
-                 classes: str | None = None) -> None:
+                 classes: str | None = None, prices: PriceTable | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._clock = clock
+        #: For the cost line: the config's `[prices]` over the list prices.
+        self.prices = prices or PriceTable()
         self.job: Job | None = None
         self._shown: tuple | None = None
         #: Downloads in progress, by job (set by the app): the shown job's is drawn as a bar.
@@ -216,7 +230,7 @@ class DetailPane(VerticalScroll):
             raw.update(Text(""))
             self.set_class(True, "-no-outputs")
             return
-        body.update(describe(job, self._clock()))
+        body.update(describe(job, self._clock(), self.prices))
         highlighted = outputs.highlighted
         outputs.clear_options()
         outputs.add_options([Option(Text(clean(url)), id=f"output-{i}") for i, url in enumerate(job.outputs)])

@@ -28,6 +28,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from tui.core.costs import MAY_BE_BILLED, NOT_BILLED, PriceTable, bucket_of, money
 from tui.core.records import UNKNOWN, Job
 from tui.core.text import inert
 
@@ -169,6 +170,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("resolution", "RES", 9),
     Column("submitted", "SUBMITTED", 10, right=True),
     Column("execution", "EXEC", 7, right=True),
+    Column("cost", "EST $", 6, right=True),
 )
 _COLUMN_BY_KEY = {column.key: column for column in COLUMNS}
 SORT_COLUMNS: tuple[str, ...] = ("submitted", "status", "model", "execution", "resolution", "scene", "prompt", "id")
@@ -181,6 +183,7 @@ PROMPT_MIN_WIDTH = 16
 _SQUEEZE: tuple[tuple[str, int], ...] = (
     ("scene", 0),
     ("model", 12),  # "2.3-standard": the "hailuo-" prefix goes first
+    ("cost", 0),  # an estimate; the detail pane and the stats panel keep it
     ("execution", 0),
     ("id", 8),
     ("resolution", 0),
@@ -210,6 +213,21 @@ def layout_columns(width: int) -> list[tuple[Column, int]]:
 # -- rows --------------------------------------------------------------------------------------
 
 
+def cost_cell(job: Job, prices: PriceTable) -> str:
+    """The cost column: the estimate in dollars, "?" after it when the job may or may not be billed."""
+    bucket = bucket_of(job)
+    if bucket == NOT_BILLED:
+        return "-"
+    amount = prices.for_job(job).amount
+    if amount is None:
+        return "?"
+    text = money(amount).removeprefix("$")
+    return f"{text}?" if bucket == MAY_BE_BILLED else text
+
+
+_DEFAULT_PRICES = PriceTable()
+
+
 @dataclass(slots=True)
 class _Row:
     """What a row shows, taken from the job when it was last applied (so `frozen` really freezes)."""
@@ -226,6 +244,9 @@ class _Row:
     submitted_at: float
     execution: str
     pending: bool
+    #: The estimated cost ("0.441"; "0.441?" when it may be billed; "-" when it was not billed),
+    #: set by the table from its price table.
+    cost: str = ""
     #: Why polling this job keeps failing ("malformed answer"...), or "" while it works.
     problem: str = ""
 
@@ -476,9 +497,12 @@ class JobTable(ScrollView, can_focus=True):
         id: str | None = None,
         classes: str | None = None,
         disabled: bool = False,
+        prices: PriceTable | None = None,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self._clock = clock
+        #: For the cost column (the config's `[prices]` over the list prices).
+        self.prices = prices or _DEFAULT_PRICES
         self._tick_interval = tick_interval
         self._jobs: dict[str, Job] = {}
         self._key_of: Callable[[Job], tuple] = _sort_key_function("submitted")
@@ -852,7 +876,9 @@ class JobTable(ScrollView, can_focus=True):
     def _row(self, local_id: str) -> _Row:
         row = self._rows.get(local_id)
         if row is None:
-            row = self._rows[local_id] = _Row.of(self._jobs[local_id])
+            job = self._jobs[local_id]
+            row = self._rows[local_id] = _Row.of(job)
+            row.cost = cost_cell(job, self.prices)
         return row
 
     def _tick(self) -> None:
@@ -950,6 +976,8 @@ class JobTable(ScrollView, can_focus=True):
                 text, style = row.resolution, plain
             elif name == "submitted":
                 text, style = ago_text, muted
+            elif name == "cost":
+                text, style = row.cost, muted
             else:
                 text, style = row.execution, muted
             segments.append(Segment(fit(text, column_width, right=column.right) + " " * _GAP, style))

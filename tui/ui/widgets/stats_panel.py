@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from tui.core.costs import ESTIMATE_LABEL, Tally, money
 from tui.core.stats import WINDOW_SECONDS, StatsSnapshot
 from tui.ui.widgets.detail import _span as span
 from tui.ui.widgets.job_table import plain_text
@@ -38,7 +39,35 @@ def render_stats(stats: StatsSnapshot) -> Group:
         table.add_row(plain_text(model.model), f"{model.completed:,}", _seconds(model.median_s), _seconds(model.p90_s))
     if not stats.models:
         table.add_row("(no completed job with a measured time yet)", "", "", "")
-    return Group(head, statuses, rates, table)
+    parts: list = [head, statuses, rates, table]
+    if stats.spend is not None:
+        parts.extend(render_spend(stats.spend))
+    return Group(*parts)
+
+
+def _tally_cells(tally: Tally) -> tuple[str, str, str]:
+    running = f" +{money(tally.running)} running" if tally.running else ""
+    return money(tally.billed) + running, money(tally.may_be_billed), f"{tally.jobs:,}"
+
+
+def render_spend(spend) -> list:
+    """Spend (estimated): this session, today, the last 7 days, all time, then by model."""
+    title = Text(no_wrap=True, overflow="ellipsis")
+    title.append("Spend", style="bold")
+    counted = "count" if spend.bill_failed else "do not count"
+    title.append(f"  {ESTIMATE_LABEL}{' and config [prices]' if spend.overridden else ''}; "
+                 f"\"may be billed\" jobs {counted} toward budgets")
+    table = Table(box=None, padding=(0, 2, 0, 0), show_edge=False, header_style="bold", expand=False)
+    table.add_column("Spend (est.)")
+    table.add_column("billed", justify="right")
+    table.add_column("may be billed", justify="right")
+    table.add_column("jobs", justify="right")
+    for label, tally in (("this session", spend.session), ("today", spend.today), ("last 7 days", spend.week),
+                         ("all time", spend.all_time)):
+        table.add_row(label, *_tally_cells(tally))
+    for model, tally in spend.by_model:
+        table.add_row(plain_text(model), *_tally_cells(tally))
+    return [title, table]
 
 
 class StatsPanel(Static):
