@@ -67,7 +67,8 @@ def detect_kind(env: Mapping[str, str]) -> str:
         return "osc9"
     if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
         return "desktop"
-    return "bell"
+    # Nothing known to show one: stay quiet (the `bell` setting still rings).
+    return "off"
 
 
 def resolve_kind(setting: str, env: Mapping[str, str]) -> str:

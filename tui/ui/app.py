@@ -1117,6 +1117,10 @@ def demo_app(demo_settings: Settings, seed: Callable[[Any], Any], *, read_only: 
 
 def run_app(settings: Settings, *, demo: bool = False) -> int:
     """Run the dashboard until the user leaves; returns the exit code."""
+    if settings.low_bandwidth_on:
+        from tui.ui.low_bandwidth import coalesce_repaints
+
+        coalesce_repaints()
     if demo:
         from tui.simulator.demo import demo_session
 

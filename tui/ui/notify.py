@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import threading
 from typing import Any, Callable, Mapping, Sequence
@@ -182,8 +183,8 @@ class TerminalNotifier:
         if not self._title_saved:
             return
         if self.in_tmux:
-            if self._tmux_title is not None:
-                self._out(seq.title_sequence(self._tmux_title))
+            # tmux has no title stack: the pane's title read at the start, else tmux's default (the host name).
+            self._out(seq.title_sequence(self._tmux_title if self._tmux_title is not None else socket.gethostname()))
         else:
             self._out(seq.TITLE_POP)
         self._title_saved = False
