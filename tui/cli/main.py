@@ -474,6 +474,7 @@ def locate(ctx: click.Context, as_json: bool, base_url: str | None, db: str | No
         "data_dir": str(data_dir()),
         "templates_file": str(settings.templates_path),
         "download_dir": str(settings.download_dir),
+        "state_dir": str(settings.state_dir),
         "base_url": settings.base_url,
         "api_key": f"${ENV_KEY} {key_state}",
     }
@@ -483,7 +484,7 @@ def locate(ctx: click.Context, as_json: bool, base_url: str | None, db: str | No
     labels = {
         "config_file": "config file", "history_file": "history file", "demo_history_file": "demo history",
         "data_dir": "data dir", "templates_file": "templates", "download_dir": "download dir",
-        "base_url": "base URL", "api_key": "API key",
+        "state_dir": "state dir", "base_url": "base URL", "api_key": "API key",
     }
     for name, value in info.items():
         echo(f"{labels[name] + ':':<14} {plain(value)}")
