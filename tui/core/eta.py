@@ -184,12 +184,13 @@ class EtaSchedule:
     #: Polls stay `base_interval` apart for this many base intervals after a submit: a refusal shows early.
     quick_polls: float = 1.0
     #: The close-poll window opens at this share of the median...
-    window_start: float = 0.9
+    window_start: float = 0.95
     #: ... and is cut in this many steps up to the 90th percentile. (These three were chosen with
-    #: bench/bench_eta_poll.py: 2.5x fewer queries than the age-based schedule, ends seen sooner.)
-    window_polls: float = 4.0
-    #: Before the window, a job is still asked every `sleep_factor × max_interval` (a failure can come early).
-    sleep_factor: float = 3.0
+    #: bench/bench_eta_poll.py: 2.3x fewer queries than the age-based schedule in a model of 30-120 s jobs, ends seen sooner.)
+    window_polls: float = 2.0
+    #: Before the window, a job is still asked every `sleep_factor × max_interval`: a failure can come
+    #: early, and it is never asked less often than the age-based schedule would at its slowest.
+    sleep_factor: float = 1.0
 
     def __call__(self, server_id: str, quiet_seconds: float) -> float | None:
         known = self.lookup(server_id)
