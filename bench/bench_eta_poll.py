@@ -11,7 +11,7 @@ history of completed jobs drawn from the same spread. Measured per schedule:
 - result queries per completed job (the simulator's own request log);
 - the delay from a job's end (on the simulator) to the poll that saw it: median and p90.
 
-    python bench/bench_eta_poll.py                     # 90 jobs, scale 0.05
+    python bench/bench_eta_poll.py                     # 15 jobs, scale 0.1 (about 1 minute)
     python bench/bench_eta_poll.py --jobs 12 --scale 0.02   # smoke size
 """
 
@@ -107,8 +107,9 @@ async def run_schedule(name: str, *, jobs: int, scale: float, seed: int, book: E
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=90)
-    parser.add_argument("--scale", type=float, default=0.05, help="simulated seconds per real second")
+    parser.add_argument("--jobs", type=int, default=15,
+                        help="few enough that the rate cap (10/s, scaled) never binds a fixed 2 s interval")
+    parser.add_argument("--scale", type=float, default=0.1, help="real seconds per simulated second")
     parser.add_argument("--history", type=int, default=40, help="completed jobs per model the ETA learns from")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", action="store_true")
