@@ -229,6 +229,8 @@ class HailuoApp(App[int]):
         status.key = self.settings.masked_key
         status.mode = "demo" if self.settings.demo else ""
         status.low_bandwidth = self.low_bandwidth
+        if self.low_bandwidth:
+            self._steady_cursors(self.screen)
         self.query_one(JobTable).focus()
         self._handle_signals()
 
@@ -255,7 +257,17 @@ class HailuoApp(App[int]):
             id="composer", classes="composer-pane", allow_uncertain=self.settings.allow_uncertain_resolutions))
         if composer.disabled_reason is None and self.service is None:
             composer.disabled_reason = "opening the history…"
+        if self.low_bandwidth:
+            self._steady_cursors(composer)
         return composer
+
+    def _steady_cursors(self, root: Any) -> None:
+        """Low bandwidth: a blinking cursor repaints its cell twice a second, forever; keep it steady."""
+        from textual.widgets import TextArea
+
+        for widget in root.query("Input, TextArea"):
+            if isinstance(widget, (Input, TextArea)):
+                widget.cursor_blink = False
 
     async def detail(self) -> DetailPane:
         """The detail pane, built once in its kept place, showing the selected job."""
