@@ -446,7 +446,7 @@ def test_columns_fit_the_width(width: int) -> None:
     if width == 80:
         assert "resolution" in layout and "model" in layout
     if width == 200:
-        assert len(layout) == len(COLUMNS) and layout["id"] == 12
+        assert len(layout) == len(COLUMNS) and layout["id"] == 12 and layout["eta"] == 10  # every column, the ETA too
 
 
 async def test_filter_after_scrolling_shows_matches_from_the_top() -> None:

@@ -34,6 +34,8 @@ def fake_notify_send(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("PATH", f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin")
     monkeypatch.setenv("DISPLAY", ":0")
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    for name in ("SSH_TTY", "SSH_CONNECTION", "TMUX"):  # this machine's own desktop, not a remote session
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GPTPROTO_API_KEY", KEY)
     return log
 
@@ -69,6 +71,7 @@ async def _until(pilot, condition, timeout: float = 60.0) -> None:
 
 async def test_completion_and_failure_notify_by_toast_bell_and_desktop(tmp_path, make_simulator, fake_notify_send,
                                                                        monkeypatch):
+    """A job that runs alone is announced as itself; jobs that run together, once when the last one ends."""
     simulator = make_simulator(job_seconds=0.3)
     monkeypatch.chdir(tmp_path)  # where a shell, had one run the text, would have left its files
     hostile = f"{simulator.faults.fail_later_word} $(touch pwned) `touch pwned2` <b>big</b> & co"
@@ -78,13 +81,21 @@ async def test_completion_and_failure_notify_by_toast_bell_and_desktop(tmp_path,
     async with app.run_test(size=(160, 45)) as pilot:
         await asyncio.wait_for(app.ready.wait(), 10)
         ok = await app.service.submit(VideoRequest(prompt="a heron over a misty lake"))
+        await _until(pilot, lambda: ok.is_success and len(bells) == 1)
         bad = await app.service.submit(VideoRequest(prompt=hostile))
-        await _until(pilot, lambda: ok.is_success and bad.is_finished and len(bells) == 2)
+        await _until(pilot, lambda: bad.is_finished and len(bells) == 2)
         toasts = [str(n.message) for n in app._notifications]
         assert any(f"{ok.short_id} completed" in t for t in toasts)
         assert any(f"{bad.short_id} failed" in t for t in toasts)
-    calls = _wait_for_calls(fake_notify_send, 2)
+        # Two together: no toast for the one that completed, one "all done" for both, one bell.
+        pair = [await app.service.submit(VideoRequest(prompt=f"together {i}")) for i in range(2)]
+        await _until(pilot, lambda: all(job.is_finished for job in pair) and len(bells) == 3)
+        toasts = [str(n.message) for n in app._notifications]
+        assert not any(f"{pair[0].short_id} completed" in t for t in toasts)
+        assert [t for t in toasts if t.startswith("2 done")] and "2 done · 2 completed · 0 failed" in toasts[-1]
+    calls = _wait_for_calls(fake_notify_send, 3)
     by_title = {c["argv"][c["argv"].index("--") + 1]: c for c in calls}
+    assert len(calls) == 3 and by_title["hailuo: all done"]["argv"][-1].startswith("2 done · 2 completed · 0 failed")
     done = by_title[f"Video ready: {ok.short_id}"]
     assert done["argv"][-1] == "a heron over a misty lake"
     assert "--app-name=hailuo-tui" in done["argv"] and "--urgency=normal" in done["argv"]

@@ -70,16 +70,21 @@ from tui.cli.render import (
 @click.option("--read-only", is_flag=True, help="Open the history without writing to it; submitting is disabled.")
 @click.option("--base-url", "base_url", metavar="URL", help="API base URL (default https://gptproto.com).")
 @click.option("--db", "db", metavar="PATH", help="History file to use (default: see `hailuo-tui locate`).")
+@click.option("--low-bandwidth/--full-bandwidth", "low_bandwidth", default=None,
+              help="Dashboard: clocks tick every 5 s, no animation, repaints coalesced "
+                   "(default: on over SSH, i.e. when $SSH_TTY or $SSH_CONNECTION is set).")
 @click.version_option(__version__, "--version", prog_name="hailuo-tui")
 @click.pass_context
-def main(ctx: click.Context, demo: bool, read_only: bool, base_url: str | None, db: str | None) -> None:
+def main(ctx: click.Context, demo: bool, read_only: bool, base_url: str | None, db: str | None,
+         low_bandwidth: bool | None) -> None:
     """A terminal dashboard and command line for MiniMax Hailuo video jobs on gptproto.
 
     Without a command, starts the dashboard. The API key is read from $GPTPROTO_API_KEY.
     """
     # Kept only so that anything printed can be scrubbed of it, whatever the command.
     secret = os.environ.get(ENV_KEY, "").strip() or None
-    ctx.obj = State(base_url=base_url, db=db, read_only=read_only, demo=demo, secret=secret)
+    ctx.obj = State(base_url=base_url, db=db, read_only=read_only, demo=demo, secret=secret,
+                    extra={"low_bandwidth": low_bandwidth})
     if ctx.invoked_subcommand is not None:
         return
     ctx.exit(start_dashboard(ctx, demo=demo))
@@ -100,14 +105,16 @@ def refuse_another_history_for_the_demo(db: str | None) -> None:
 
 def start_dashboard(ctx: click.Context, *, demo: bool) -> int:
     state = ctx.find_object(State)
+    # None leaves it to the config file, then to whether the session is over SSH.
+    bandwidth: dict[str, Any] = {"low_bandwidth": state.extra.get("low_bandwidth") if state else None}
     if demo:
         # The demo never uses the real key or the real history.
         refuse_another_history_for_the_demo(state.db if state else None)
-        overrides: dict[str, Any] = {"demo": True}
+        overrides: dict[str, Any] = {"demo": True, **bandwidth}
         settings = settings_for(ctx, None, None, need_key=False, **overrides)
         settings = settings.with_changes(db_path=demo_db_path())
     else:
-        settings = settings_for(ctx, None, None, need_key=True)
+        settings = settings_for(ctx, None, None, need_key=True, **bandwidth)
     try:
         from tui.ui.app import run_app
     except ModuleNotFoundError as exc:
@@ -508,6 +515,7 @@ def locate(ctx: click.Context, as_json: bool, base_url: str | None, db: str | No
         "data_dir": str(data_dir()),
         "templates_file": str(settings.templates_path),
         "download_dir": str(settings.download_dir),
+        "state_dir": str(settings.state_dir),
         "base_url": settings.base_url,
         "api_key": f"${ENV_KEY} {key_state}",
     }
@@ -517,7 +525,7 @@ def locate(ctx: click.Context, as_json: bool, base_url: str | None, db: str | No
     labels = {
         "config_file": "config file", "history_file": "history file", "demo_history_file": "demo history",
         "data_dir": "data dir", "templates_file": "templates", "download_dir": "download dir",
-        "base_url": "base URL", "api_key": "API key",
+        "state_dir": "state dir", "base_url": "base URL", "api_key": "API key",
     }
     for name, value in info.items():
         echo(f"{labels[name] + ':':<14} {plain(value)}")

@@ -25,6 +25,7 @@ ENV_DB = "HAILUO_TUI_DB"
 ENV_CONFIG = "HAILUO_TUI_CONFIG"
 ENV_DATA_DIR = "HAILUO_TUI_DATA_DIR"
 ENV_DOWNLOAD_DIR = "HAILUO_TUI_DOWNLOAD_DIR"
+ENV_STATE_DIR = "HAILUO_TUI_STATE_DIR"
 
 
 class ConfigError(Exception):
@@ -45,6 +46,20 @@ def data_dir(env: Mapping[str, str] = os.environ) -> Path:
 def config_path(env: Mapping[str, str] = os.environ) -> Path:
     override = env.get(ENV_CONFIG)
     return Path(override).expanduser() if override else Path(_platform_dirs().user_config_dir) / "config.toml"
+
+
+def state_dir(env: Mapping[str, str] = os.environ) -> Path:
+    """Logs of this machine's runs (hooks.log); beside the data when the data dir is overridden."""
+    override = env.get(ENV_STATE_DIR)
+    if override:
+        return Path(override).expanduser()
+    if env.get(ENV_DATA_DIR):
+        return data_dir(env) / "state"
+    return Path(_platform_dirs().user_state_dir)
+
+
+def over_ssh(env: Mapping[str, str] = os.environ) -> bool:
+    return bool(env.get("SSH_TTY") or env.get("SSH_CONNECTION"))
 
 
 def default_db_path(env: Mapping[str, str] = os.environ) -> Path:
@@ -107,6 +122,24 @@ class Settings:
     budget_batch: float | None = None
     #: Whether failed, expired and unknown jobs ("may be billed") count toward the budgets.
     bill_failed: bool = True
+    # -- over SSH: terminal notifications, title, hooks, low bandwidth --------------------------
+    #: "auto" (from the terminal's environment), "osc9", "osc777", "osc99", "desktop", "bell", "off".
+    notify: str = "auto"
+    #: Show the session's jobs in the terminal title (restored on exit).
+    terminal_title: bool = True
+    #: argv lists run when a job of this session completes / fails (never through a shell).
+    on_complete: tuple[str, ...] = ()
+    on_fail: tuple[str, ...] = ()
+    hook_timeout: float = 30.0
+    #: None: on when the session is over SSH (SSH_TTY / SSH_CONNECTION).
+    low_bandwidth: bool | None = None
+    #: Poll by each job's expected time to finish (tui.core.eta) rather than by its age alone.
+    eta_polling: bool = True
+    state_dir: Path = field(default_factory=state_dir)
+
+    @property
+    def low_bandwidth_on(self) -> bool:
+        return self.low_bandwidth if self.low_bandwidth is not None else over_ssh()
 
     @property
     def api_host(self) -> str:
@@ -163,6 +196,13 @@ _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "budget_day": (int, float),
     "budget_batch": (int, float),
     "bill_failed": bool,
+    "notify": str,
+    "terminal_title": bool,
+    "on_complete": list,
+    "on_fail": list,
+    "hook_timeout": (int, float),
+    "low_bandwidth": bool,
+    "eta_polling": bool,
 }
 
 
@@ -199,10 +239,20 @@ def read_config_file(path: Path) -> dict[str, Any]:
             raise ConfigError(f"config file {path}: unknown setting {key!r}")
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ConfigError(f"config file {path}: {key} has the wrong type ({type(value).__name__})")
+        if key in ("on_complete", "on_fail"):
+            if not value or not all(isinstance(part, str) and part for part in value):
+                raise ConfigError(f"config file {path}: {key} must be a list of strings, the program first "
+                                  f'(e.g. {key} = ["notify-me", "--done"]); it is never run through a shell')
+            value = tuple(value)
+        if key == "notify" and value not in NOTIFY_KINDS:
+            raise ConfigError(f"config file {path}: notify must be one of {', '.join(NOTIFY_KINDS)}")
         values[key] = value
     if "keymap" in values:
         values["keymap"] = check_keymap(values["keymap"], source=f"config file {path}")
     return values
+
+
+NOTIFY_KINDS = ("auto", "osc9", "osc777", "osc99", "desktop", "bell", "off")
 
 
 def _check_key(key: str | None) -> str | None:
@@ -365,6 +415,7 @@ def load_settings(
         values[key] = Path(value).expanduser() if key in ("db_path", "download_dir") else value
     values.setdefault("db_path", default_db_path(env))
     values.setdefault("templates_path", templates_path(env))
+    values.setdefault("state_dir", state_dir(env))
     values["api_key"] = _check_key(env.get(ENV_KEY))
     if env.get(ENV_BASE_URL):
         values["base_url"] = env[ENV_BASE_URL]

@@ -32,6 +32,7 @@ from tui.core.api.models import Prediction, usable_prediction_id
 from tui.core.catalog import FieldError, VideoRequest
 from tui.core.config import ENV_KEY, Settings
 from tui.core.events import DownloadFinished, DownloadProgress, EventHub, JobChanged, JobRemoved, Notice, PollerState
+from tui.core.eta import Estimate, EtaBook, EtaSchedule
 from tui.core.poller import Polled, PollEvent, PollFailed, Poller, RateLimited, StateChanged
 from tui.core.records import (
     CONFLICT,
@@ -166,6 +167,9 @@ class JobService:
         self.session_jobs: dict[str, Job] = {}
         self.prices = costs.PriceTable(settings.prices)
         self.budgets = costs.Budgets.from_settings(settings)
+        #: Expected times to finish, from the history's completed jobs (ETA cells, ETA-aware polling).
+        self.eta = EtaBook()
+        self.eta.reset(store.all() if hasattr(store, "all") else ())
         if poller is None and client is not None:
             poller = Poller(
                 client.result,
@@ -173,6 +177,7 @@ class JobService:
                 rate=settings.poll_rate,
                 base_interval=settings.poll_base_interval,
                 max_interval=settings.poll_max_interval,
+                schedule=self.eta_schedule() if settings.eta_polling else None,
             )
         self.poller = poller
         if poller is not None:
@@ -188,6 +193,18 @@ class JobService:
         self._loop: asyncio.AbstractEventLoop | None = None
         if hasattr(store, "on_write_error"):
             store.on_write_error = self._on_write_error
+
+    def eta_schedule(self) -> EtaSchedule:
+        """The poller's ETA-aware interval for this service's jobs."""
+
+        def lookup(server_id: str) -> tuple[float, Estimate] | None:
+            job = self.store.find_by_server_id(server_id)
+            if job is None:
+                return None
+            return max(0.0, self._now() - job.submitted_at), self.eta.estimate(job)
+
+        return EtaSchedule(lookup, base_interval=self.settings.poll_base_interval,
+                           max_interval=self.settings.poll_max_interval)
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -555,6 +572,8 @@ class JobService:
         self._emit(JobChanged(job, previous))
 
     def _save(self, job: Job) -> None:
+        if job.is_success:
+            self.eta.update(job)
         if getattr(self.store, "read_only", False):
             return  # another instance owns the file; this one shows changes in memory only
         try:
@@ -574,6 +593,7 @@ class JobService:
         if job.server_id and self.poller is not None:
             self.poller.untrack(job.server_id)
         self.store.remove(local_id)
+        self.eta.remove(local_id)
         self._emit(JobRemoved(local_id))
         self._emit_state()
 

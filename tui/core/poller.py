@@ -7,7 +7,8 @@ requests in flight and a token bucket caps the request rate of all jobs together
 pending jobs never become 500 simultaneous requests.
 
 Intervals adapt: a job is asked often right after a status change and less often the
-longer it stays quiet. Errors back a single job off; a 429 pauses every job until
+longer it stays quiet, unless a pluggable `schedule` (the ETA-aware one, tui.core.eta) says
+otherwise for that job. Errors back a single job off; a 429 pauses every job until
 Retry-After has passed (MAX_RETRY_AFTER at most, whatever the header says); a refused key
 stops everything until `resume()`.
 
@@ -31,6 +32,9 @@ from tui.core.api.models import Prediction
 log = logging.getLogger("hailuo_tui.poller")
 
 Fetch = Callable[[str], Awaitable[Prediction]]
+#: A pluggable per-job interval: (server id, seconds its status has been quiet) -> seconds until
+#: its next poll, or None to use the poller's own age-based interval (`Poller.interval_for`).
+Schedule = Callable[[str, float], Union[float, None]]
 
 #: Pause after a 429 that names no Retry-After.
 DEFAULT_RETRY_AFTER = 5.0
@@ -169,6 +173,7 @@ class Poller:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         wall_clock: Callable[[], float] = time.time,
+        schedule: Schedule | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -183,6 +188,7 @@ class Poller:
         self._clock = clock
         self._sleep = sleep
         self._wall_clock = wall_clock
+        self.schedule = schedule
         self._bucket = TokenBucket(rate, burst, clock())
         self._slots = asyncio.Semaphore(concurrency)
         self._jobs: dict[str, _Job] = {}
@@ -258,6 +264,18 @@ class Poller:
     def interval_for(self, quiet_seconds: float) -> float:
         """The wait before the next poll of a job whose status has not changed for this long."""
         return min(self.max_interval, max(self.base_interval, quiet_seconds * self.backoff_fraction))
+
+    def next_interval(self, server_id: str, quiet_seconds: float) -> float:
+        """The wait before a job's next poll after an answer: the pluggable schedule's, else by age."""
+        if self.schedule is not None:
+            try:
+                chosen = self.schedule(server_id, quiet_seconds)
+            except Exception:  # noqa: BLE001 - a broken schedule must not stop polling
+                log.exception("poll schedule failed")
+                chosen = None
+            if chosen is not None:
+                return max(0.0, chosen)
+        return self.interval_for(quiet_seconds)
 
     def error_delay(self, consecutive: int) -> float:
         step = max(self.base_interval, 0.05)
@@ -528,7 +546,7 @@ class Poller:
         if prediction.is_terminal:
             self.untrack(job.server_id)
         else:
-            self._schedule(job, now + self.interval_for(now - job.changed_at))
+            self._schedule(job, now + self.next_interval(job.server_id, now - job.changed_at))
         self._emit(Polled(job.server_id, prediction))
 
     def _on_error(self, job: _Job, error: ApiError) -> None:

@@ -28,12 +28,17 @@ def _error_rate(values: tuple[str, ...]) -> dict[int, float]:
 @click.option("--fail-rate", default=0.0, type=float, help="Share of new jobs that end failed.")
 @click.option("--policy-word", default="forbidden", show_default=True, help="A prompt with it is refused (400).")
 @click.option("--retention-seconds", default=7 * 86400.0, type=float, help="Older ids answer 404.")
+@click.option("--realistic-durations", is_flag=True,
+              help="Each new job lasts 30-120 s by model (drawn, seeded) instead of --job-seconds.")
+@click.option("--time-scale", default=1.0, show_default=True, type=click.FloatRange(min=0.001),
+              help="Multiplies the drawn durations (0.1: ten times faster).")
 def simulate(host, port, job_seconds, seed, require_key, latency, error_rate, fail_rate, policy_word,
-             retention_seconds) -> None:
+             retention_seconds, realistic_durations, time_scale) -> None:
     """Serve a loopback stand-in of the gptproto Hailuo API."""
     import threading
 
     from tui.simulator import Faults, Simulator
+    from tui.simulator.server import REALISTIC_SPREAD
 
     faults = Faults(latency=latency, fail_rate=fail_rate, policy_word=policy_word)
     for status, rate in _error_rate(error_rate).items():
@@ -42,7 +47,8 @@ def simulate(host, port, job_seconds, seed, require_key, latency, error_rate, fa
         else:
             faults.get_error_rate, faults.get_error_status = rate, status
     sim = Simulator(host=host, port=port, job_seconds=job_seconds, seed=seed, require_key=require_key,
-                    retention_seconds=retention_seconds, faults=faults)
+                    retention_seconds=retention_seconds, faults=faults,
+                    duration_spread=REALISTIC_SPREAD if realistic_durations else None, time_scale=time_scale)
     try:
         sim.start()
     except OSError as exc:

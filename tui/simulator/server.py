@@ -30,6 +30,16 @@ _FILE = re.compile(r"^/files/([A-Za-z0-9_-]+)\.mp4$")
 
 #: Share of `job_seconds` a job spends in `created` before it turns `processing`.
 _CREATED_SHARE = 0.2
+#: Seconds a job takes, (shortest, longest) by model, for `Simulator(duration_spread=...)`: a
+#: spread like the provider's, drawn per job (seeded) with the most likely time a third of the way.
+REALISTIC_SPREAD: dict[str, tuple[float, float]] = {
+    "hailuo-2.3-fast": (30.0, 60.0),
+    "hailuo-2.3-standard": (45.0, 90.0),
+    "hailuo-2.3-pro": (70.0, 120.0),
+    "hailuo-02-fast": (30.0, 60.0),
+    "hailuo-02-standard": (45.0, 90.0),
+    "hailuo-02-pro": (70.0, 120.0),
+}
 
 
 @dataclass
@@ -142,6 +152,8 @@ class _SimJob:
     fixed_outputs: list[str] | None = None
     execution_ms: int = 0
     created_format: int = 0
+    #: This job's own length (a drawn duration); None: the simulator's `job_seconds`.
+    seconds: float | None = None
 
 
 class Simulator:
@@ -157,9 +169,16 @@ class Simulator:
         faults: Faults | None = None,
         clock: Callable[[], float] = time.time,
         stop_latency: float = 0.5,
+        duration_spread: dict[str, tuple[float, float]] | None = None,
+        time_scale: float = 1.0,
     ) -> None:
+        """`duration_spread`: created jobs last a time drawn from their model's (shortest, longest)
+        range (REALISTIC_SPREAD is one) instead of `job_seconds`, multiplied by `time_scale`
+        (0.05 makes a 60 s job last 3 s, for tests and benchmarks)."""
         self.host, self.port = host, port
         self.job_seconds = job_seconds
+        self.duration_spread = duration_spread
+        self.time_scale = time_scale
         self.require_key = require_key
         self.retention_seconds = retention_seconds
         self.faults = faults or Faults()
@@ -241,13 +260,21 @@ class Simulator:
             self._jobs[job_id] = job
         return job_id
 
+    def _drawn_seconds(self, model: str) -> float | None:
+        if not self.duration_spread:
+            return None
+        low, high = self.duration_spread.get(model) or next(iter(self.duration_spread.values()))
+        return self._rng.triangular(low, high, low + (high - low) / 3) * self.time_scale
+
     def _create(self, model: str, scene: str, body: dict[str, Any]) -> _SimJob:
         now = self.clock()
         with self._lock:
             previous = max(self._jobs.values(), key=lambda j: j.started_at, default=None)
+            seconds = self._drawn_seconds(model)
+            length = self.job_seconds if seconds is None else seconds
             job = _SimJob(self._new_id(), model, scene, str(body.get("prompt", "")), created_at=now, started_at=now,
-                          execution_ms=int(self.job_seconds * 1000) + self._rng.randint(0, 999),
-                          created_format=self._counter % 2)
+                          execution_ms=int(length * 1000) + self._rng.randint(0, 999),
+                          created_format=self._counter % 2, seconds=seconds)
             if self.faults.fail_later_word and self.faults.fail_later_word.lower() in job.prompt.lower():
                 job.fail_error = "content policy violation: the generated video was blocked by the safety checker"
             elif self.faults.fail_rate and self._rng.random() < self.faults.fail_rate:
@@ -262,9 +289,10 @@ class Simulator:
         if job.fixed_status:
             return job.fixed_status
         elapsed = self.clock() - job.started_at
-        if elapsed < self.job_seconds * _CREATED_SHARE:
+        length = self.job_seconds if job.seconds is None else job.seconds
+        if elapsed < length * _CREATED_SHARE:
             return "created"
-        if elapsed < self.job_seconds:
+        if elapsed < length:
             return self.faults.odd_status or "processing"
         return "failed" if job.fail_error else "completed"
 
@@ -304,6 +332,12 @@ class Simulator:
             **(faults.data_extra or {}),
             **((faults.data_for or {}).get(job.id) or {}),
         }
+
+    def ends_at(self, job_id: str) -> float:
+        """When a running job turns completed/failed (on the simulator's clock)."""
+        with self._lock:
+            job = self._jobs[job_id]
+            return job.started_at + (self.job_seconds if job.seconds is None else job.seconds)
 
     def job_count(self) -> int:
         with self._lock:

@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 WIDE_COLUMNS = 140
 #: Jobs shown before the whole history is read: a few screens, read in milliseconds.
 FIRST_GLIMPSE = 300
+#: Seconds between clock ticks of the table in low-bandwidth mode (a tick rewrites every visible row's clock).
+LOW_BANDWIDTH_TICK = 5.0
 QUICK_FILTERS = {"1": None, "2": "pending", "3": "failed", "4": "completed"}
 
 
@@ -175,9 +177,14 @@ class HailuoApp(App[int]):
         self._history_shown = False
         self._history_loading = False
         self.ready = asyncio.Event()
-        from tui.ui.notify import DesktopNotifier
+        from tui.ui.session_signals import SessionSignals
 
-        self.notifier = DesktopNotifier(enabled=settings.desktop_notifications)
+        #: Notifications (terminal, desktop), the terminal title and the hooks of this session.
+        self.signals = SessionSignals(self, settings, clock=clock)
+        self.notifier = self.signals.notifier.desktop
+        self.low_bandwidth = settings.low_bandwidth_on
+        if self.low_bandwidth:
+            self.animation_level = "none"
         #: The job `m` marked for `=`; by local id.
         self.marked: str | None = None
         #: Figures for the stats panel: built from the history the first time it is shown, then kept up to date.
@@ -211,7 +218,8 @@ class HailuoApp(App[int]):
                                    id="filter")
                 filter_box.display = False  # until `/`
                 yield filter_box
-                yield JobTable(id="jobs", clock=self._clock, prices=PriceTable(self.settings.prices))
+                yield JobTable(id="jobs", clock=self._clock, prices=PriceTable(self.settings.prices),
+                               tick_interval=LOW_BANDWIDTH_TICK if self.low_bandwidth else 1.0)
                 yield StatsPanel(id="stats")
                 yield Static(id="detail-placeholder", classes="detail-pane")
         yield Footer()
@@ -228,6 +236,9 @@ class HailuoApp(App[int]):
         status.host = self.settings.api_host
         status.key = self.settings.masked_key
         status.mode = "demo" if self.settings.demo else ""
+        status.low_bandwidth = self.low_bandwidth
+        if self.low_bandwidth:
+            self._steady_cursors(self.screen)
         self.query_one(JobTable).focus()
         self._handle_signals()
 
@@ -255,7 +266,17 @@ class HailuoApp(App[int]):
             prices=PriceTable(self.settings.prices)))
         if composer.disabled_reason is None and self.service is None:
             composer.disabled_reason = "opening the history…"
+        if self.low_bandwidth:
+            self._steady_cursors(composer)
         return composer
+
+    def _steady_cursors(self, root: Any) -> None:
+        """Low bandwidth: a blinking cursor repaints its cell twice a second, forever; keep it steady."""
+        from textual.widgets import TextArea
+
+        for widget in root.query("Input, TextArea"):
+            if isinstance(widget, (Input, TextArea)):
+                widget.cursor_blink = False
 
     async def detail(self) -> DetailPane:
         """The detail pane, built once in its kept place, showing the selected job."""
@@ -388,6 +409,8 @@ class HailuoApp(App[int]):
                         title="Read-only", severity="warning", timeout=10)
         if self._poll:
             await service.start()
+        table.eta = service.eta
+        self.signals.opened([job.local_id for job in service.store.pending()])
         self.query_one(StatusLine).state = service.poller_state
         (await self.detail()).show_job(table.selected_job, force=True)
         if self._on_started is not None:
@@ -430,10 +453,11 @@ class HailuoApp(App[int]):
                 detail.show_job(event.job)
             elif detail is not None and detail.job is None:
                 self._show_selected()
-            if event.status_changed and event.job.is_finished and event.previous_status is not None:
-                self._announce_end(event.job)
+            self.signals.job_changed(event.job, ended_now=event.status_changed and event.job.is_finished
+                                     and event.previous_status is not None)
         elif isinstance(event, JobRemoved):
             table.remove(event.local_id)
+            self.signals.forgotten(event.local_id)
             self._show_selected()
             if self.stats is not None:
                 self.stats.remove(event.local_id)
@@ -584,20 +608,10 @@ class HailuoApp(App[int]):
         if isinstance(self.screen, BatchScreen) and self.batch is not None:
             self.screen.show_progress(self.batch)
 
-    def _announce_end(self, job: Job) -> None:
-        """A job of this session ended: a toast, the bell if asked for, a desktop notification if there is a desktop."""
-        prompt = job.prompt if len(job.prompt) <= 80 else job.prompt[:79] + "…"
-        if job.is_success:
-            self.notify(f"{clean(job.short_id)} completed", title="Job done", timeout=5)
-            self.notifier.notify(f"Video ready: {job.short_id}", prompt)
-        else:
-            reason = clean(job.error or job.status)
-            self.notify(f"{clean(job.short_id)} {clean(job.status)}: {reason}", title="Job ended",
-                        severity="error", timeout=8)
-            self.notifier.notify(f"Job {job.status}: {job.short_id}", f"{job.error or job.status}\n{prompt}",
-                                 urgency="critical")
-        if self.settings.bell:
-            self.bell()
+    def hook_failed(self, message: str) -> None:
+        """A hook failed (the first time this session): on the status line, where it stays until cleared."""
+        status = self.query_one(StatusLine)
+        status.last_error, status.last_error_topic = message, "hooks"
 
     # -- selection --------------------------------------------------------------------------------
     @on(JobTable.Highlighted)
@@ -908,7 +922,7 @@ class HailuoApp(App[int]):
         self._ensure_stats()
         self._render_stats()
         # Figures change with every poll and with the clock: redrawn once a second, never per event.
-        self._stats_timer = self.set_interval(1.0, self._render_stats)
+        self._stats_timer = self.set_interval(LOW_BANDWIDTH_TICK if self.low_bandwidth else 1.0, self._render_stats)
 
     def _ensure_stats(self) -> None:
         """Count the history once, in a thread (50,000 jobs take a few hundred ms); changes meanwhile are kept."""
@@ -942,7 +956,9 @@ class HailuoApp(App[int]):
     def _render_stats(self) -> None:
         self._ensure_stats()
         if self.stats is not None:
-            self.query_one(StatsPanel).show_stats(self.stats.snapshot(self._clock()))
+            eta = getattr(self.service, "eta", None)
+            self.query_one(StatsPanel).show_stats(self.stats.snapshot(self._clock()),
+                                                  eta.figures() if eta is not None else None)
 
     # -- prompt history and templates ----------------------------------------------------------------
     def _templates(self):
@@ -1134,6 +1150,7 @@ class HailuoApp(App[int]):
                 self.log.error(f"closing the history failed: {exc!r}")
 
     async def on_unmount(self) -> None:
+        await self.signals.closed()
         await self.close_service()
         loop = asyncio.get_running_loop()
         for signum in self._signals:
@@ -1173,6 +1190,10 @@ def demo_app(demo_settings: Settings, seed: Callable[[Any], Any], *, read_only: 
 def run_app(settings: Settings, *, demo: bool = False) -> int:
     """Run the dashboard until the user leaves, the terminal goes away or it crashes; returns
     the exit status (tui.ui.lifecycle: 129 after a hang-up, 70 after a crash, never 0 for either)."""
+    if settings.low_bandwidth_on:
+        from tui.ui.low_bandwidth import coalesce_repaints
+
+        coalesce_repaints()
     from tui.ui.lifecycle import run_dashboard
 
     if demo:

@@ -29,6 +29,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tui.core.costs import MAY_BE_BILLED, NOT_BILLED, PriceTable, bucket_of, money
+from tui.core.eta import Estimate, EtaBook, eta_text
 from tui.core.records import UNKNOWN, Job
 from tui.core.text import inert
 
@@ -166,6 +167,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("model", "MODEL", 19),
     Column("scene", "SCENE", 14),
     Column("status", "STATUS", 17),
+    Column("eta", "ETA", 10, right=True),
     Column("prompt", "PROMPT", 0),
     Column("resolution", "RES", 9),
     Column("submitted", "SUBMITTED", 10, right=True),
@@ -181,6 +183,7 @@ PROMPT_MIN_WIDTH = 16
 #: When the prompt would get narrower than PROMPT_MIN_WIDTH, these steps run in order until it fits:
 #: (column, new width) shrinks a column, (column, 0) drops it.
 _SQUEEZE: tuple[tuple[str, int], ...] = (
+    ("eta", 0),  # the newest column gives way first: narrow layouts stay as they were
     ("scene", 0),
     ("model", 12),  # "2.3-standard": the "hailuo-" prefix goes first
     ("cost", 0),  # an estimate; the detail pane and the stats panel keep it
@@ -249,6 +252,8 @@ class _Row:
     cost: str = ""
     #: Why polling this job keeps failing ("malformed answer"...), or "" while it works.
     problem: str = ""
+    #: The expected time to finish of its kind (pending jobs, once the history's figures are known).
+    estimate: Estimate | None = None
 
     @classmethod
     def of(cls, job: Job) -> "_Row":
@@ -274,16 +279,18 @@ class _Row:
             problem=poll_problem(job),
         )
 
-    def clock_texts(self, now: float) -> tuple[str, str]:
-        """The cells that change with time alone: status with elapsed time, and submitted.
-        While polls fail, the status cell says why instead (the status is in the detail pane)."""
+    def clock_texts(self, now: float) -> tuple[str, str, str]:
+        """The cells that change with time alone: status with elapsed time, submitted, and the ETA
+        (`~40s left`, `late 2m`). While polls fail, the status cell says why instead (the status
+        is in the detail pane)."""
         if self.pending and self.problem:
             status = f"⚠ {self.problem}"
         elif self.pending:
             status = f"{self.status} {format_elapsed(now - self.submitted_at)}"
         else:
             status = self.status
-        return status, format_ago(now - self.submitted_at)
+        eta = eta_text(now - self.submitted_at, self.estimate) if self.pending and self.estimate is not None else ""
+        return status, format_ago(now - self.submitted_at), eta
 
 
 def _sort_key_function(column: str) -> Callable[[Job], tuple]:
@@ -519,9 +526,23 @@ class JobTable(ScrollView, can_focus=True):
         self._queue: dict[str, Job | None] = {}
         self._cursor_id: str | None = None
         self._announced: tuple | None = None  # (local id, job object id, job signature) last announced
+        self._eta: EtaBook | None = None
         self.set_jobs(list(jobs))
 
     # -- public API --------------------------------------------------------------------------
+
+    @property
+    def eta(self) -> EtaBook | None:
+        """The figures pending rows take their ETA from (the service's); None: no ETA column text."""
+        return self._eta
+
+    @eta.setter
+    def eta(self, book: EtaBook | None) -> None:
+        self._eta = book
+        for local_id, row in list(self._rows.items()):
+            if row.pending:
+                del self._rows[local_id]  # rebuilt with its estimate when next drawn
+        self.refresh()
 
     def set_jobs(self, jobs: list[Job]) -> None:
         """Replace everything (the initial load). Keeps the cursor on its job if it is still there."""
@@ -879,6 +900,8 @@ class JobTable(ScrollView, can_focus=True):
             job = self._jobs[local_id]
             row = self._rows[local_id] = _Row.of(job)
             row.cost = cost_cell(job, self.prices)
+            if self._eta is not None and row.pending and job.server_id:
+                row.estimate = self._eta.estimate(job)
         return row
 
     def _tick(self) -> None:
@@ -945,8 +968,8 @@ class JobTable(ScrollView, can_focus=True):
 
     def _row_strip(self, local_id: str, width: int) -> Strip:
         row = self._row(local_id)
-        status_text, ago_text = row.clock_texts(self._clock())
-        key = (width, status_text, ago_text)
+        status_text, ago_text, eta_cell = row.clock_texts(self._clock())
+        key = (width, status_text, ago_text, eta_cell)
         cached = self._strips.get(local_id)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -978,6 +1001,8 @@ class JobTable(ScrollView, can_focus=True):
                 text, style = ago_text, muted
             elif name == "cost":
                 text, style = row.cost, muted
+            elif name == "eta":
+                text, style = eta_cell, muted
             else:
                 text, style = row.execution, muted
             segments.append(Segment(fit(text, column_width, right=column.right) + " " * _GAP, style))
@@ -995,7 +1020,7 @@ class JobTable(ScrollView, can_focus=True):
             return
         if offset.y == 0:
             column = self._column_at(offset.x)
-            if column is not None:
+            if column in SORT_COLUMNS:
                 if column == self.sort_column:
                     self.sort_reverse = not self.sort_reverse
                 else:

@@ -1,4 +1,5 @@
-"""The stats panel: counts by status, execution times by model, jobs per hour (figures from `tui.core.stats`)."""
+"""The stats panel: counts by status, execution times by model, jobs per hour (figures from `tui.core.stats`),
+and the time-to-finish figures the ETA cells and the poll schedule use (`tui.core.eta`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tui.core.costs import ESTIMATE_LABEL, Tally, money
+from tui.core.eta import BUILT_IN_LABEL, Estimate, Kind
 from tui.core.stats import WINDOW_SECONDS, StatsSnapshot
 from tui.ui.widgets.detail import _span as span
 from tui.ui.widgets.job_table import plain_text
@@ -17,7 +19,25 @@ def _seconds(value: float | None) -> str:
     return "—" if value is None else span(value)
 
 
-def render_stats(stats: StatsSnapshot) -> Group:
+def _eta_table(figures: list[tuple[Kind, Estimate]]) -> Table:
+    """The figures the ETA cells and the poll schedule use, by kind of job."""
+    table = Table(box=None, padding=(0, 2, 0, 0), show_edge=False, header_style="bold", expand=False)
+    table.add_column("Time to finish (ETA)")
+    table.add_column("scene")
+    table.add_column("res·dur")
+    table.add_column("median", justify="right")
+    table.add_column("p90", justify="right")
+    table.add_column("from")
+    for (model, scene, resolution, duration), estimate in figures:
+        source = f"{estimate.samples:,} {estimate.source}" if not estimate.built_in else estimate.source
+        table.add_row(plain_text(model), plain_text(scene), plain_text(f"{resolution}·{duration}s"),
+                      span(estimate.median_s), span(estimate.p90_s), source)
+    if not figures:
+        table.add_row("(no completed job yet: new jobs use the built-in defaults)", "", "", "", "", BUILT_IN_LABEL)
+    return table
+
+
+def render_stats(stats: StatsSnapshot, eta_figures: list[tuple[Kind, Estimate]] | None = None) -> Group:
     head = Text(no_wrap=True, overflow="ellipsis")
     head.append("Stats", style="bold")
     head.append(f"  {stats.total:,} job{'s' if stats.total != 1 else ''} in the history")
@@ -40,6 +60,8 @@ def render_stats(stats: StatsSnapshot) -> Group:
     if not stats.models:
         table.add_row("(no completed job with a measured time yet)", "", "", "")
     parts: list = [head, statuses, rates, table]
+    if eta_figures is not None:
+        parts.append(_eta_table(eta_figures))
     if stats.spend is not None:
         parts.extend(render_spend(stats.spend))
     return Group(*parts)
@@ -73,8 +95,8 @@ def render_spend(spend) -> list:
 class StatsPanel(Static):
     """Shown with `t`; the app feeds it snapshots (at most once a second while it is visible)."""
 
-    def show_stats(self, stats: StatsSnapshot) -> None:
-        self.update(render_stats(stats))
+    def show_stats(self, stats: StatsSnapshot, eta_figures: list[tuple[Kind, Estimate]] | None = None) -> None:
+        self.update(render_stats(stats, eta_figures))
 
     def counting(self) -> None:
         self.update(Text("Stats  counting the history…"))

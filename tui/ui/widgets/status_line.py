@@ -21,12 +21,16 @@ class StatusLine(Static):
     #: Work in the background: "2 downloading 45%", "batch 3/10"... (empty when none).
     activity: reactive[str] = reactive("")
     marked: reactive[str] = reactive("")  # the short id of the job marked for compare
+    #: Clocks tick every few seconds, no animation (over SSH, or asked for).
+    low_bandwidth: reactive[bool] = reactive(False)
 
     def render(self) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(" hailuo ", style="bold reverse")
         if self.mode:
             text.append(f" {self.mode} ", style="bold")
+        if self.low_bandwidth:
+            text.append(" low-bandwidth ", style="bold")
         text.append(f" {self.host} ")
         text.append(f"· key {self.key} ")
         state = self.state
