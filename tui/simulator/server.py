@@ -143,8 +143,12 @@ class Simulator:
         faults: Faults | None = None,
         clock: Callable[[], float] = time.time,
         stop_latency: float = 0.5,
+        distinct_videos: bool = False,
     ) -> None:
         self.host, self.port = host, port
+        #: Each job's file is a clip drawn from its prompt (the demo); else every job serves the
+        #: one `sample_video()`, whose bytes the download tests compare against.
+        self.distinct_videos = distinct_videos
         self.job_seconds = job_seconds
         self.require_key = require_key
         self.retention_seconds = retention_seconds
@@ -290,6 +294,17 @@ class Simulator:
             return [r for r in self.requests if r.header("Authorization") is not None]
 
     # -- faults ---------------------------------------------------------------------------
+    def video_for(self, job_id: str) -> bytes:
+        """The bytes `GET /files/<job_id>.mp4` serves."""
+        if self.distinct_videos:
+            with self._lock:
+                job = self._jobs.get(job_id)
+            if job is not None:
+                from tui.simulator.videos import prompt_video
+
+                return prompt_video(job.prompt)
+        return sample_video()
+
     def _take(self, name: str) -> bool:
         """Use one unit of a next-N counter."""
         with self._lock:
@@ -444,7 +459,7 @@ class _Handler(BaseHTTPRequestHandler):
         sim, faults = self.sim, self.sim.faults
         if sim._take("file_errors"):
             return self._send(503, raw=b"busy", content_type="text/plain", headers={"Retry-After": "0"})
-        data = sample_video()
+        data = sim.video_for(job_id)
         total = len(data)
         range_header = self.headers.get("Range")
         match = re.match(r"bytes=(\d*)-(\d*)$", range_header or "")
