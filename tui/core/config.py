@@ -22,6 +22,10 @@ ENV_DB = "HAILUO_TUI_DB"
 ENV_CONFIG = "HAILUO_TUI_CONFIG"
 ENV_DATA_DIR = "HAILUO_TUI_DATA_DIR"
 ENV_DOWNLOAD_DIR = "HAILUO_TUI_DOWNLOAD_DIR"
+ENV_CACHE_DIR = "HAILUO_TUI_CACHE_DIR"
+
+#: How frames are drawn: the best the terminal offers, one protocol, Unicode half-blocks, or none.
+PREVIEW_MODES = ("auto", "kitty", "sixel", "blocks", "off")
 
 
 class ConfigError(Exception):
@@ -66,6 +70,12 @@ def default_download_dir(env: Mapping[str, str] = os.environ) -> Path:
     return Path(user_downloads_dir()) / APP_NAME
 
 
+def cache_dir(env: Mapping[str, str] = os.environ) -> Path:
+    """Previews and the clips fetched for them: safe to delete at any time."""
+    override = env.get(ENV_CACHE_DIR)
+    return Path(override).expanduser() if override else Path(_platform_dirs().user_cache_dir)
+
+
 @dataclass(frozen=True)
 class Settings:
     #: Never in repr(): a crash report that prints locals must not print the key.
@@ -77,6 +87,11 @@ class Settings:
     config_file: Path = field(default_factory=config_path)
     download_dir: Path = field(default_factory=default_download_dir)
     templates_path: Path = field(default_factory=templates_path)
+    cache_dir: Path = field(default_factory=cache_dir)
+    #: One of PREVIEW_MODES.
+    preview: str = "auto"
+    #: Frames and preview clips together stay under this many MB (least recently used go first).
+    preview_cache_mb: int = 256
     allow_uncertain_resolutions: bool = False
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
@@ -123,6 +138,7 @@ class Settings:
             "db_path": str(self.db_path),
             "config_file": str(self.config_file),
             "download_dir": str(self.download_dir),
+            "cache_dir": str(self.cache_dir),
             "api_key": self.masked_key,
         }
 
@@ -133,6 +149,9 @@ _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "auth_scheme": str,
     "db_path": str,
     "download_dir": str,
+    "cache_dir": str,
+    "preview": str,
+    "preview_cache_mb": int,
     "allow_uncertain_resolutions": bool,
     "connect_timeout": (int, float),
     "read_timeout": (int, float),
@@ -204,7 +223,7 @@ def load_settings(
     file_values = read_config_file(cfg_path)
     values: dict[str, Any] = {"config_file": cfg_path}
     for key, value in file_values.items():
-        values[key] = Path(value).expanduser() if key in ("db_path", "download_dir") else value
+        values[key] = Path(value).expanduser() if key in ("db_path", "download_dir", "cache_dir") else value
     values.setdefault("db_path", default_db_path(env))
     values.setdefault("templates_path", templates_path(env))
     values["api_key"] = _check_key(env.get(ENV_KEY))
@@ -214,6 +233,8 @@ def load_settings(
         values["db_path"] = Path(env[ENV_DB]).expanduser()
     if env.get(ENV_DOWNLOAD_DIR):
         values["download_dir"] = Path(env[ENV_DOWNLOAD_DIR]).expanduser()
+    if env.get(ENV_CACHE_DIR):
+        values["cache_dir"] = Path(env[ENV_CACHE_DIR]).expanduser()
     if base_url:
         values["base_url"] = base_url
     if db:
@@ -222,6 +243,11 @@ def load_settings(
     values["base_url"] = _check_base_url(values.get("base_url", DEFAULT_BASE_URL))
     if isinstance(values.get("download_dir"), str):
         values["download_dir"] = Path(values["download_dir"]).expanduser()
+    if isinstance(values.get("cache_dir"), str):
+        values["cache_dir"] = Path(values["cache_dir"]).expanduser()
+    values.setdefault("cache_dir", cache_dir(env))
+    if values.get("preview", "auto") not in PREVIEW_MODES:
+        raise ConfigError(f"preview must be one of {', '.join(PREVIEW_MODES)} (not {values['preview']!r})")
     if values.get("auth_scheme", "raw") not in ("raw", "bearer"):
         raise ConfigError("auth_scheme must be 'raw' or 'bearer'")
     return Settings(**values)
