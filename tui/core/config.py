@@ -23,6 +23,7 @@ ENV_CONFIG = "HAILUO_TUI_CONFIG"
 ENV_DATA_DIR = "HAILUO_TUI_DATA_DIR"
 ENV_DOWNLOAD_DIR = "HAILUO_TUI_DOWNLOAD_DIR"
 ENV_CACHE_DIR = "HAILUO_TUI_CACHE_DIR"
+ENV_PREVIEW = "HAILUO_TUI_PREVIEW"
 
 #: How frames are drawn: the best the terminal offers, one protocol, Unicode half-blocks, or none.
 PREVIEW_MODES = ("auto", "kitty", "sixel", "blocks", "off")
@@ -76,6 +77,11 @@ def cache_dir(env: Mapping[str, str] = os.environ) -> Path:
     return Path(override).expanduser() if override else Path(_platform_dirs().user_cache_dir)
 
 
+def default_preview(env: Mapping[str, str] = os.environ) -> str:
+    """`$HAILUO_TUI_PREVIEW` when set (checked by load_settings), else auto."""
+    return env.get(ENV_PREVIEW, "").strip().lower() or "auto"
+
+
 @dataclass(frozen=True)
 class Settings:
     #: Never in repr(): a crash report that prints locals must not print the key.
@@ -89,7 +95,7 @@ class Settings:
     templates_path: Path = field(default_factory=templates_path)
     cache_dir: Path = field(default_factory=cache_dir)
     #: One of PREVIEW_MODES.
-    preview: str = "auto"
+    preview: str = field(default_factory=default_preview)
     #: Frames and preview clips together stay under this many MB (least recently used go first).
     preview_cache_mb: int = 256
     allow_uncertain_resolutions: bool = False
@@ -235,6 +241,8 @@ def load_settings(
         values["download_dir"] = Path(env[ENV_DOWNLOAD_DIR]).expanduser()
     if env.get(ENV_CACHE_DIR):
         values["cache_dir"] = Path(env[ENV_CACHE_DIR]).expanduser()
+    if env.get(ENV_PREVIEW, "").strip():
+        values["preview"] = default_preview(env)
     if base_url:
         values["base_url"] = base_url
     if db:

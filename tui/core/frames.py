@@ -179,7 +179,14 @@ def _decode(av, reader: _BoundedReader, size: int, *, count: int, thumb_width: i
         budget = [max_frames]
         frames: list[Frame] = []
         for target in moments(duration, count):
-            frame = _frame_at(container, stream, target, duration, budget, deadline)
+            if budget[0] <= 0 and frames:
+                break  # the cap is reached: the frames so far are the preview
+            try:
+                frame = _frame_at(container, stream, target, duration, budget, deadline)
+            except NoPreview:
+                if frames:
+                    break
+                raise
             if frame is None:
                 continue
             picture = frame.reformat(width=thumb_w, height=thumb_h, format="rgb24")
@@ -213,8 +220,8 @@ def _frame_at(container, stream, target: float, duration: float, budget: list[in
         for frame in container.decode(stream):
             budget[0] -= 1
             if budget[0] < 0 or time.monotonic() > deadline:
-                if best is not None:
-                    return best
+                if best is not None and last_wanted:
+                    return best  # near enough to the end
                 raise NoPreview("decoding needs more frames than a preview allows")
             best = frame
             at = frame.time if frame.time is not None else 0.0
