@@ -162,7 +162,7 @@ def _reason(av, exc: Exception) -> str:
 
 def _decode(av, reader: _BoundedReader, size: int, *, count: int, thumb_width: int, max_frames: int,
             deadline: float) -> Preview:
-    container = av.open(reader, mode="r", options={"probesize": str(min(size, 5_000_000))})
+    container = av.open(reader, mode="r", options={"probesize": str(max(4096, min(size, 5_000_000)))})
     try:
         if not container.streams.video:
             raise NoPreview("the file holds no video stream")
