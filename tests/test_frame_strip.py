@@ -120,24 +120,28 @@ async def test_a_job_that_completes_shows_its_clips_real_facts(tmp_path, make_si
             assert len([r for r in sim.requests if r.path.startswith("/files/")]) == 1
 
 
-async def test_a_damaged_clip_says_why_in_the_pane(tmp_path, make_simulator):
-    sim = make_simulator(job_seconds=0.3)
-    app = HailuoApp(app_settings(tmp_path, sim, "k" * 24, preview="blocks"))
-    job_id = sim.seed_job(status="completed", prompt="cut short", outputs=[f"{sim.base_url}/files/none.mp4"])
-    job = Job(local_id="local-0100", server_id=job_id, request={"prompt": "cut short"}, submitted_at=FROZEN_NOW,
-              status="completed", status_history=[["completed", FROZEN_NOW]], finished_at=FROZEN_NOW,
-              outputs=[f"{sim.base_url}/files/none.mp4"])
-    clip = tmp_path / "cache" / "videos" / f"{cache_key(job.local_id, job.outputs[0])}.mp4"
-    clip.parent.mkdir(parents=True)
-    clip.write_bytes(b"<html>not a video</html>")
-    write_history(tmp_path / "history.json", [job])
-    async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 20)
-        app.query_one(JobTable).select("local-0100")
-        strip = app.query_one("#detail #frames", FrameStrip)
-        await until(lambda: strip.state.startswith("no preview"), pilot=pilot, timeout=30)
-        assert strip.state == "no preview: not a video FFmpeg can read"
-        assert strip.preview is None
+@pytest.mark.parametrize("served, reason", [
+    (b"<html>Access denied</html>", "not a video FFmpeg can read"),
+    (b"", "the file is empty"),
+    (prompt_video("cut short")[:1500], None),  # truncated: whichever part FFmpeg notices
+])
+async def test_a_damaged_clip_from_the_host_says_why_in_the_pane(tmp_path, served, reason):
+    """The simulator serves a damaged file (fault `file_body`): one line in the pane, no crash, and
+    the reason is cached so the file is not fetched and decoded again."""
+    from tui.simulator import Simulator
+
+    with Simulator(job_seconds=0.3, require_key=KEY) as sim:
+        sim.faults.update({"file_body": served})
+        app = HailuoApp(app_settings(tmp_path, sim, KEY, preview="blocks"))
+        async with app.run_test(size=(160, 45)) as pilot:
+            await submit_from_the_composer(app, pilot, "cut short")
+            strip = app.query_one("#detail #frames", FrameStrip)
+            await until(lambda: strip.state.startswith("no preview"), pilot=pilot, timeout=30)
+            if reason is not None:
+                assert strip.state == f"no preview: {reason}"
+            assert strip.preview is None and "\n" not in strip.state
+            assert app.is_running
+        assert len(list((tmp_path / "cache" / "frames").glob("*.json"))) == 1
 
 
 async def test_the_play_key_without_a_player_says_what_to_install(clips_app, monkeypatch):

@@ -82,6 +82,7 @@ class Faults:
     file_errors: int = 0  # the next N file requests get a 503 with Retry-After 0
     file_total_extra: int = 0  # added to the total of every 206 Content-Range (the file "changed")
     file_chunk_delay: float = 0.0  # seconds between 1 KiB pieces of a file body (a slow host)
+    file_body: str | bytes | None = None  # served as every file (as video/mp4) instead of the clip: damaged clips
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name for f in fields(self)}
@@ -459,7 +460,11 @@ class _Handler(BaseHTTPRequestHandler):
         sim, faults = self.sim, self.sim.faults
         if sim._take("file_errors"):
             return self._send(503, raw=b"busy", content_type="text/plain", headers={"Retry-After": "0"})
-        data = sim.video_for(job_id)
+        if faults.file_body is not None:
+            body_fault = faults.file_body
+            data = body_fault.encode("utf-8") if isinstance(body_fault, str) else bytes(body_fault)
+        else:
+            data = sim.video_for(job_id)
         total = len(data)
         range_header = self.headers.get("Range")
         match = re.match(r"bytes=(\d*)-(\d*)$", range_header or "")
