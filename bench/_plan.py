@@ -23,6 +23,8 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
      ["--seconds", "0.5", "--warmup", "1", "--history", "100", "--pending", "10", "--flip-every", "0.3"]),
     ("bench_scale.py", "start-up and memory at 1k..100k jobs", [],
      ["--sizes", "50,200", "--repeat", "1"]),
+    ("bench_frames.py", "selected job to frames on screen, file local and not", [],
+     ["--history", "200", "--jobs", "2"]),
 ]
 
 #: (script, what it measures, smoke arguments)

@@ -50,6 +50,7 @@ class Previews:
         self._images: OrderedDict[str, Frame | NoPreview] = OrderedDict()
         self._pending: dict[str, asyncio.Future] = {}
         self._downloader: Any = None
+        self._writes: set[asyncio.Task] = set()
 
     @classmethod
     def for_settings(cls, settings: Any) -> "Previews":
@@ -68,6 +69,8 @@ class Previews:
         return previews
 
     async def aclose(self) -> None:
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
         if self._downloader is not None:
             await self._downloader.aclose()
             self._downloader = None
@@ -125,15 +128,26 @@ class Previews:
             self._memory.popitem(last=False)
 
     async def _build(self, job: Any, url: str, key: str) -> Result:
-        cached = await asyncio.to_thread(self.cache.get, key)
+        # One thread hop for the lookups: the frames on disk, else the clip on this machine.
+        cached, path = await asyncio.to_thread(self._lookup, job, url, key)
         if cached is not None:
             return cached
-        path = await self._local_clip(job, url, key)
-        if isinstance(path, NoPreview):
-            return path  # not stored: a network failure is worth trying again later
+        if path is None:
+            path = await self._fetch(url, key)
+            if isinstance(path, NoPreview):
+                return path  # not stored: a network failure is worth trying again later
         result = await asyncio.to_thread(self._decode, path)
-        await asyncio.to_thread(self.cache.put, key, result)
+        # Written after the frames are handed back: the strip does not wait for the disk.
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.cache.put, key, result))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
         return result
+
+    def _lookup(self, job: Any, url: str, key: str) -> tuple[Result | None, Path | None]:
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached, None
+        return None, saved_copy(job, url) or self._cached_video(key)
 
     async def local_clip(self, job: Any) -> Path | NoPreview:
         """The job's first clip on this machine (its download, or the cache's copy, fetched if needed)."""

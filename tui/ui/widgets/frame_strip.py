@@ -23,6 +23,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.cache import LRUCache
 from textual.widget import Widget
 
 from tui.core.frames import Frame, NoPreview, Preview
@@ -94,6 +95,16 @@ class HalfBlocks:
         left = (self.width - pixels_w) // 2
         top = (self.height * 2 - pixels_h) // 2
         blank = Style()
+        styles: dict[tuple, Style] = {}  # neighbouring cells repeat colours: one Style each
+
+        def style(upper, lower) -> Style:
+            found = styles.get((upper, lower))
+            if found is None:
+                found = styles[(upper, lower)] = Style(
+                    color=Color.from_rgb(*upper) if upper is not None else None,
+                    bgcolor=Color.from_rgb(*lower) if lower is not None else None)
+            return found
+
         rows = []
         for y in range(self.height):
             row = [Segment(" " * left, blank)] if left else []
@@ -103,12 +114,9 @@ class HalfBlocks:
                 if upper is None and lower is None:
                     row.append(Segment(" ", blank))
                 elif upper is None:
-                    row.append(Segment("▄", Style(color=Color.from_rgb(*lower))))
-                elif lower is None:
-                    row.append(Segment(UPPER_HALF, Style(color=Color.from_rgb(*upper))))
+                    row.append(Segment("▄", style(lower, None)))
                 else:
-                    row.append(Segment(UPPER_HALF, Style(color=Color.from_rgb(*upper),
-                                                         bgcolor=Color.from_rgb(*lower))))
+                    row.append(Segment(UPPER_HALF, style(upper, lower)))
             right = self.width - left - pixels_w
             if right:
                 row.append(Segment(" " * right, blank))
@@ -150,6 +158,21 @@ def tile_rows(tile: int, tiles: list[Tile]) -> int:
     return max(1, round(tile * shape.height / shape.width / 2))
 
 
+#: Drawn pictures by (frame, tile, rows): a repaint of the pane does not rebuild its cells.
+_drawn: LRUCache[tuple[int, int, int], tuple[Frame, list[list[Segment]]]] = LRUCache(64)
+
+
+def _picture(frame: Frame | None, tile: int, rows: int) -> list[list[Segment]]:
+    if frame is None:
+        return [[Segment("·".center(tile) if y == rows // 2 else " " * tile)] for y in range(rows)]
+    key = (id(frame), tile, rows)
+    drawn = _drawn.get(key)
+    if drawn is None or drawn[0] is not frame:
+        drawn = (frame, HalfBlocks(frame, tile, rows).lines())
+        _drawn[key] = drawn
+    return drawn[1]
+
+
 class StripRenderable:
     def __init__(self, preview: Preview | None, width: int, images: list[tuple[str, Frame | NoPreview]]) -> None:
         self.preview, self.width, self.images = preview, width, images
@@ -157,9 +180,7 @@ class StripRenderable:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         tiles, tile = tiles_for(min(self.width, options.max_width), self.preview, self.images)
         rows = tile_rows(tile, tiles)
-        pictures = [HalfBlocks(frame, tile, rows).lines() if frame is not None
-                    else [[Segment("·".center(tile) if y == rows // 2 else " " * tile)] for y in range(rows)]
-                    for _, frame in tiles]
+        pictures = [_picture(frame, tile, rows) for _, frame in tiles]
         gap = Segment(" " * GAP)
         for y in range(rows):
             for index, picture in enumerate(pictures):
