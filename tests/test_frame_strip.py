@@ -179,3 +179,36 @@ def test_a_preview_setting_that_does_not_exist_is_one_clear_error(tmp_path):
     (tmp_path / "config.toml").write_text('preview = "ascii"\n')
     with pytest.raises(ConfigError, match="preview must be one of auto, kitty, sixel, blocks, off"):
         load_settings(env={"HAILUO_TUI_CONFIG": str(tmp_path / "config.toml")})
+
+
+async def test_the_composer_shows_the_chosen_image_once_it_validates(tmp_path, monkeypatch):
+    from PIL import Image
+    from textual.widgets import Input, Select
+
+    from tui.simulator import Simulator
+
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (640, 360), (200, 40, 40)).save("first.png")  # big enough to validate
+    (tmp_path / "fake.png").write_text("not an image")
+    with Simulator(require_key=KEY) as sim:
+        app = HailuoApp(app_settings(tmp_path, sim, KEY, preview="blocks"))
+        async with app.run_test(size=(160, 45)) as pilot:
+            await asyncio.wait_for(app.ready.wait(), 20)
+            app.query_one("#scene", Select).value = "image-to-video"
+            await pilot.pause()
+            thumb = app.query_one("#image-thumb")
+            field = app.query_one("#image", Input)
+            field.value = "fake.png"
+            await pilot.pause()
+            field.post_message(Input.Submitted(field, field.value))
+            await pilot.pause()
+            assert not thumb.has_class("-shown")  # an image that does not validate shows nothing
+            field.value = "first.png"
+            field.post_message(Input.Submitted(field, field.value))
+            await until(lambda: thumb.has_class("-shown"), pilot=pilot, timeout=20)
+            assert thumb.region.height >= 2 and thumb.display
+            cells = [segment for y in range(thumb.region.height) for segment in thumb.render_line(y)]
+            assert any(segment.text.startswith("▀") and segment.style.color.triplet == (200, 40, 40)
+                       for segment in cells if segment.style and segment.style.color)
+            app.query_one("#scene", Select).value = "text-to-video"
+            await until(lambda: thumb.region.height == 0, pilot=pilot)  # hidden with the image fields
