@@ -205,8 +205,7 @@ async def test_the_composer_shows_the_chosen_image_once_it_validates(tmp_path, m
             assert not thumb.has_class("-shown")  # an image that does not validate shows nothing
             field.value = "first.png"
             field.post_message(Input.Submitted(field, field.value))
-            await until(lambda: thumb.has_class("-shown"), pilot=pilot, timeout=20)
-            assert thumb.region.height >= 2 and thumb.display
+            await until(lambda: thumb.has_class("-shown") and thumb.region.height >= 2, pilot=pilot, timeout=20)
             cells = [segment for y in range(thumb.region.height) for segment in thumb.render_line(y)]
             assert any(segment.text.startswith("▀") and segment.style.color.triplet == (200, 40, 40)
                        for segment in cells if segment.style and segment.style.color)
