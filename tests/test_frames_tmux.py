@@ -5,6 +5,7 @@ a player and the dashboard comes back intact."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,7 +45,13 @@ class Tmux:
 def tmux(tmp_path):
     session = Tmux(f"hailuo-frames-{os.getpid()}-{tmp_path.name}")
     yield session
+    pids = session.run("list-panes", "-a", "-F", "#{pane_pid}").split()
     session.run("kill-server")
+    for pid in pids:  # the dashboard itself, should it outlive its terminal
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
 
 
 def test_demo_frames_appear_as_coloured_blocks_and_play_returns_to_the_dashboard(tmp_path, tmux):
