@@ -170,22 +170,20 @@ def _decode(av, reader: _BoundedReader, size: int, *, count: int, thumb_width: i
         width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
         if not (0 < width <= MAX_DIMENSION and 0 < height <= MAX_DIMENSION):
             raise NoPreview(f"the video claims an impossible frame size ({width}×{height})")
-        stream.thread_type = "NONE"  # decoding three frames: threads cost more than they save
+        stream.thread_type = "NONE"  # a few frames: threads cost more than they save
         duration = _duration(container, stream)
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else 0.0
         thumb_w = min(thumb_width, width)
         thumb_h = max(1, round(thumb_w * height / width))
-        budget = [max_frames]
+        cursor = _Cursor(container, stream, max_frames, deadline)
         frames: list[Frame] = []
         for target in moments(duration, count):
-            if budget[0] <= 0 and frames:
-                break  # the cap is reached: the frames so far are the preview
             try:
-                frame = _frame_at(container, stream, target, duration, budget, deadline)
+                frame = cursor.frame_at(target, last=duration > 0 and target >= duration)
             except NoPreview:
                 if frames:
-                    break
+                    break  # the cap is reached: the frames so far are the preview
                 raise
             if frame is None:
                 continue
@@ -208,28 +206,58 @@ def _duration(container, stream) -> float:
     return 0.0
 
 
-def _frame_at(container, stream, target: float, duration: float, budget: list[int], deadline: float):
-    """The first frame at or after `target` (the last one decoded when the clip ends first)."""
-    import av
+#: A moment this close after the last frame decoded is reached by decoding on, not by seeking:
+#: a seek lands on the keyframe before it, which in a clip with one keyframe is the very start.
+SEQUENTIAL_SECONDS = 3.0
 
-    last_wanted = duration > 0 and target >= duration
-    if target > 0 and stream.time_base:
-        container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
-    best = None
-    try:
-        for frame in container.decode(stream):
-            budget[0] -= 1
-            if budget[0] < 0 or time.monotonic() > deadline:
-                if best is not None and last_wanted:
-                    return best  # near enough to the end
+
+class _Cursor:
+    """Decodes forward through the clip, seeking only for moments far ahead; counts every frame."""
+
+    def __init__(self, container, stream, budget: int, deadline: float) -> None:
+        self.container, self.stream = container, stream
+        self.budget, self.deadline = budget, deadline
+        self.frames = None  # the decode iterator
+        self.last = None  # the last frame decoded
+        self.ended = False
+
+    @property
+    def position(self) -> float:
+        return float(self.last.time or 0.0) if self.last is not None else -1.0
+
+    def _seek(self, target: float) -> None:
+        if target > 0 and self.stream.time_base:
+            self.container.seek(int(target / self.stream.time_base), stream=self.stream, backward=True,
+                                any_frame=False)
+        else:
+            self.container.seek(0, stream=self.stream, backward=True, any_frame=False)
+        self.frames, self.last, self.ended = self.container.decode(self.stream), None, False
+
+    def frame_at(self, target: float, *, last: bool):
+        """The first frame at or after `target` (the clip's last frame when it ends first, or for `last`)."""
+        import av
+
+        if self.frames is None or target > self.position + SEQUENTIAL_SECONDS or target < self.position:
+            self._seek(target)
+        elif self.ended:
+            return self.last
+        while True:
+            if self.budget <= 0 or time.monotonic() > self.deadline:
+                if self.last is not None and last:
+                    return self.last  # near enough to the end
                 raise NoPreview("decoding needs more frames than a preview allows")
-            best = frame
+            try:
+                frame = next(self.frames)
+            except (StopIteration, av.error.EOFError):
+                self.ended = True
+                return self.last
+            except av.error.InvalidDataError:
+                if self.last is None:
+                    raise
+                self.ended = True
+                return self.last
+            self.budget -= 1
+            self.last = frame
             at = frame.time if frame.time is not None else 0.0
-            if not last_wanted and at + 1e-6 >= target:
+            if not last and at + 1e-6 >= target:
                 return frame
-    except av.error.EOFError:
-        pass
-    except av.error.InvalidDataError:
-        if best is None:
-            raise
-    return best
