@@ -25,6 +25,8 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
      ["--sizes", "50,200", "--repeat", "1"]),
     ("bench_eta_poll.py", "ETA-aware polling vs today's schedule and a fixed 2 s, 30-120 s jobs, scaled time", [],
      ["--jobs", "6", "--scale", "0.01", "--history", "5"]),
+    ("bench_frames.py", "selected job to frames on screen, file local and not", [],
+     ["--history", "200", "--jobs", "2"]),
 ]
 
 #: (script, what it measures, smoke arguments)

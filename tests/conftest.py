@@ -17,6 +17,10 @@ def _isolated_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("HAILUO_TUI_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HAILUO_TUI_CONFIG", str(tmp_path / "config.toml"))
     monkeypatch.setenv("XDG_DOWNLOAD_DIR", str(tmp_path / "downloads"))
+    monkeypatch.setenv("HAILUO_TUI_CACHE_DIR", str(tmp_path / "cache"))
+    # Frames are fetched and decoded only by the tests about them (they ask for a preview mode):
+    # elsewhere a shown job would fetch its clip and change the requests a test counts.
+    monkeypatch.setenv("HAILUO_TUI_PREVIEW", "off")
 
 
 @pytest.fixture

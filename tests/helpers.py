@@ -28,7 +28,8 @@ async def until(predicate: Callable[[], Any], timeout: float = 60.0, *, pilot: A
 def app_settings(tmp_path: Path, sim: Any, key: str, **changes: Any) -> Settings:
     """Settings for a dashboard on the simulator, every path inside `tmp_path`."""
     values = dict(api_key=key, base_url=sim.base_url, db_path=tmp_path / "history.json",
-                  config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads", **FAST_POLLING)
+                  config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
+                  cache_dir=tmp_path / "cache", **FAST_POLLING)
     values.update(changes)
     return Settings(**values)
 

@@ -236,7 +236,7 @@ async def test_the_watchdog_ends_a_dashboard_whose_shutdown_hangs_and_saves_what
     script.write_text(STUCK_ON_ITS_WAY_OUT)
     started = time.time()
     pid = await asyncio.to_thread(pane.start, db, record, how, [sys.executable, str(script)])
-    await until(lambda: f"moved on in trial 0" in pane.screen() and _polled_since(sim, learned, started) >= 2,
+    await until(lambda: "moved on in trial 0" in pane.screen() and _polled_since(sim, learned, started) >= 2,
                 timeout=90, what=f"(its job not on screen)\n{pane.screen()}")
     killed_at = time.monotonic()
     pane.tmux("kill-session", "-t", "hangup")

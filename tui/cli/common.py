@@ -129,6 +129,9 @@ def settings_for(ctx: click.Context, base_url: str | None, db: str | None, *, ne
     db = db or state.db
     if state.read_only:
         overrides.setdefault("read_only", True)
+    for name in ("cache_dir", "preview"):  # group flags that are plain settings
+        if name in state.extra:
+            overrides.setdefault(name, state.extra[name])
     try:
         keyless = load_settings(base_url=base_url, db=db, env=_env_without_key(), **overrides)
     except ConfigError as exc:

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 import click
 
 from tui import __version__
-from tui.core import catalog
+from tui.core import catalog, players
 from tui.core.api.errors import ApiError
 from tui.core.api.models import usable_prediction_id
-from tui.core.config import ENV_KEY, Settings, data_dir, demo_db_path
+from tui.core.config import ENV_KEY, PREVIEW_MODES, Settings, data_dir, demo_db_path
 from tui.core.files import write_atomically
 
 if TYPE_CHECKING:
@@ -73,10 +73,12 @@ from tui.cli.render import (
 @click.option("--low-bandwidth/--full-bandwidth", "low_bandwidth", default=None,
               help="Dashboard: clocks tick every 5 s, no animation, repaints coalesced "
                    "(default: on over SSH, i.e. when $SSH_TTY or $SSH_CONNECTION is set).")
+@click.option("--cache-dir", "cache_dir", metavar="DIR", help="Where previews and the clips fetched for them are kept (default: see `hailuo-tui locate`).")
+@click.option("--preview", "preview", type=click.Choice(PREVIEW_MODES), help="How the dashboard draws a clip's frames (default: the config's `preview`, else auto).")
 @click.version_option(__version__, "--version", prog_name="hailuo-tui")
 @click.pass_context
 def main(ctx: click.Context, demo: bool, read_only: bool, base_url: str | None, db: str | None,
-         low_bandwidth: bool | None) -> None:
+         low_bandwidth: bool | None, cache_dir: str | None, preview: str | None) -> None:
     """A terminal dashboard and command line for MiniMax Hailuo video jobs on gptproto.
 
     Without a command, starts the dashboard. The API key is read from $GPTPROTO_API_KEY.
@@ -85,6 +87,10 @@ def main(ctx: click.Context, demo: bool, read_only: bool, base_url: str | None, 
     secret = os.environ.get(ENV_KEY, "").strip() or None
     ctx.obj = State(base_url=base_url, db=db, read_only=read_only, demo=demo, secret=secret,
                     extra={"low_bandwidth": low_bandwidth})
+    if cache_dir:
+        ctx.obj.extra["cache_dir"] = Path(cache_dir).expanduser()
+    if preview:
+        ctx.obj.extra["preview"] = preview
     if ctx.invoked_subcommand is not None:
         return
     ctx.exit(start_dashboard(ctx, demo=demo))
@@ -516,6 +522,8 @@ def locate(ctx: click.Context, as_json: bool, base_url: str | None, db: str | No
         "templates_file": str(settings.templates_path),
         "download_dir": str(settings.download_dir),
         "state_dir": str(settings.state_dir),
+        "cache_dir": str(settings.cache_dir),
+        "players": ", ".join(f"{p.name} ({p.path})" for p in players.found()) or "none found (mpv, timg, ffplay)",
         "base_url": settings.base_url,
         "api_key": f"${ENV_KEY} {key_state}",
     }
@@ -525,7 +533,7 @@ def locate(ctx: click.Context, as_json: bool, base_url: str | None, db: str | No
     labels = {
         "config_file": "config file", "history_file": "history file", "demo_history_file": "demo history",
         "data_dir": "data dir", "templates_file": "templates", "download_dir": "download dir",
-        "state_dir": "state dir", "base_url": "base URL", "api_key": "API key",
+        "state_dir": "state dir", "cache_dir": "cache dir", "players": "players", "base_url": "base URL", "api_key": "API key",
     }
     for name, value in info.items():
         echo(f"{labels[name] + ':':<14} {plain(value)}")

@@ -26,6 +26,11 @@ ENV_CONFIG = "HAILUO_TUI_CONFIG"
 ENV_DATA_DIR = "HAILUO_TUI_DATA_DIR"
 ENV_DOWNLOAD_DIR = "HAILUO_TUI_DOWNLOAD_DIR"
 ENV_STATE_DIR = "HAILUO_TUI_STATE_DIR"
+ENV_CACHE_DIR = "HAILUO_TUI_CACHE_DIR"
+ENV_PREVIEW = "HAILUO_TUI_PREVIEW"
+
+#: How frames are drawn: the best the terminal offers, one protocol, Unicode half-blocks, or none.
+PREVIEW_MODES = ("auto", "kitty", "sixel", "blocks", "off")
 
 
 class ConfigError(Exception):
@@ -84,6 +89,17 @@ def default_download_dir(env: Mapping[str, str] = os.environ) -> Path:
     return Path(user_downloads_dir()) / APP_NAME
 
 
+def cache_dir(env: Mapping[str, str] = os.environ) -> Path:
+    """Previews and the clips fetched for them: safe to delete at any time."""
+    override = env.get(ENV_CACHE_DIR)
+    return Path(override).expanduser() if override else Path(_platform_dirs().user_cache_dir)
+
+
+def default_preview(env: Mapping[str, str] = os.environ) -> str:
+    """`$HAILUO_TUI_PREVIEW` when set (checked by load_settings), else auto."""
+    return env.get(ENV_PREVIEW, "").strip().lower() or "auto"
+
+
 @dataclass(frozen=True)
 class Settings:
     #: Never in repr(): a crash report that prints locals must not print the key.
@@ -95,6 +111,11 @@ class Settings:
     config_file: Path = field(default_factory=config_path)
     download_dir: Path = field(default_factory=default_download_dir)
     templates_path: Path = field(default_factory=templates_path)
+    cache_dir: Path = field(default_factory=cache_dir)
+    #: One of PREVIEW_MODES.
+    preview: str = field(default_factory=default_preview)
+    #: Frames and preview clips together stay under this many MB (least recently used go first).
+    preview_cache_mb: int = 256
     allow_uncertain_resolutions: bool = False
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
@@ -167,6 +188,7 @@ class Settings:
             "db_path": str(self.db_path),
             "config_file": str(self.config_file),
             "download_dir": str(self.download_dir),
+            "cache_dir": str(self.cache_dir),
             "api_key": self.masked_key,
         }
 
@@ -177,6 +199,9 @@ _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "auth_scheme": str,
     "db_path": str,
     "download_dir": str,
+    "cache_dir": str,
+    "preview": str,
+    "preview_cache_mb": int,
     "allow_uncertain_resolutions": bool,
     "connect_timeout": (int, float),
     "read_timeout": (int, float),
@@ -412,7 +437,7 @@ def load_settings(
     #: Where each checked setting came from, for the message that refuses it.
     sources: dict[str, str] = {key: f"config file {cfg_path}" for key in file_values}
     for key, value in file_values.items():
-        values[key] = Path(value).expanduser() if key in ("db_path", "download_dir") else value
+        values[key] = Path(value).expanduser() if key in ("db_path", "download_dir", "cache_dir") else value
     values.setdefault("db_path", default_db_path(env))
     values.setdefault("templates_path", templates_path(env))
     values.setdefault("state_dir", state_dir(env))
@@ -424,6 +449,10 @@ def load_settings(
         values["db_path"] = Path(env[ENV_DB]).expanduser()
     if env.get(ENV_DOWNLOAD_DIR):
         values["download_dir"] = Path(env[ENV_DOWNLOAD_DIR]).expanduser()
+    if env.get(ENV_CACHE_DIR):
+        values["cache_dir"] = Path(env[ENV_CACHE_DIR]).expanduser()
+    if env.get(ENV_PREVIEW, "").strip():
+        values["preview"] = default_preview(env)
     if base_url:
         values["base_url"] = base_url
         sources["base_url"] = "--base-url"
@@ -439,6 +468,11 @@ def load_settings(
         values["keymap"] = check_keymap(values["keymap"])
     if isinstance(values.get("download_dir"), str):
         values["download_dir"] = Path(values["download_dir"]).expanduser()
+    if isinstance(values.get("cache_dir"), str):
+        values["cache_dir"] = Path(values["cache_dir"]).expanduser()
+    values.setdefault("cache_dir", cache_dir(env))
+    if values.get("preview", "auto") not in PREVIEW_MODES:
+        raise ConfigError(f"preview must be one of {', '.join(PREVIEW_MODES)} (not {values['preview']!r})")
     if values.get("auth_scheme", "raw") not in ("raw", "bearer"):
         raise ConfigError("auth_scheme must be 'raw' or 'bearer'")
     _check_costs(values, cfg_path)

@@ -67,7 +67,7 @@ def demo_session(settings: Settings, *, job_seconds: float = DEMO_JOB_SECONDS,
     db_path = settings.db_path if settings.demo else demo_db_path()
     db_path.parent.mkdir(parents=True, exist_ok=True)
     _reset_demo_history(db_path)
-    simulator = Simulator(job_seconds=job_seconds, seed=seed).start()
+    simulator = Simulator(job_seconds=job_seconds, seed=seed, distinct_videos=True).start()
     try:
         demo_settings = settings.with_changes(base_url=simulator.base_url, api_key=DEMO_KEY, db_path=db_path,
                                               demo=True, read_only=False, auth_scheme="raw")

@@ -106,6 +106,7 @@ class Faults:
     outputs_template: list | None = None  # outputs of completed jobs: "{file}" and "{id}" are replaced
     duplicate_id: int = 0  # the next N submits create a job but answer with the previous job's id
     not_found: int = 0  # the next N result queries answer 404, whatever the job
+    file_body: str | bytes | None = None  # served as every file (as video/mp4) instead of the clip: damaged clips
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name for f in fields(self)}
@@ -171,11 +172,15 @@ class Simulator:
         stop_latency: float = 0.5,
         duration_spread: dict[str, tuple[float, float]] | None = None,
         time_scale: float = 1.0,
+        distinct_videos: bool = False,
     ) -> None:
         """`duration_spread`: created jobs last a time drawn from their model's (shortest, longest)
         range (REALISTIC_SPREAD is one) instead of `job_seconds`, multiplied by `time_scale`
         (0.05 makes a 60 s job last 3 s, for tests and benchmarks)."""
         self.host, self.port = host, port
+        #: Each job's file is a clip drawn from its prompt (the demo); else every job serves the
+        #: one `sample_video()`, whose bytes the download tests compare against.
+        self.distinct_videos = distinct_videos
         self.job_seconds = job_seconds
         self.duration_spread = duration_spread
         self.time_scale = time_scale
@@ -353,6 +358,17 @@ class Simulator:
             return [r for r in self.requests if r.header("Authorization") is not None]
 
     # -- faults ---------------------------------------------------------------------------
+    def video_for(self, job_id: str) -> bytes:
+        """The bytes `GET /files/<job_id>.mp4` serves."""
+        if self.distinct_videos:
+            with self._lock:
+                job = self._jobs.get(job_id)
+            if job is not None:
+                from tui.simulator.videos import prompt_video
+
+                return prompt_video(job.prompt)
+        return sample_video()
+
     def _take(self, name: str) -> bool:
         """Use one unit of a next-N counter."""
         with self._lock:
@@ -523,7 +539,11 @@ class _Handler(BaseHTTPRequestHandler):
         if sim._take("file_errors"):
             retry_after = faults.retry_after_text if faults.retry_after_text is not None else "0"
             return self._send(503, raw=b"busy", content_type="text/plain", headers={"Retry-After": retry_after})
-        data = sample_video()
+        if faults.file_body is not None:
+            body_fault = faults.file_body
+            data = body_fault.encode("utf-8") if isinstance(body_fault, str) else bytes(body_fault)
+        else:
+            data = sim.video_for(job_id)
         total = len(data)
         range_header = self.headers.get("Range")
         match = re.match(r"bytes=(\d*)-(\d*)$", range_header or "")

@@ -130,6 +130,7 @@ class HailuoApp(App[int]):
         Binding("c", "clone", "Clone", id="app.clone"),
         Binding("x", "forget", "Forget", show=False, id="app.forget"),
         Binding("o", "open_output", "Open", show=False, id="app.open"),
+        Binding("P", "play", "Play the clip", show=False, id="app.play"),
         Binding("m", "mark", "Mark for compare", show=False, id="app.mark"),
         Binding("equals_sign", "compare", "Compare with marked", show=False, id="app.compare"),
         Binding("t", "toggle_stats", "Stats panel", show=False, id="app.stats"),
@@ -191,6 +192,8 @@ class HailuoApp(App[int]):
         self.stats: Any = None
         self._stats_backlog: set[str] | None = None  # jobs changed while the history is being counted
         self._stats_timer: Any = None
+        self._previews: Any = None
+        self._preview_renderer: str | None = None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The dashboard's keys act on the dashboard: not from under a dialog or the compare screen."""
@@ -280,10 +283,37 @@ class HailuoApp(App[int]):
 
     async def detail(self) -> DetailPane:
         """The detail pane, built once in its kept place, showing the selected job."""
-        pane = await self._build_once("detail", lambda: DetailPane(id="detail", classes="detail-pane",
-                                                                   clock=self._clock,
-                                                                   prices=PriceTable(self.settings.prices)))
+        pane = await self._build_once("detail", lambda: DetailPane(
+            id="detail", classes="detail-pane", clock=self._clock, prices=PriceTable(self.settings.prices),
+            previews=self.previews, preview_mode=self.preview_renderer))
         return pane
+
+    @property
+    def preview_renderer(self) -> str:
+        """How frames are drawn here ("kitty", "sixel", "blocks", "off"): the setting and the terminal."""
+        if self._preview_renderer is None:
+            import os
+
+            from tui.ui.widgets.frame_strip import choose_renderer
+
+            self._preview_renderer = choose_renderer(self.settings.preview, os.environ, web=self.is_web)
+        return self._preview_renderer
+
+    @property
+    def previews(self) -> Any:
+        """tui.core.previews.Previews for this dashboard (None when previews are off)."""
+        if self._previews is None and self.settings.preview != "off":
+            from tui.core.previews import Previews
+
+            self._previews = Previews.for_settings(self.settings)
+        return self._previews
+
+    async def action_play(self) -> None:
+        job = self._need_job()
+        if job is not None:
+            from tui.ui.play import play_job
+
+            await play_job(self, job)
 
     async def _build_once(self, name: str, make: Callable[[], Any]) -> Any:
         task = self._built.get(name)
@@ -908,7 +938,8 @@ class HailuoApp(App[int]):
         if marked.local_id == job.local_id:
             self.notify("this is the marked job: select another one to compare with", severity="warning", timeout=4)
             return
-        self.push_screen(CompareScreen(marked, job, now=self._clock()))
+        self.push_screen(CompareScreen(marked, job, now=self._clock(),
+                                       previews=self.previews if self.preview_renderer != "off" else None))
 
     # -- stats ---------------------------------------------------------------------------------------
     def action_toggle_stats(self) -> None:
@@ -1152,6 +1183,8 @@ class HailuoApp(App[int]):
     async def on_unmount(self) -> None:
         await self.signals.closed()
         await self.close_service()
+        if self._previews is not None:
+            await self._previews.aclose()
         loop = asyncio.get_running_loop()
         for signum in self._signals:
             loop.remove_signal_handler(signum)

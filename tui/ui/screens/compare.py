@@ -1,4 +1,7 @@
-"""Two jobs side by side: their requests, timings and results; rows that differ carry the `-differs` class."""
+"""Two jobs side by side: their frames, requests, timings and results; rows that differ carry the `-differs` class.
+
+The frames of both clips (and their duration, size, frame rate) are loaded by workers from
+`previews` when it is given, as the detail pane loads them: nothing is decoded on the UI loop."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual import work
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
@@ -16,6 +20,7 @@ from tui.core.records import Job
 from tui.ui.widgets.detail import _span as span
 from tui.ui.widgets.detail import _stamp as stamp
 from tui.ui.widgets.detail import clean, phase_times
+from tui.ui.widgets.frame_strip import FrameStrip
 
 
 @dataclass(frozen=True)
@@ -99,11 +104,13 @@ class CompareScreen(Screen[None]):
         Binding("escape,q", "app.pop_screen", "Close", id="compare.close"),
     ]
 
-    def __init__(self, left: Job, right: Job, *, now: float) -> None:
+    def __init__(self, left: Job, right: Job, *, now: float, previews: Any = None) -> None:
         super().__init__(classes="compare-screen")
         self.left = left
         self.right = right
         self.rows = compare_rows(left, right, now)
+        #: tui.core.previews.Previews, or None: no frames row.
+        self.previews = previews
 
     def compose(self) -> ComposeResult:
         differing = sum(1 for row in self.rows if row.differs)
@@ -115,6 +122,11 @@ class CompareScreen(Screen[None]):
                 yield Static(Text(f"marked  {clean(self.left.display_id)}"), classes="compare-cell")
                 yield Static(Text(f"selected  {clean(self.right.display_id)}"), classes="compare-cell")
             with VerticalScroll(id="compare-rows"):
+                if self.previews is not None:
+                    with Horizontal(classes="compare-row compare-frames"):
+                        yield Static(Text("Frames"), classes="compare-label")
+                        yield FrameStrip(id="frames-left", classes="compare-cell")
+                        yield FrameStrip(id="frames-right", classes="compare-cell")
                 section = None
                 for row in self.rows:
                     if row.section != section:
@@ -126,3 +138,17 @@ class CompareScreen(Screen[None]):
                         yield Static(Text(row.left), classes="compare-cell")
                         yield Static(Text(row.right), classes="compare-cell")
         yield Footer()
+
+    def on_mount(self) -> None:
+        if self.previews is not None:
+            for job, side in ((self.left, "left"), (self.right, "right")):
+                strip = self.query_one(f"#frames-{side}", FrameStrip)
+                strip.show("loading frames…" if job.outputs else "no output yet")
+                if job.outputs or (job.request or {}).get("image"):
+                    self._load(job, side)
+
+    @work(group="compare-frames", exit_on_error=False)
+    async def _load(self, job: Job, side: str) -> None:
+        images = await self.previews.images_for(job)
+        result = await self.previews.for_job(job) if job.outputs else "no output yet"
+        self.query_one(f"#frames-{side}", FrameStrip).show(result, images=images)

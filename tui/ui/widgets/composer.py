@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
-from textual import events, on
+from rich.segment import Segment
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -123,11 +124,13 @@ class Composer(VerticalScroll, can_focus=False):
             yield Label("Image", classes="field-label")
             yield Input(placeholder="first frame: path or https:// URL", compact=True, id="image", disabled=True)
         yield Static("", id="image-info", classes="image-info image-row")
+        yield Static("", id="image-thumb", classes="image-thumb image-row")
         yield FieldMessage(id="image-error", classes="field-error")
         with Horizontal(classes="composer-row image-row"):
             yield Label("End image", classes="field-label")
             yield Input(placeholder="last frame (optional)", compact=True, id="end_image", disabled=True)
         yield Static("", id="end_image-info", classes="image-info image-row")
+        yield Static("", id="end_image-thumb", classes="image-thumb image-row")
         yield FieldMessage(id="end_image-error", classes="field-error")
         with Horizontal(classes="composer-row"):
             yield Label("Resolution", classes="field-label")
@@ -305,7 +308,37 @@ class Composer(VerticalScroll, can_focus=False):
             if value:
                 info = catalog.inspect_image(value)
                 info_text = info.summary() if info.ok else ""
+                if info.ok and not info.is_url:
+                    self._show_thumbnail(name, value)
+                else:
+                    self._hide_thumbnail(name)
+            else:
+                self._hide_thumbnail(name)
             self.query_one(f"#{name}-info", Static).update(Text(inert(info_text)))
+
+    def _hide_thumbnail(self, name: str) -> None:
+        thumb = self.query_one(f"#{name}-thumb", Static)
+        thumb.update("")
+        thumb.remove_class("-shown")
+
+    @work(group="thumbnails", exit_on_error=False)
+    async def _show_thumbnail(self, name: str, source: str) -> None:
+        """The chosen image, small, once it validates (read in a thread: it may be a large file)."""
+        from tui.core.previews import image_frame_async
+        from tui.ui.widgets.frame_strip import HalfBlocks
+
+        frame = await image_frame_async(source)
+        if self.query_one(f"#{name}", Input).value.strip() != source or not hasattr(frame, "rgb"):
+            return  # changed meanwhile, or unreadable after all (the field's message says why)
+        width = 16
+        rows = max(1, round(width * frame.height / frame.width / 2))
+        from rich.segment import Segments
+
+        lines = HalfBlocks(frame, width, rows).lines()
+        segments = [segment for line in lines for segment in (*line, Segment.line())]
+        thumb = self.query_one(f"#{name}-thumb", Static)
+        thumb.update(Segments(segments))
+        thumb.add_class("-shown")
 
     @on(Select.Changed, "#family, #tier")
     def _model_changed(self) -> None:

@@ -1,4 +1,9 @@
-"""The selected job in full: request, timings, outputs (one selectable line each), errors, raw JSON.
+"""The selected job in full: its frames, request, timings, outputs (one selectable line each), errors, raw JSON.
+
+The frame strip (first, middle, last frames with the clip's real duration, size and frame
+rate; an image-to-video job's input and end images beside them) is loaded by a worker from
+`previews` (tui.core.previews: fetch and decode happen off the UI loop) once a finished job
+with an output is shown; nothing is loaded for jobs that are never shown.
 
 Everything that came from the server or the user is shown as plain text with control
 characters removed, so a prompt or an error can never restyle the screen or move the cursor.
@@ -15,6 +20,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual import work
 from textual.reactive import reactive
 from textual.widgets import OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
@@ -25,6 +31,7 @@ from tui.core.events import DownloadProgress
 from tui.core.api.models import showable_time
 from tui.core.records import Job
 from tui.core.text import inert
+from tui.ui.widgets.frame_strip import FrameStrip
 
 def clean(value: object) -> str:
     """Plain text for the screen: escape sequences and control characters gone (newlines kept)."""
@@ -168,11 +175,17 @@ class DetailPane(VerticalScroll):
     show_raw: reactive[bool] = reactive(False, init=False)
 
     def __init__(self, *, clock: Callable[[], float] = time.time, id: str | None = None,
-                 classes: str | None = None, prices: PriceTable | None = None) -> None:
+                 classes: str | None = None, prices: PriceTable | None = None, previews: Any = None,
+                 preview_mode: str = "blocks") -> None:
         super().__init__(id=id, classes=classes)
         self._clock = clock
         #: For the cost line: the config's `[prices]` over the list prices.
         self.prices = prices or PriceTable()
+        #: tui.core.previews.Previews, or None: no frames are shown.
+        self.previews = previews
+        self.preview_mode = preview_mode
+        #: (job, first output, saved files) whose frames are shown or loading.
+        self._preview_of: tuple | None = None
         self.job: Job | None = None
         self._shown: tuple | None = None
         #: Downloads in progress, by job (set by the app): the shown job's is drawn as a bar.
@@ -183,6 +196,7 @@ class DetailPane(VerticalScroll):
             yield Static(Text(""), id="download-label")
             # Built with a total: a bar without one animates (15 frames a second, even hidden).
             yield ProgressBar(id="download-bar", total=1, show_eta=False)
+        yield FrameStrip(id="frames")
         yield Static(Text("No job selected"), id="detail-body")
         yield Static(Text("Outputs"), id="outputs-title", classes="section-title")
         yield OptionList(id="outputs", compact=True)
@@ -224,6 +238,7 @@ class DetailPane(VerticalScroll):
         saved = self.query_one("#saved", Static)
         saved.update(saved_files(job) if job is not None else Text(""))
         saved.display = job is not None and bool(job.downloads)
+        self._show_preview(job)
         if job is None:
             body.update(Text("No job selected"))
             outputs.clear_options()
@@ -241,6 +256,35 @@ class DetailPane(VerticalScroll):
         if self.show_raw:
             dumped = json.dumps(job.raw, indent=2, ensure_ascii=False, default=str) if job.raw else "(no response yet)"
             raw.update(Text(clean(dumped)))
+
+    def _show_preview(self, job: Job | None) -> None:
+        """The strip for this job: drawn at once when its frames are at hand, else loaded by a worker."""
+        strip = self.query_one("#frames", FrameStrip)
+        wanted = self.previews is not None and self.preview_mode != "off" and job is not None
+        images = wanted and bool((job.request or {}).get("image"))
+        if not wanted or not (job.outputs or images):
+            self._preview_of = None
+            strip.show(None, images=[])
+            return
+        key = (job.local_id, job.outputs[0] if job.outputs else None, len(job.downloads))
+        if key == self._preview_of:
+            return
+        self._preview_of = key
+        known = self.previews.remembered(job) if job.outputs else None
+        if known is not None and not images:
+            strip.show(known, images=[])
+            return
+        strip.show("loading frames…" if job.outputs else None, images=[])
+        self._load_preview(job, key)
+
+    @work(exclusive=True, group="preview", exit_on_error=False)
+    async def _load_preview(self, job: Job, key: tuple) -> None:
+        images = await self.previews.images_for(job)
+        if self._preview_of != key:
+            return
+        result = await self.previews.for_job(job) if job.outputs else None
+        if self._preview_of == key:  # another job may have been selected meanwhile
+            self.query_one("#frames", FrameStrip).show(result, images=images)
 
     @property
     def selected_output(self) -> str | None:

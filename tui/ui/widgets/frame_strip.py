@@ -1,0 +1,247 @@
+"""A strip of a clip's frames, drawn as the terminal allows, with the clip's facts.
+
+Rendering: Unicode half-blocks ("▀", the upper pixel as foreground, the lower as background)
+work in every colour terminal, over SSH and mosh, in TERM=linux and in browser mode, and go
+through Textual's compositor like any text — so they are what this widget draws. `choose_renderer`
+decides what the terminal could take (kitty graphics, Sixel, blocks, nothing) from the
+`preview` setting and the environment, including tmux's `allow-passthrough`; see README
+"Previews" for what each choice draws today.
+
+The strip shows the first, middle and last frames, five when the pane is wide enough; the
+frames themselves come from `tui.core.previews` (decoded off the UI loop): this widget only
+draws what it is given.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Mapping
+
+from rich.color import Color
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.cache import LRUCache
+from textual.widget import Widget
+
+from tui.core.frames import Frame, NoPreview, Preview
+
+UPPER_HALF = "▀"
+GAP = 1
+MIN_TILE = 10
+MAX_TILE = 28
+
+
+def tmux_passthrough(env: Mapping[str, str] = os.environ) -> bool:
+    """Inside tmux, whether `allow-passthrough` is on (graphics escapes then reach the outer terminal)."""
+    if not env.get("TMUX"):
+        return False
+    try:
+        answer = subprocess.run(["tmux", "show-options", "-gqv", "allow-passthrough"], capture_output=True,
+                                text=True, timeout=1.0, env=dict(env))
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return answer.stdout.strip() in ("on", "all")
+
+
+def terminal_graphics(env: Mapping[str, str] = os.environ) -> str | None:
+    """The graphics protocol the terminal announces through its environment: "kitty", "sixel" or None."""
+    term = env.get("TERM", "")
+    program = env.get("TERM_PROGRAM", "")
+    if term in ("xterm-kitty", "xterm-ghostty") or env.get("KITTY_WINDOW_ID") or program in ("WezTerm", "ghostty"):
+        return "kitty"
+    if term in ("foot", "foot-extra", "mlterm", "yaft-256color", "contour") or "sixel" in term:
+        return "sixel"
+    return None
+
+
+def choose_renderer(setting: str, env: Mapping[str, str] = os.environ, *, web: bool = False,
+                    passthrough=tmux_passthrough) -> str:
+    """What the strip should use: "kitty", "sixel", "blocks" or "off".
+
+    `auto` takes the terminal's protocol when it announces one, blocks otherwise; the browser
+    and TERM=linux always get blocks; inside tmux a protocol is used only when tmux passes it
+    through (`set -g allow-passthrough on`), else blocks.
+    """
+    if setting == "off":
+        return "off"
+    if setting == "blocks" or web or env.get("TERM") == "linux":
+        return "blocks"
+    wanted = terminal_graphics(env) if setting == "auto" else setting
+    if wanted is None:
+        return "blocks"
+    if env.get("TMUX") and not passthrough(env):
+        return "blocks"
+    return wanted
+
+
+class HalfBlocks:
+    """A picture fitted into `width` × `height` cells of half-blocks (two pixels a cell, one above
+    the other), its aspect kept: the rest of the box is blank."""
+
+    def __init__(self, frame: Frame, width: int, height: int) -> None:
+        self.frame, self.width, self.height = frame, width, height
+
+    def lines(self) -> list[list[Segment]]:
+        from PIL import Image
+
+        scale = min(self.width / self.frame.width, self.height * 2 / self.frame.height)
+        pixels_w = max(1, min(self.width, round(self.frame.width * scale)))
+        pixels_h = max(1, min(self.height * 2, round(self.frame.height * scale)))
+        image = self.frame.image().resize((pixels_w, pixels_h), Image.Resampling.BOX)
+        pixels = image.load()
+        left = (self.width - pixels_w) // 2
+        top = (self.height * 2 - pixels_h) // 2
+        blank = Style()
+        styles: dict[tuple, Style] = {}  # neighbouring cells repeat colours: one Style each
+
+        def style(upper, lower) -> Style:
+            found = styles.get((upper, lower))
+            if found is None:
+                found = styles[(upper, lower)] = Style(
+                    color=Color.from_rgb(*upper) if upper is not None else None,
+                    bgcolor=Color.from_rgb(*lower) if lower is not None else None)
+            return found
+
+        rows = []
+        for y in range(self.height):
+            row = [Segment(" " * left, blank)] if left else []
+            for x in range(pixels_w):
+                upper = pixels[x, 2 * y - top] if 0 <= 2 * y - top < pixels_h else None
+                lower = pixels[x, 2 * y + 1 - top] if 0 <= 2 * y + 1 - top < pixels_h else None
+                if upper is None and lower is None:
+                    row.append(Segment(" ", blank))
+                elif upper is None:
+                    row.append(Segment("▄", style(lower, None)))
+                else:
+                    row.append(Segment(UPPER_HALF, style(upper, lower)))
+            right = self.width - left - pixels_w
+            if right:
+                row.append(Segment(" " * right, blank))
+            rows.append(list(Segment.simplify(row)))
+        return rows
+
+
+def _stamp(seconds: float) -> str:
+    return f"{seconds:.1f} s"
+
+
+Tile = tuple[str, Frame | None]  # (caption, picture or None when it has none)
+
+
+def tiles_for(width: int, preview: Preview | None, images: list[tuple[str, Frame | NoPreview]]) -> tuple[list[Tile], int]:
+    """What fits `width` cells: the image inputs, then five, three or one of the clip's frames; and the tile width."""
+    extra: list[Tile] = [(label, picture if isinstance(picture, Frame) else None) for label, picture in images]
+    frames = list(preview.frames) if preview is not None else []
+    choices = [n for n in (5, 3, 1) if n <= len(frames)] or [0]
+    for count in choices:
+        total = max(1, count + len(extra))
+        tile = (width - GAP * (total - 1)) // total
+        if tile >= MIN_TILE:
+            break
+    if count == 3 and len(frames) > 3:
+        frames = [frames[0], frames[len(frames) // 2], frames[-1]]  # first, middle, last
+    elif count < len(frames):
+        frames = frames[:count]
+    shown = extra + [(_stamp(frame.at), frame) for frame in frames]
+    return shown, max(2, min(MAX_TILE, tile))
+
+
+def tile_rows(tile: int, tiles: list[Tile]) -> int:
+    """Cells high: the clip's aspect (or the first picture's) at `tile` cells wide, two pixels a cell."""
+    pictures = [frame for _, frame in tiles if frame is not None]
+    if not pictures:
+        return 1
+    shape = pictures[-1]  # the clip's frames come last
+    return max(1, round(tile * shape.height / shape.width / 2))
+
+
+#: Drawn pictures by (frame, tile, rows): a repaint of the pane does not rebuild its cells.
+_drawn: LRUCache[tuple[int, int, int], tuple[Frame, list[list[Segment]]]] = LRUCache(64)
+
+
+def _picture(frame: Frame | None, tile: int, rows: int) -> list[list[Segment]]:
+    if frame is None:
+        return [[Segment("·".center(tile) if y == rows // 2 else " " * tile)] for y in range(rows)]
+    key = (id(frame), tile, rows)
+    drawn = _drawn.get(key)
+    if drawn is None or drawn[0] is not frame:
+        drawn = (frame, HalfBlocks(frame, tile, rows).lines())
+        _drawn[key] = drawn
+    return drawn[1]
+
+
+class StripRenderable:
+    def __init__(self, preview: Preview | None, width: int, images: list[tuple[str, Frame | NoPreview]]) -> None:
+        self.preview, self.width, self.images = preview, width, images
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        tiles, tile = tiles_for(min(self.width, options.max_width), self.preview, self.images)
+        rows = tile_rows(tile, tiles)
+        pictures = [_picture(frame, tile, rows) for _, frame in tiles]
+        gap = Segment(" " * GAP)
+        for y in range(rows):
+            for index, picture in enumerate(pictures):
+                if index:
+                    yield gap
+                yield from picture[y]
+            yield Segment.line()
+        captions = Text(no_wrap=True, overflow="crop")
+        for index, (caption, _) in enumerate(tiles):
+            if index:
+                captions.append(" " * GAP)
+            captions.append(caption.center(tile)[:tile], style="dim")
+        yield captions
+
+
+class FrameStrip(Widget):
+    """Frames of one clip and its facts (or a one-line state: loading, no preview), and the
+    job's image inputs beside them; `show()` sets what is drawn."""
+
+    DEFAULT_CSS = """
+    FrameStrip { height: auto; width: 1fr; }
+    FrameStrip .-state { color: $text-muted; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.preview: Preview | None = None
+        self.state: str = ""
+        self.images: list[tuple[str, Frame | NoPreview]] = []
+
+    def show(self, result: Preview | NoPreview | str | None,
+             images: list[tuple[str, Frame | NoPreview]] | None = None) -> None:
+        """A preview, a reason it has none, a state line ("loading frames…"), or None (nothing)."""
+        if images is not None:
+            self.images = list(images)
+        if isinstance(result, Preview):
+            self.preview, self.state = result, result.facts
+        elif isinstance(result, NoPreview):
+            self.preview, self.state = None, f"no preview: {result.reason}"
+        else:
+            self.preview, self.state = None, result or ""
+        self.display = self.preview is not None or bool(self.state) or bool(self.images)
+        self.refresh(layout=True)
+
+    @property
+    def has_pictures(self) -> bool:
+        return self.preview is not None or any(isinstance(p, Frame) for _, p in self.images)
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        state = 1 if self.state else 0
+        if not self.has_pictures:
+            return state
+        tiles, tile = tiles_for(width, self.preview, self.images)
+        return state + tile_rows(tile, tiles) + 1
+
+    def render(self):
+        from rich.console import Group
+
+        parts = []
+        if self.state:
+            parts.append(Text(self.state, style="" if self.preview is not None else "dim"))
+        if self.has_pictures:
+            parts.append(StripRenderable(self.preview, self.content_size.width or self.size.width, self.images))
+        return Group(*parts)
