@@ -384,7 +384,8 @@ async def _open_tab(served: "Served", session, shows: bytes):
     """A WebSocket as the page opens it, once the dashboard shows `shows`."""
     import aiohttp
 
-    ws = await session.ws_connect(f"{served.url}ws?width=160&height=40", headers={"Origin": served.url.rstrip("/")})
+    ws = await session.ws_connect(f"{served.base}ws/{served.token}?width=160&height=40",
+                                 headers={"Origin": served.base.rstrip("/")})
     received = b""
     deadline = time.monotonic() + 60
     while shows not in received:

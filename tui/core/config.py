@@ -323,8 +323,11 @@ def check_base_url(url: object, *, source: str = "base URL") -> str:
     if parts.scheme.lower() not in ("http", "https"):
         raise ConfigError(f"{source} {shown!r} must start with https:// or http://")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        # httpx would send them as Basic auth in place of the key, and the refusal would then blame
+        # the key. The URL is not repeated whole: it holds a password.
+        bare = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
         raise ConfigError(f"{source} must not contain a user name or password (the API key is read from "
-                          f"${ENV_KEY} and sent in its own header): give https://host[:port]")
+                          f"${ENV_KEY} and sent in its own header): give {bare}")
     if not parts.hostname:
         raise ConfigError(f"{source} {shown!r} has no host; it must look like https://host[:port]")
     if port is not None and not 1 <= port <= 65535:

@@ -1150,16 +1150,17 @@ class HailuoApp(App[int]):
             self.push_screen(ConfirmScreen("A submit is in flight. Quit anyway?",
                                            "Its outcome will be recorded as unknown if it is cut off."), answered)
             return
-        composer = self._built_now("composer")
-        if composer is not None and composer.has_unsent_draft:
-            self.push_screen(ConfirmScreen("The form holds an unsent draft. Quit anyway?",
-                                           "Quitting loses what was typed; n or Escape goes back to it."), answered)
-            return
+        # Jobs that are only in memory weigh more than a draft: that question comes first.
         unwritten = getattr(getattr(self.service, "store", None), "last_write_error", None)
         if unwritten:
             self.push_screen(ConfirmScreen("The history could not be written. Quit anyway?",
                                            f"{clean(unwritten)}. Changes since then are only in memory: "
                                            "quitting now loses them (the jobs stay on the server)."), answered)
+            return
+        composer = self._built_now("composer")
+        if composer is not None and composer.has_unsent_draft:
+            self.push_screen(ConfirmScreen("The form holds an unsent draft. Quit anyway?",
+                                           "Quitting loses what was typed; n or Escape goes back to it."), answered)
             return
         await self._leave()
 
