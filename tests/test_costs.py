@@ -370,10 +370,20 @@ async def test_the_dashboard_refuses_the_third_pro_job_past_a_1_dollar_session_b
         await until(lambda: "$0.441" in str(app.query_one("#estimate", Static).render()), pilot=pilot)
         table = app.query_one(JobTable)
         note = app.query_one("#submit-note", Static)
-        for sent in (1, 2):
+        from tui.ui.screens.dialogs import RepeatSubmitScreen
+
+        async def send() -> None:
+            """ctrl+s; the same request again within seconds asks first: ctrl+s confirms."""
             await pilot.press("ctrl+s")
+            await until(lambda: isinstance(app.screen, RepeatSubmitScreen) or len(posts(sim)) == 1
+                        or "budget_session" in str(note.render()), pilot=pilot)
+            if isinstance(app.screen, RepeatSubmitScreen):
+                await pilot.press("ctrl+s")
+
+        for sent in (1, 2):
+            await send()
             await until(lambda: len(posts(sim)) == sent and "sent as" in str(note.render()), pilot=pilot)
-        await pilot.press("ctrl+s")
+        await send()
         await until(lambda: "budget_session" in str(note.render()), pilot=pilot)
         assert "$0.118 left" in str(note.render()) and note.has_class("-error")
         assert len(posts(sim)) == 2 and table.total_count == 2

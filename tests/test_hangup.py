@@ -113,7 +113,7 @@ class Pane:
         """The dashboard (or `program`, given the same arguments) on `db` in a new session; returns its pid."""
         for leftover in (record, Path(f"{record}.pid")):
             leftover.unlink(missing_ok=True)
-        self.tmux("new-session", "-d", "-s", "hangup", "-x", "120", "-y", "30", sys.executable,
+        self.tmux("new-session", "-d", "-s", "hangup", "-x", "220", "-y", "30", sys.executable,
                   str(self.tmp_path / "shell.py"), how, str(record),
                   *(program or [sys.executable, "-m", "tui"]), "--base-url", self.sim.base_url, "--db", str(db))
         pid_file = Path(f"{record}.pid")
