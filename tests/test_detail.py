@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 from textual.widgets import OptionList, Static
 
-from tui.ui.app import curl_command
+from tui.ui.dashboard import curl_command
 from tui.core.config import Settings
 from tui.core.records import Job
 from tui.ui.widgets.detail import DetailPane, clean, phase_times
