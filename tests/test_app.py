@@ -342,14 +342,14 @@ async def test_service_events_that_arrive_while_the_app_closes_are_dropped(tmp_p
     """A worker cancelled at exit (a batch run, the poller) still reports: after the screens are gone."""
     from textual.widget import Widget
 
-    from tui.ui.app import PollerStateChanged, ServiceEvent
+    from tui.ui.messages import JobUpdated, PollerStateChanged
     from tui.core.events import JobChanged, PollerState
     from tui.core.records import Job
 
     class ReportsOnUnmount(Widget):
         def on_unmount(self) -> None:
-            self.app.post_message(PollerStateChanged(PollerState(running=False)))
-            self.app.post_message(ServiceEvent(JobChanged(Job(local_id="late", request={}, submitted_at=1e9),
+            self.screen.post_message(PollerStateChanged(PollerState(running=False)))
+            self.screen.post_message(JobUpdated(JobChanged(Job(local_id="late", request={}, submitted_at=1e9),
                                                           None, added=True)))
 
     app = HailuoApp(_settings(tmp_path, "http://127.0.0.1:9"), poll=False)
@@ -357,3 +357,45 @@ async def test_service_events_that_arrive_while_the_app_closes_are_dropped(tmp_p
         await _started(app, pilot)
         await app.screen.mount(ReportsOnUnmount())
     assert app.return_code in (0, None)  # closed without an error
+
+
+# -- the dashboard is a screen: its keys, the keymap's ids, dialogs -----------------------------------
+
+async def test_the_keymap_ids_of_the_dashboards_keys_still_remap_them(tmp_path):
+    """[keymap] names a key by its binding id ("app.pause"): it works now the keys are the screen's."""
+    from tui.ui.dashboard import DashboardScreen
+    from tui.ui.widgets.job_table import JobTable
+
+    app = HailuoApp(_settings(tmp_path, "http://127.0.0.1:9", keymap={"app.pause": "f5", "app.quit": "f10"}),
+                    poll=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _started(app, pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        table = app.query_one(JobTable)
+        await pilot.press("p")  # its old key no longer pauses
+        await pilot.pause()
+        assert not table.frozen
+        await pilot.press("f5")
+        await _until(pilot, lambda: table.frozen)
+        await pilot.press("f10")
+        await _until(pilot, lambda: not app.is_running)
+
+
+async def test_the_dashboards_keys_do_nothing_under_a_dialog(tmp_path):
+    """Keys of the dashboard are its screen's: under the help dialog `p` does not pause the table."""
+    from tui.ui.screens.dialogs import HelpScreen
+    from tui.ui.widgets.job_table import JobTable
+
+    app = HailuoApp(_settings(tmp_path, "http://127.0.0.1:9"), poll=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _started(app, pilot)
+        table = app.query_one(JobTable)
+        await pilot.press("question_mark")
+        await _until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("p")
+        await pilot.pause()
+        assert not table.frozen
+        await pilot.press("escape")
+        await _until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        await pilot.press("p")
+        await _until(pilot, lambda: table.frozen)

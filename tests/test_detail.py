@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 from textual.widgets import OptionList, Static
 
-from tui.ui.app import curl_command
+from tui.ui.dashboard import curl_command
 from tui.core.config import Settings
 from tui.core.records import Job
 from tui.ui.widgets.detail import DetailPane, clean, phase_times
@@ -46,7 +46,7 @@ async def test_every_field_of_a_completed_job_is_shown():
         body = _body(app)
         for expected in ("completed", "srv-abc", "hailuo-2.3-fast", "image-to-video", "768P", "a heron takes off",
                          "/tmp/heron.png", "PNG 1024×768", "200.0 KB", "sha256 0123456789ab",
-                         "In created", "10.0 s", "In processing", "30.0 s", "28000 ms", "30500 ms", "41.0 s",
+                         "In created", "10.0 s", "In processing", "30.0 s", "28.0s", "30.5s", "41.0 s",
                          "no, yes"):
             assert expected in body, expected
         outputs = app.query_one("#outputs", OptionList)

@@ -11,12 +11,10 @@ from textual.app import App, ComposeResult
 from tui.core.config import styles_dir
 from tui.core.records import UNKNOWN, Job
 from tui.ui.widgets import job_table as job_table_module
+from tui.ui.format import format_ago, format_elapsed, format_exec
 from tui.ui.widgets.job_table import (
     COLUMNS,
     JobTable,
-    format_ago,
-    format_elapsed,
-    format_exec,
     layout_columns,
     plain_text,
 )

@@ -341,10 +341,6 @@ def _counts_line(jobs: Sequence["Job"]) -> str:
     return f"{done}/{len(jobs)} finished · {parts}"
 
 
-def _poll_error_of(job: "Job") -> str | None:
-    return job.last_poll_error if job.poll_errors else None
-
-
 async def follow(service, local_ids: list[str], progress: Progress, *, max_poll_errors: int) -> list["Job"]:
     """Wait for these jobs to end, printing each status change. Never a wait that cannot end:
     it gives up on `max_poll_errors` failed polls of a job in a row (exit 4), as many 429

@@ -180,18 +180,6 @@ class Settings:
     def with_changes(self, **changes: Any) -> "Settings":
         return replace(self, **changes)
 
-    def public_dict(self) -> dict[str, Any]:
-        """Everything but the key: safe to print or log."""
-        return {
-            "base_url": self.base_url,
-            "auth_scheme": self.auth_scheme,
-            "db_path": str(self.db_path),
-            "config_file": str(self.config_file),
-            "download_dir": str(self.download_dir),
-            "cache_dir": str(self.cache_dir),
-            "api_key": self.masked_key,
-        }
-
 
 # Config-file keys a user may set, with the type each must have.
 _FILE_KEYS: dict[str, type | tuple[type, ...]] = {

@@ -88,10 +88,6 @@ class RateLimited:
     #: Pauses in a row without one answer in between: a wait can give up on a 429 that never ends.
     in_a_row: int = 1
 
-    @property
-    def until_wall_clock(self) -> float:
-        return self.until
-
 
 @dataclass(frozen=True)
 class StateChanged:

@@ -17,8 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
 from tui.core.records import Job
-from tui.ui.widgets.detail import _span as span
-from tui.ui.widgets.detail import _stamp as stamp
+from tui.ui.format import format_span as span, format_stamp as stamp
 from tui.ui.widgets.detail import clean, phase_times
 from tui.ui.widgets.frame_strip import FrameStrip
 

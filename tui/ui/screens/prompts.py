@@ -17,7 +17,8 @@ from textual.widgets.option_list import Option
 from tui.core.templates import PromptEntry, TemplateError, check_name, search
 from tui.ui.screens.dialogs import ConfirmScreen
 from tui.ui.widgets.detail import clean
-from tui.ui.widgets.job_table import format_ago, plain_text
+from tui.ui.format import format_ago
+from tui.ui.widgets.job_table import plain_text
 
 #: Options drawn at once; the search still runs over every entry.
 SHOWN_LIMIT = 200

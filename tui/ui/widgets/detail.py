@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
 from typing import Any, Callable, ClassVar
 
 from rich.text import Text
@@ -28,36 +27,14 @@ from textual.widgets.option_list import Option
 from tui.core.catalog import human_bytes
 from tui.core.costs import PriceTable, bucket_of, money
 from tui.core.events import DownloadProgress
-from tui.core.api.models import showable_time
 from tui.core.records import Job
 from tui.core.text import inert
+from tui.ui.format import format_exec, format_span, format_stamp
 from tui.ui.widgets.frame_strip import FrameStrip
 
 def clean(value: object) -> str:
     """Plain text for the screen: escape sequences and control characters gone (newlines kept)."""
     return inert(value, multiline=True)
-
-
-def _stamp(ts: float | None) -> str:
-    """Local time, or "—" for a time that is absent or that this machine cannot show."""
-    if not showable_time(ts):
-        return "—"
-    try:
-        return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
-    except (OverflowError, OSError, ValueError):
-        return "—"
-
-
-def _span(seconds: float | None) -> str:
-    if not isinstance(seconds, (int, float)) or not -3e13 < seconds < 3e13:  # None, NaN, infinite
-        return "—"
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    whole = int(seconds)
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def phase_times(job: Job, now: float) -> dict[str, float]:
@@ -124,16 +101,16 @@ def describe(job: Job, now: float, prices: PriceTable | None = None) -> Text:
         row("Cost", cost_line(job, prices))
     text.append("Prompt\n", style="bold")
     text.append(clean(job.prompt) + "\n\n")
-    row("Submitted", _stamp(job.submitted_at))
-    row("Server time", _stamp(job.created_at))
-    row("Finished", _stamp(job.finished_at))
+    row("Submitted", format_stamp(job.submitted_at))
+    row("Server time", format_stamp(job.created_at))
+    row("Finished", format_stamp(job.finished_at))
     spans = phase_times(job, now)
     for status in ("created", "queued", "processing", "running"):
         if status in spans:
-            row(f"In {status}", _span(spans[status]))
-    row("Inference", f"{job.inference_time_ms} ms" if job.inference_time_ms is not None else "—")
-    row("Execution", f"{job.execution_time_ms} ms" if job.execution_time_ms is not None else "—")
-    row("Total", _span((job.finished_at or now) - job.submitted_at))
+            row(f"In {status}", format_span(spans[status]))
+    row("Inference", format_exec(job.inference_time_ms))
+    row("Execution", format_exec(job.execution_time_ms))
+    row("Total", format_span((job.finished_at or now) - job.submitted_at))
     if job.result_url:
         row("Result URL", job.result_url)
     if job.outputs_omitted:

@@ -32,8 +32,9 @@ from tui.core.costs import MAY_BE_BILLED, NOT_BILLED, PriceTable, bucket_of, mon
 from tui.core.eta import Estimate, EtaBook, eta_text
 from tui.core.records import UNKNOWN, Job
 from tui.core.text import inert
+from tui.ui.format import format_ago, format_elapsed, format_exec
 
-__all__ = ["JobTable", "STATUS_FILTERS", "SORT_COLUMNS", "plain_text", "format_ago", "format_elapsed", "format_exec", "status_group"]
+__all__ = ["JobTable", "STATUS_FILTERS", "SORT_COLUMNS", "plain_text", "status_group"]
 
 # -- text helpers ------------------------------------------------------------------------------
 
@@ -53,50 +54,6 @@ def fit(text: str, width: int, *, right: bool = False) -> str:
         return text
     pad = " " * (width - length)
     return pad + text if right else text + pad
-
-
-def _whole_seconds(seconds: float) -> int | None:
-    """Whole seconds, or None for a span no clock gives (NaN, infinite, beyond a million years)."""
-    if not isinstance(seconds, (int, float)) or not -3e13 < seconds < 3e13:
-        return None
-    return max(0, int(seconds))
-
-
-def format_ago(seconds: float) -> str:
-    seconds = _whole_seconds(seconds)
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds}s ago"
-    if seconds < 3600:
-        return f"{seconds // 60}m ago"
-    if seconds < 86400:
-        return f"{seconds // 3600}h ago"
-    return f"{seconds // 86400}d ago"
-
-
-def format_elapsed(seconds: float) -> str:
-    seconds = _whole_seconds(seconds)
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
-
-
-def format_exec(ms: int | None) -> str:
-    # The API reports 0 until a job has run: that is "not measured", not "instant".
-    if not ms or not isinstance(ms, (int, float)) or not 0 < ms < 1e15:
-        return "—"
-    seconds = ms / 1000
-    if seconds < 100:
-        return f"{seconds:.1f}s"
-    whole = int(seconds)
-    return f"{whole // 60}m{whole % 60:02d}s"
 
 
 def status_group(job: Job) -> str:

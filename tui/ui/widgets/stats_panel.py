@@ -11,7 +11,7 @@ from textual.widgets import Static
 from tui.core.costs import ESTIMATE_LABEL, Tally, money
 from tui.core.eta import BUILT_IN_LABEL, Estimate, Kind
 from tui.core.stats import WINDOW_SECONDS, StatsSnapshot
-from tui.ui.widgets.detail import _span as span
+from tui.ui.format import format_span as span
 from tui.ui.widgets.job_table import plain_text
 
 
