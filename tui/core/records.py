@@ -321,7 +321,7 @@ _OPTIONAL_CHECKS = {
     "created_at": _optional_time, "finished_at": _optional_time, "last_polled_at": _optional_time,
     "poll_errors": _poll_errors, "last_poll_error": _text_or_none, "last_poll_error_kind": _text_or_none,
     "status_history": _status_history, "raw": _raw, "idempotency_key": _text_or_none,
-    "downloads": _downloads, "schema": _schema,
+    "downloads": _downloads, "schema": _schema, "outputs_omitted": _poll_errors,
 }
 _CONTAINER_FIELDS = ("request", "outputs", "has_nsfw_contents", "status_history", "raw")
 
