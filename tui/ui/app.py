@@ -41,6 +41,7 @@ from tui.ui.widgets.detail import DetailPane, clean
 from tui.ui.widgets.job_table import JobTable
 from tui.ui.widgets.stats_panel import StatsPanel
 from tui.ui.widgets.status_line import StatusLine
+from tui.ui.glyphs import plain_screen
 
 if TYPE_CHECKING:
     from tui.ui.screens.batch import BatchProgress
@@ -361,6 +362,7 @@ class HailuoApp(App[int]):
         narrow = width < WIDE_COLUMNS
         self.screen.set_class(narrow, "-narrow")
         self.screen.set_class(not narrow, "-wide")
+        self.screen.set_class(plain_screen(), "-plain-glyphs")  # TERM=linux: ASCII borders (tui/ui/glyphs.py)
 
     # -- the service ----------------------------------------------------------------------------
     @work(thread=True, exit_on_error=False, group="open")

@@ -26,6 +26,7 @@ from textual.widgets import OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
 from tui.core.catalog import human_bytes
+from tui.ui.glyphs import GLYPHS
 from tui.core.costs import PriceTable, bucket_of, money
 from tui.core.events import DownloadProgress
 from tui.core.api.models import showable_time
@@ -274,7 +275,7 @@ class DetailPane(VerticalScroll):
         if known is not None and not images:
             strip.show(known, images=[])
             return
-        strip.show("loading frames…" if job.outputs else None, images=[])
+        strip.show(f"loading frames{GLYPHS.ellipsis}" if job.outputs else None, images=[])
         self._load_preview(job, key)
 
     @work(exclusive=True, group="preview", exit_on_error=False)

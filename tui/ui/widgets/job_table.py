@@ -32,6 +32,7 @@ from tui.core.costs import MAY_BE_BILLED, NOT_BILLED, PriceTable, bucket_of, mon
 from tui.core.eta import Estimate, EtaBook, eta_text
 from tui.core.records import UNKNOWN, Job
 from tui.core.text import inert
+from tui.ui.glyphs import GLYPHS
 
 __all__ = ["JobTable", "STATUS_FILTERS", "SORT_COLUMNS", "plain_text", "format_ago", "format_elapsed", "format_exec", "status_group"]
 
@@ -48,7 +49,7 @@ def fit(text: str, width: int, *, right: bool = False) -> str:
         return ""
     length = len(text) if text.isascii() else cell_len(text)
     if length > width:
-        return set_cell_size(text, width - 1) + "…" if width > 1 else "…"
+        return set_cell_size(text, width - 1) + GLYPHS.ellipsis if width > 1 else GLYPHS.ellipsis
     if length == width:
         return text
     pad = " " * (width - length)
@@ -283,8 +284,9 @@ class _Row:
         """The cells that change with time alone: status with elapsed time, submitted, and the ETA
         (`~40s left`, `late 2m`). While polls fail, the status cell says why instead (the status
         is in the detail pane)."""
+        # The status is a word, never a colour alone: it reads the same under NO_COLOR.
         if self.pending and self.problem:
-            status = f"⚠ {self.problem}"
+            status = f"{GLYPHS.warning} {self.problem}"
         elif self.pending:
             status = f"{self.status} {format_elapsed(now - self.submitted_at)}"
         else:
@@ -958,7 +960,7 @@ class JobTable(ScrollView, can_focus=True):
         for column, column_width in self._layout(width):
             title = column.title
             if column.key == self.sort_column:
-                arrow = "▼" if self.sort_reverse else "▲"
+                arrow = GLYPHS.sort_descending if self.sort_reverse else GLYPHS.sort_ascending
                 # The arrow goes on the side the cells align to, so it sits over the column's values.
                 title = f"{arrow}{title}" if column.right else f"{title} {arrow}"
             segments.append(Segment(fit(title, column_width, right=column.right) + " " * _GAP, style))
