@@ -61,6 +61,16 @@ def _span(seconds: float | None) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
+def measured_span(ms: object, *, pending: bool) -> str:
+    """A server-measured time (milliseconds) in the pane's one unit style (`28.0 s`, `15m00s`).
+
+    The API reports 0 (or nothing) until a job has run: that is not measured, never "0 ms".
+    (Durations have one formatter here until the UI's shared display helpers take it.)"""
+    if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not 0 < ms < 1e15:
+        return "not yet measured" if pending else "unknown"
+    return _span(ms / 1000)
+
+
 def phase_times(job: Job, now: float) -> dict[str, float]:
     """Seconds spent in each status, from the recorded status changes."""
     spans: dict[str, float] = {}
@@ -132,9 +142,15 @@ def describe(job: Job, now: float, prices: PriceTable | None = None) -> Text:
     for status in ("created", "queued", "processing", "running"):
         if status in spans:
             row(f"In {status}", _span(spans[status]))
-    row("Inference", f"{job.inference_time_ms} ms" if job.inference_time_ms is not None else "—")
-    row("Execution", f"{job.execution_time_ms} ms" if job.execution_time_ms is not None else "—")
-    row("Total", _span((job.finished_at or now) - job.submitted_at))
+    pending = not job.is_finished
+    row("Inference", measured_span(job.inference_time_ms, pending=pending))
+    row("Execution", measured_span(job.execution_time_ms, pending=pending))
+    total = (job.finished_at or now) - job.submitted_at
+    execution = job.execution_time_ms
+    if isinstance(execution, (int, float)) and not isinstance(execution, bool) and 0 < execution < 1e15:
+        # Our clock and the server's disagree a little: the whole can never be shorter than a part.
+        total = max(total, execution / 1000)
+    row("Total", _span(total) + ("" if job.is_finished else " so far"))
     if job.result_url:
         row("Result URL", job.result_url)
     if job.outputs_omitted:
@@ -191,6 +207,16 @@ class DetailPane(VerticalScroll):
         self._shown: tuple | None = None
         #: Downloads in progress, by job (set by the app): the shown job's is drawn as a bar.
         self._downloads: dict[str, DownloadProgress] = {}
+
+    def on_mount(self) -> None:
+        # Live timings ("In processing", "Total") tick while an unfinished job is shown.
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        job = self.job
+        if job is None or job.is_finished:
+            return
+        self.query_one("#detail-body", Static).update(describe(job, self._clock(), self.prices))
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="download"):
