@@ -119,15 +119,17 @@ def describe(job: Job, now: float, prices: PriceTable | None = None) -> Text:
     row("Status", job.status)
     row("Id", job.server_id or "(not yet given by the server)")
     row("Local id", job.local_id)
-    row("Model", job.model)
-    row("Scene", job.scene)
+    # An attached job's request is not known: unknown is said, never a default shown.
+    row("Model", job.model or "unknown")
+    row("Scene", job.scene or "unknown")
     request = job.request or {}
     if "resolution" in request:
-        row("Resolution", request["resolution"])
+        row("Resolution", request["resolution"] if request["resolution"] not in (None, "") else "unknown")
     if "duration" in request:
-        row("Duration", f"{request['duration']} s")
+        row("Duration", f"{request['duration']} s" if request["duration"] not in (None, "") else "unknown")
     if "prompt_expansion" in request:
-        row("Expand prompt", "on" if request["prompt_expansion"] else "off")
+        expansion = request["prompt_expansion"]
+        row("Expand prompt", ("on" if expansion else "off") if isinstance(expansion, bool) else "unknown")
     for key, label in (("image", "Image"), ("end_image", "End image")):
         if request.get(key):
             row(label, _image_line(request[key]))
