@@ -46,7 +46,7 @@ async def test_every_field_of_a_completed_job_is_shown():
         body = _body(app)
         for expected in ("completed", "srv-abc", "hailuo-2.3-fast", "image-to-video", "768P", "a heron takes off",
                          "/tmp/heron.png", "PNG 1024×768", "200.0 KB", "sha256 0123456789ab",
-                         "In created", "10.0 s", "In processing", "30.0 s", "28.0s", "30.5s", "41.0 s",
+                         "In created", "10.0 s", "In processing", "30.0 s", "28.0 s", "30.5 s", "41.0 s",
                          "no, yes"):
             assert expected in body, expected
         outputs = app.query_one("#outputs", OptionList)
@@ -122,3 +122,51 @@ async def test_the_download_bar_animates_only_while_a_download_of_unknown_size_i
         pane.set_download("local-1", None)
         await pilot.pause()
         assert not pane.has_class("-downloading") and bar.query_one(Bar).auto_refresh is None
+
+
+# -- timings that tick, and unknown shown as unknown ---------------------------------------------
+
+
+class TickingApp(App):
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = T0 + 14
+
+    def compose(self) -> ComposeResult:
+        yield DetailPane(id="detail", clock=lambda: self.now)
+
+
+def _line(body: str, label: str) -> str:
+    return next(line for line in body.splitlines() if line.startswith(label))
+
+
+async def test_a_running_job_s_timings_tick_and_unmeasured_times_are_not_zero():
+    from tests.helpers import until
+
+    running = _job(status="processing", finished_at=None, outputs=[], inference_time_ms=0, execution_time_ms=None,
+                   status_history=[["submitting", T0], ["created", T0 + 1], ["processing", T0 + 4]])
+    app = TickingApp()
+    async with app.run_test(size=(100, 60)) as pilot:
+        app.query_one(DetailPane).show_job(running)
+        await pilot.pause()
+        assert "10.0 s" in _line(_body(app), "In processing")
+        assert "0 ms" not in _body(app)
+        assert _line(_body(app), "Inference").endswith("not yet measured")
+        assert _line(_body(app), "Execution").endswith("not yet measured")
+        assert _line(_body(app), "Total").endswith("14.0 s so far")
+        app.now = T0 + 34  # no new poll: only the clock moved
+        await until(lambda: "30.0 s" in _line(_body(app), "In processing"), pilot=pilot, what="the pane to tick")
+        assert _line(_body(app), "Total").endswith("34.0 s so far")
+
+
+async def test_a_failed_job_s_unmeasured_times_say_unknown_and_units_match_the_table():
+    app = DetailApp()
+    async with app.run_test(size=(100, 60)) as pilot:
+        app.query_one(DetailPane).show_job(_job(status="failed", outputs=[], inference_time_ms=0, execution_time_ms=0))
+        await pilot.pause()
+        assert _line(_body(app), "Inference").endswith("unknown")
+        assert _line(_body(app), "Execution").endswith("unknown")
+        app.query_one(DetailPane).show_job(_job(execution_time_ms=900_000, finished_at=T0 + 20.4))
+        await pilot.pause()
+        assert _line(_body(app), "Execution").endswith("15m00s")  # as the table says it, not 900000 ms
+        assert _line(_body(app), "Total").endswith("15m00s")  # never shorter than the execution

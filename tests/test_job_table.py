@@ -68,7 +68,7 @@ class TableApp(App):
         yield JobTable(self.jobs, clock=self.clock, tick_interval=self.tick_interval)
 
     def on_job_table_highlighted(self, message: JobTable.Highlighted) -> None:
-        self.highlighted.append(message.job.local_id)
+        self.highlighted.append(message.job.local_id if message.job is not None else None)
 
     def on_job_table_selected(self, message: JobTable.Selected) -> None:
         self.selected.append(message.job.local_id)
@@ -80,6 +80,8 @@ def screen_lines(table: JobTable) -> list[str]:
 
 def shown_ids(table: JobTable) -> list[str]:
     """Server ids in the order they appear on screen (data rows only)."""
+    if not table.visible_count:
+        return []  # the only line is the one that says why the table is blank
     ids = []
     for line in screen_lines(table)[1:]:
         first = line.split()
@@ -735,3 +737,41 @@ async def test_a_change_to_a_job_off_screen_redraws_nothing_until_it_is_scrolled
         await pilot.pause()
         row = next(line for line in screen_lines(table) if "srv000000005" in line)
         assert "failed" in row
+
+
+# -- the table says its state: blank tables, match counts, a hidden job's detail --------------------
+
+
+async def test_a_blank_table_says_why_and_the_header_counts_matches() -> None:
+    app = TableApp([])
+    async with app.run_test(size=(120, 10)) as pilot:
+        table = app.query_one(JobTable)
+        await pilot.pause()
+        assert "no jobs yet: n for a new one" in screen_lines(table)[1]
+        for job in jobs(12):
+            table.upsert(job)
+        table.status_filter = "pending"
+        await pilot.pause()
+        assert screen_lines(table)[1].strip() == "no pending jobs"
+        assert screen_lines(table)[0].rstrip().endswith("0 of 12 jobs match")
+        table.status_filter = None
+        table.filter_text = "number 1"  # 1, 10, 11
+        await pilot.pause()
+        assert screen_lines(table)[0].rstrip().endswith("3 of 12 jobs match")
+        table.filter_text = "heron"
+        await pilot.pause()
+        assert "no jobs match 'heron': Escape clears the filter" in screen_lines(table)[1]
+        table.filter_text = ""
+        await pilot.pause()
+        assert "match" not in screen_lines(table)[0]
+
+
+async def test_a_filter_that_hides_the_highlighted_job_says_so_to_the_detail_pane() -> None:
+    app = TableApp(jobs(3))
+    async with app.run_test(size=(120, 10)) as pilot:
+        table = app.query_one(JobTable)
+        await pilot.pause()
+        assert app.highlighted[-1] == "local0000002"
+        table.filter_text = "nothing matches this"
+        await pilot.pause()
+        assert app.highlighted[-1] is None  # the pane shows no job rather than a hidden one

@@ -62,3 +62,30 @@ def test_composer_with_validation_errors(snap_compare, seeded_app):
 
 def test_help_screen(snap_compare, seeded_app):
     assert snap_compare(seeded_app(), terminal_size=(100, 40), run_before=_ready, press=["question_mark"])
+
+
+# -- state without colour, and the Linux console ------------------------------------------------
+# NO_COLOR: failures are bold, focus is reversed or a double border, the switch says on/off.
+# TERM=linux: ASCII borders, `v`/`^` sort arrows, `~` for a cut text, a reversed cursor row.
+
+
+def test_main_screen_no_color(snap_compare, seeded_app, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")  # read (and taken) by the App when it is built
+
+    async def before(pilot) -> None:
+        await _ready(pilot)
+        await pilot.press("n")  # the composer, its prompt focused
+        pilot.app.query_one("#prompt").cursor_blink = False
+        await pilot.pause()
+
+    assert snap_compare(seeded_app(), terminal_size=(160, 45), run_before=before)
+
+
+def test_main_screen_term_linux(snap_compare, seeded_app, monkeypatch):
+    from tui.ui import glyphs
+    from tui.ui.widgets import composer, detail, job_table, status_line
+
+    monkeypatch.setenv("TERM", "linux")
+    for module in (glyphs, composer, detail, job_table, status_line):
+        monkeypatch.setattr(module, "GLYPHS", glyphs.PLAIN)
+    assert snap_compare(seeded_app(), terminal_size=(80, 24), run_before=_ready)

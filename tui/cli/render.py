@@ -63,6 +63,14 @@ def render_table(rows: list[list[str]], width: int) -> list[str]:
     return lines
 
 
+def _known(value: object, unit: str = "") -> str:
+    return "unknown" if value in (None, "") else f"{plain(value)}{unit}"
+
+
+def _switch(value: object) -> str:
+    return "unknown" if not isinstance(value, bool) else ("on" if value else "off")
+
+
 def show_lines(job: "Job") -> list[str]:
     public = job.to_public()
     request = job.request or {}
@@ -72,9 +80,10 @@ def show_lines(job: "Job") -> list[str]:
         f"status:         {plain(job.status)}",
         f"model:          {plain(job.model)}",
         f"scene:          {plain(job.scene)}",
-        f"duration:       {plain(request.get('duration', ''))} s",
-        f"resolution:     {plain(request.get('resolution', ''))}",
-        f"prompt expansion: {'on' if request.get('prompt_expansion', True) else 'off'}",
+        f"duration:       {_known(request.get('duration'), ' s')}",
+        f"resolution:     {_known(request.get('resolution'))}",
+        # An attached job's request is not known: say so rather than show a default.
+        f"prompt expansion: {_switch(request.get('prompt_expansion'))}",
     ]
     for name in ("image", "end_image"):
         value = request.get(name)

@@ -32,6 +32,7 @@ from tui.core.costs import PriceTable
 from tui.core.records import Job
 from tui.core.text import one_line
 from tui.ui import clipboard
+from tui.ui.glyphs import plain_screen
 from tui.ui.messages import DownloadEnded, JobForgotten, JobUpdated, NoticePosted, PollerStateChanged
 from tui.ui.widgets.detail import DetailPane, clean
 from tui.ui.widgets.job_table import JobTable
@@ -302,6 +303,7 @@ class DashboardScreen(Screen[None]):
         narrow = width < WIDE_COLUMNS
         self.set_class(narrow, "-narrow")
         self.set_class(not narrow, "-wide")
+        self.set_class(plain_screen(), "-plain-glyphs")  # TERM=linux: ASCII borders (tui/ui/glyphs.py)
 
     def on_download_progressed(self, message: DownloadProgressed) -> None:
         if not self.is_running:

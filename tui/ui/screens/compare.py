@@ -18,6 +18,7 @@ from textual.widgets import Footer, Label, Static
 
 from tui.core.records import Job
 from tui.ui.format import format_span as span, format_stamp as stamp
+from tui.ui.glyphs import GLYPHS
 from tui.ui.widgets.detail import clean, phase_times
 from tui.ui.widgets.frame_strip import FrameStrip
 
@@ -142,7 +143,7 @@ class CompareScreen(Screen[None]):
         if self.previews is not None:
             for job, side in ((self.left, "left"), (self.right, "right")):
                 strip = self.query_one(f"#frames-{side}", FrameStrip)
-                strip.show("loading frames…" if job.outputs else "no output yet")
+                strip.show(f"loading frames{GLYPHS.ellipsis}" if job.outputs else "no output yet")
                 if job.outputs or (job.request or {}).get("image"):
                     self._load(job, side)
 

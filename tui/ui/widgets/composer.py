@@ -26,6 +26,7 @@ from textual.timer import Timer
 from textual.widgets import Button, Input, Label, Select, Static, Switch, TextArea
 
 from tui.core import catalog
+from tui.ui.glyphs import GLYPHS
 from tui.core.catalog import FieldError, VideoRequest
 from tui.core.costs import PriceTable
 from tui.core.text import inert
@@ -147,6 +148,8 @@ class Composer(VerticalScroll, can_focus=False):
         with Horizontal(classes="composer-row"):
             yield Label("Expand prompt", classes="field-label")
             yield Switch(value=True, id="prompt_expansion")
+            # The slider alone is colour: under NO_COLOR only this word tells on from off.
+            yield Static(GLYPHS.switch_on, id="prompt_expansion-state", classes="switch-state")
         with Horizontal(classes="composer-row submit-row"):
             yield Button("Submit ^s", variant="primary", compact=True, id="submit")
             yield Static("", id="submit-note")
@@ -156,6 +159,11 @@ class Composer(VerticalScroll, can_focus=False):
         self._kept = self.request
         # Selects announce their first values after mounting; only the user's changes start validation.
         self.call_after_refresh(self._start_listening)
+
+    def on_switch_changed(self, event: Switch.Changed) -> None:
+        if event.switch.id == "prompt_expansion":
+            self.query_one("#prompt_expansion-state", Static).update(
+                GLYPHS.switch_on if event.value else GLYPHS.switch_off)
 
     def _start_listening(self) -> None:
         self._listening = True
@@ -430,7 +438,7 @@ class Composer(VerticalScroll, can_focus=False):
         if errors:
             self.set_note("not sent: fix the fields marked above", error=True)
             return
-        self.set_note("sending…")
+        self.set_note(f"sending{GLYPHS.ellipsis}")
         self.post_message(self.Submitted(self, self.request))
 
     def action_recall(self) -> None:

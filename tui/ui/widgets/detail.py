@@ -25,16 +25,26 @@ from textual.widgets import OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
 from tui.core.catalog import human_bytes
+from tui.ui.glyphs import GLYPHS
 from tui.core.costs import PriceTable, bucket_of, money
 from tui.core.events import DownloadProgress
 from tui.core.records import Job
 from tui.core.text import inert
-from tui.ui.format import format_exec, format_span, format_stamp
+from tui.ui.format import format_span, format_stamp
 from tui.ui.widgets.frame_strip import FrameStrip
 
 def clean(value: object) -> str:
     """Plain text for the screen: escape sequences and control characters gone (newlines kept)."""
     return inert(value, multiline=True)
+
+
+def measured_span(ms: object, *, pending: bool) -> str:
+    """A server-measured time (milliseconds) in the pane's one unit style (`28.0 s`, `15m00s`).
+
+    The API reports 0 (or nothing) until a job has run: that is not measured, never "0 ms"."""
+    if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not 0 < ms < 1e15:
+        return "not yet measured" if pending else "unknown"
+    return format_span(ms / 1000)
 
 
 def phase_times(job: Job, now: float) -> dict[str, float]:
@@ -85,15 +95,17 @@ def describe(job: Job, now: float, prices: PriceTable | None = None) -> Text:
     row("Status", job.status)
     row("Id", job.server_id or "(not yet given by the server)")
     row("Local id", job.local_id)
-    row("Model", job.model)
-    row("Scene", job.scene)
+    # An attached job's request is not known: unknown is said, never a default shown.
+    row("Model", job.model or "unknown")
+    row("Scene", job.scene or "unknown")
     request = job.request or {}
     if "resolution" in request:
-        row("Resolution", request["resolution"])
+        row("Resolution", request["resolution"] if request["resolution"] not in (None, "") else "unknown")
     if "duration" in request:
-        row("Duration", f"{request['duration']} s")
+        row("Duration", f"{request['duration']} s" if request["duration"] not in (None, "") else "unknown")
     if "prompt_expansion" in request:
-        row("Expand prompt", "on" if request["prompt_expansion"] else "off")
+        expansion = request["prompt_expansion"]
+        row("Expand prompt", ("on" if expansion else "off") if isinstance(expansion, bool) else "unknown")
     for key, label in (("image", "Image"), ("end_image", "End image")):
         if request.get(key):
             row(label, _image_line(request[key]))
@@ -108,9 +120,15 @@ def describe(job: Job, now: float, prices: PriceTable | None = None) -> Text:
     for status in ("created", "queued", "processing", "running"):
         if status in spans:
             row(f"In {status}", format_span(spans[status]))
-    row("Inference", format_exec(job.inference_time_ms))
-    row("Execution", format_exec(job.execution_time_ms))
-    row("Total", format_span((job.finished_at or now) - job.submitted_at))
+    pending = not job.is_finished
+    row("Inference", measured_span(job.inference_time_ms, pending=pending))
+    row("Execution", measured_span(job.execution_time_ms, pending=pending))
+    total = (job.finished_at or now) - job.submitted_at
+    execution = job.execution_time_ms
+    if isinstance(execution, (int, float)) and not isinstance(execution, bool) and 0 < execution < 1e15:
+        # Our clock and the server's disagree a little: the whole can never be shorter than a part.
+        total = max(total, execution / 1000)
+    row("Total", format_span(total) + ("" if job.is_finished else " so far"))
     if job.result_url:
         row("Result URL", job.result_url)
     if job.outputs_omitted:
@@ -167,6 +185,16 @@ class DetailPane(VerticalScroll):
         self._shown: tuple | None = None
         #: Downloads in progress, by job (set by the app): the shown job's is drawn as a bar.
         self._downloads: dict[str, DownloadProgress] = {}
+
+    def on_mount(self) -> None:
+        # Live timings ("In processing", "Total") tick while an unfinished job is shown.
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        job = self.job
+        if job is None or job.is_finished:
+            return
+        self.query_one("#detail-body", Static).update(describe(job, self._clock(), self.prices))
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="download"):
@@ -251,7 +279,7 @@ class DetailPane(VerticalScroll):
         if known is not None and not images:
             strip.show(known, images=[])
             return
-        strip.show("loading frames…" if job.outputs else None, images=[])
+        strip.show(f"loading frames{GLYPHS.ellipsis}" if job.outputs else None, images=[])
         self._load_preview(job, key)
 
     @work(exclusive=True, group="preview", exit_on_error=False)

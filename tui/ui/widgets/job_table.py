@@ -33,6 +33,7 @@ from tui.core.eta import Estimate, EtaBook, eta_text
 from tui.core.records import UNKNOWN, Job
 from tui.core.text import inert
 from tui.ui.format import format_ago, format_elapsed, format_exec
+from tui.ui.glyphs import GLYPHS
 
 __all__ = ["JobTable", "STATUS_FILTERS", "SORT_COLUMNS", "plain_text", "status_group"]
 
@@ -49,7 +50,7 @@ def fit(text: str, width: int, *, right: bool = False) -> str:
         return ""
     length = len(text) if text.isascii() else cell_len(text)
     if length > width:
-        return set_cell_size(text, width - 1) + "…" if width > 1 else "…"
+        return set_cell_size(text, width - 1) + GLYPHS.ellipsis if width > 1 else GLYPHS.ellipsis
     if length == width:
         return text
     pad = " " * (width - length)
@@ -240,8 +241,9 @@ class _Row:
         """The cells that change with time alone: status with elapsed time, submitted, and the ETA
         (`~40s left`, `late 2m`). While polls fail, the status cell says why instead (the status
         is in the detail pane)."""
+        # The status is a word, never a colour alone: it reads the same under NO_COLOR.
         if self.pending and self.problem:
-            status = f"⚠ {self.problem}"
+            status = f"{GLYPHS.warning} {self.problem}"
         elif self.pending:
             status = f"{self.status} {format_elapsed(now - self.submitted_at)}"
         else:
@@ -428,9 +430,10 @@ class JobTable(ScrollView, can_focus=True):
     frozen: reactive[bool] = reactive(False, init=False)
 
     class Highlighted(Message):
-        """The cursor moved to another job, or the job under it changed."""
+        """The cursor moved to another job, or the job under it changed; `job` is None when a
+        filter left no job under the cursor (the detail pane must not keep showing a hidden one)."""
 
-        def __init__(self, table: "JobTable", job: Job) -> None:
+        def __init__(self, table: "JobTable", job: Job | None) -> None:
             super().__init__()
             self.table = table
             self.job = job
@@ -545,6 +548,24 @@ class JobTable(ScrollView, can_focus=True):
     @property
     def visible_count(self) -> int:
         return len(self._visible)
+
+    @property
+    def empty_text(self) -> str:
+        """What a table without rows says: why there is nothing, and what to do."""
+        if not self._jobs:
+            return "no jobs yet: n for a new one"
+        words = inert(self.filter_text).strip()
+        group = f"no {self.status_filter} jobs" if self.status_filter else "no jobs"
+        if words:
+            return f"{group} match '{words}': Escape clears the filter"
+        return group
+
+    @property
+    def filter_summary(self) -> str:
+        """`3 of 12 jobs match` while a filter is set, else empty."""
+        if not (self.filter_text.strip() or self.status_filter):
+            return ""
+        return f"{len(self._visible)} of {len(self._jobs)} jobs match"
 
     @property
     def total_count(self) -> int:
@@ -809,7 +830,9 @@ class JobTable(ScrollView, can_focus=True):
         """Post Highlighted when the cursor is on another job, or its job was replaced or changed."""
         job = self.selected_job
         if job is None:
-            self._announced = None
+            if self._announced is not None:
+                self._announced = None
+                self.post_message(self.Highlighted(self, None))
             return
         identity = (job.local_id, id(job), job.signature())
         if self._announced == identity:
@@ -897,6 +920,10 @@ class JobTable(ScrollView, can_focus=True):
         if y == 0:
             return self._header_strip(width).apply_style(base)
         row_index = y - 1 + self.scroll_offset.y
+        if not self._visible and row_index == 0:
+            # A blank table says why it is blank.
+            muted = self._style("job-table--muted")
+            return Strip([Segment(fit(" " * _GAP + self.empty_text, width), muted)]).apply_style(base)
         if not 0 <= row_index < len(self._visible):
             return Strip.blank(width, base)
         local_id = self._visible[row_index]
@@ -907,7 +934,8 @@ class JobTable(ScrollView, can_focus=True):
         return strip
 
     def _header_strip(self, width: int) -> Strip:
-        key = (width, self.sort_column, self.sort_reverse)
+        summary = self.filter_summary
+        key = (width, self.sort_column, self.sort_reverse, summary)
         if self._header is not None and self._header[0] == key:
             return self._header[1]
         style = self._style("job-table--header")
@@ -915,11 +943,14 @@ class JobTable(ScrollView, can_focus=True):
         for column, column_width in self._layout(width):
             title = column.title
             if column.key == self.sort_column:
-                arrow = "▼" if self.sort_reverse else "▲"
+                arrow = GLYPHS.sort_descending if self.sort_reverse else GLYPHS.sort_ascending
                 # The arrow goes on the side the cells align to, so it sits over the column's values.
                 title = f"{arrow}{title}" if column.right else f"{title} {arrow}"
             segments.append(Segment(fit(title, column_width, right=column.right) + " " * _GAP, style))
         strip = Strip(segments).adjust_cell_length(width, style)
+        if summary and cell_len(summary) + 2 < width // 2:
+            # While filtering, the header's right end says how many jobs are shown of how many.
+            strip = Strip([*strip.crop(0, width - cell_len(summary) - 1), Segment(summary + " ", style)])
         self._header = (key, strip)
         return strip
 

@@ -7,6 +7,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from tui.core.events import PollerState
+from tui.ui.glyphs import GLYPHS
 from tui.ui.widgets.detail import clean
 
 
@@ -32,7 +33,9 @@ class StatusLine(Static):
         if self.low_bandwidth:
             text.append(" low-bandwidth ", style="bold")
         text.append(f" {self.host} ")
-        text.append(f"· key {self.key} ")
+        # "no key" stands alone (not "key no key"); the mask's ellipsis is the terminal's own glyph.
+        key = self.key.replace("…", GLYPHS.ellipsis)
+        text.append(f"· {key} " if key == "no key" else f"· key {key} ")
         state = self.state
         if state is not None:
             text.append(f"· {state.pending} pending ")
