@@ -64,6 +64,7 @@ def toasts_are_recorded(monkeypatch):
 
     def notify(self, message, *args, **kwargs):
         self.__dict__.setdefault("_raised_toasts", []).append(str(message))
+        self.__dict__.setdefault("_raised_toast_titles", []).append(str(kwargs.get("title", "")))
         return raise_toast(self, message, *args, **kwargs)
 
     monkeypatch.setattr(HailuoApp, "notify", notify)

@@ -41,6 +41,11 @@ def toasts(app: Any) -> list[str]:
     return list(getattr(app, "_raised_toasts", []))
 
 
+def toast_titles(app: Any) -> list[str]:
+    """The titles of every toast the app has raised (see `toasts`)."""
+    return list(getattr(app, "_raised_toast_titles", []))
+
+
 def posts(sim: Any) -> list:
     return [r for r in sim.requests if r.method == "POST"]
 

@@ -29,7 +29,11 @@ from tui.core.jobs import JobService
 from tui.core.records import UNKNOWN
 from tui.core.store import HistoryStore
 
-from helpers import FAST_POLLING as FAST, app_settings, posts, submit_from_the_composer, until
+from helpers import FAST_POLLING as FAST, app_settings, posts, submit_from_the_composer, toasts, until
+
+# Terminals driven through tmux or a pty run one after another on one worker: two at once
+# starve each other's start-up on a 2-core machine.
+pytestmark = pytest.mark.xdist_group("terminals")
 
 KEY = "sk-crash-0123456789abcdef"
 
@@ -169,7 +173,7 @@ async def test_a_full_disk_under_the_dashboard_keeps_the_file_tells_the_user_and
         status = app.query_one(StatusLine)
         await until(lambda: "could not write the history" in str(status.render()), pilot=pilot)
         assert "file size limit" in str(status.render())
-        assert any("could not write the history" in str(n.message) for n in app._notifications)
+        assert any("could not write the history" in t for t in toasts(app))
         assert journal.read_bytes() == before  # the old file is intact, not torn
 
         # The dashboard keeps running: the job completes on screen, keys work.
@@ -193,7 +197,7 @@ async def test_a_full_disk_under_the_dashboard_keeps_the_file_tells_the_user_and
         await pilot.press("n")
         file_size_limit.lift()  # room again: what waited in memory is written, and the user hears of it
         await until(lambda: "could not write" not in str(status.render()), pilot=pilot)
-        assert any("written again" in str(n.message) for n in app._notifications)
+        assert any("written again" in t for t in toasts(app))
         await pilot.press("q")
     (on_disk,) = history(tmp_path / "history.json")
     assert on_disk.server_id == job.server_id and on_disk.status == "completed"
@@ -395,7 +399,7 @@ async def test_a_second_dashboard_opens_read_only_and_says_so(tmp_path, make_sim
         async with app.run_test(size=(160, 45)) as pilot:
             await asyncio.wait_for(app.ready.wait(), 10)
             await pilot.pause()
-            assert any("another hailuo-tui is writing" in str(n.message) for n in app._notifications)
+            assert any("another hailuo-tui is writing" in t for t in toasts(app))
             assert app.query_one("#submit", Button).disabled
             assert "read-only" in str(app.query_one("#submit-note", Static).render())
     finally:
@@ -602,12 +606,12 @@ def test_a_script_reads_the_live_history_through_history_storage_while_a_writer_
 #: The real CLI entry point, with one dashboard action broken the way a bug would break it.
 BROKEN_DASHBOARD = textwrap.dedent("""
     import sys
-    from tui.ui.app import HailuoApp
+    from tui.ui.dashboard import DashboardScreen
 
     def toggle_stats(self):
         raise RuntimeError("a bug in the stats panel")
 
-    HailuoApp.action_toggle_stats = toggle_stats
+    DashboardScreen.action_toggle_stats = toggle_stats
     from tui.cli.main import main
 
     sys.argv[0] = "hailuo-tui"
@@ -630,9 +634,17 @@ async def test_a_crash_of_the_dashboard_exits_non_zero_and_keeps_the_history(mak
     try:
         await until(lambda: any(r.method == "GET" and r.at >= started for r in sim.requests), timeout=60,
                     what="(the dashboard never polled)")
-        os.write(master, b"t")  # the broken key
-        await asyncio.to_thread(proc.wait, 60)
-        await asyncio.sleep(0.2)  # the last of the output
+        await until(lambda: b"Status " in screen, timeout=60, what="(the job never in the detail pane)")
+        # The broken key, again until it is read: a key typed while the terminal is still being
+        # switched to raw mode can be lost, as it would be for a user.
+        for _ in range(60):
+            os.write(master, b"t")
+            try:
+                await asyncio.to_thread(proc.wait, 1)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        await until(lambda: b"a bug in the stats panel" in screen, timeout=30, what="(the error never shown)")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -21,6 +21,8 @@ from tui.cli.main import main
 from tui.core.records import Job
 from tui.core.store import HistoryStore
 
+from helpers import toasts
+
 COUNT = 20
 
 
@@ -200,6 +202,6 @@ async def test_the_dashboard_opens_a_damaged_history_and_shows_the_notice(tmp_pa
                         config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads")
     app = HailuoApp(settings)
     async with app.run_test(size=(160, 45)) as pilot:
-        await until(lambda: any(notice in str(n.message) for n in app._notifications), pilot=pilot, timeout=60)
+        await until(lambda: any(notice in t for t in toasts(app)), pilot=pilot, timeout=60)
         assert len(app.service.store) == usable
         assert "history not opened" not in str(app.query_one("StatusLine").render())

@@ -14,6 +14,10 @@ from pathlib import Path
 import pytest
 
 
+# Terminals driven through tmux or a pty run one after another on one worker: two at once
+# starve each other's start-up on a 2-core machine.
+pytestmark = pytest.mark.xdist_group("terminals")
+
 class Tmux:
     def __init__(self, socket: str) -> None:
         self.socket = socket
@@ -34,7 +38,7 @@ class Tmux:
                 raise AssertionError(f"{text!r} never appeared; the screen was:\n{screen}")
             time.sleep(0.2)
 
-    def start(self, tmp_path: Path, **extra: str) -> None:
+    def start(self, tmp_path: Path, width: int = 80, height: int = 24, **extra: str) -> None:
         env = {
             "HOME": str(tmp_path / "home"), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
             "TERM": "xterm-256color", "LANG": "C.UTF-8",
@@ -42,7 +46,7 @@ class Tmux:
             "HAILUO_TUI_CACHE_DIR": str(tmp_path / "cache"), **extra,
         }
         command = " ".join(f"{k}='{v}'" for k, v in env.items())
-        self.run("new-session", "-d", "-s", "t", "-x", "80", "-y", "24",
+        self.run("new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height),
                  f"env -i {command} {Path(sys.executable).parent / 'hailuo-tui'} --demo")
 
 
@@ -77,3 +81,13 @@ def test_no_color_switch_says_on_and_off(tmp_path, tmux):
     tmux.run("send-keys", "-t", "t", "n")
     screen = tmux.wait_for("Expand prompt")
     assert any(line.startswith(" Expand prompt") and line.rstrip().endswith("on") for line in screen.splitlines()), screen
+
+
+def test_a_stale_columns_and_lines_in_the_environment_do_not_shrink_the_dashboard(tmp_path, tmux):
+    # A parent program (a test runner, a script) that exports COLUMNS=80 LINES=24 used to pin
+    # the dashboard to 80x24 in a 160x45 terminal, in the narrow layout with the form hidden.
+    tmux.start(tmp_path, width=160, height=45, COLUMNS="80", LINES="24")
+    screen = tmux.wait_for("A red fox")
+    lines = screen.splitlines()
+    assert len(lines) == 45 and len(lines[-1].rstrip()) > 100, screen  # the footer spans the width
+    tmux.wait_for("Submit ^s")  # the wide layout, with the composer beside the table

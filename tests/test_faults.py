@@ -30,7 +30,7 @@ from tui.core.records import EXPIRED, REJECTED, UNKNOWN
 from tui.simulator import Simulator
 from tui.core.store import HistoryStore
 
-from helpers import app_settings, posts, submit_from_the_composer, until
+from helpers import app_settings, posts, submit_from_the_composer, toasts, until
 
 KEY = "sk-faults-0123456789abcdef"
 NEW_KEY = "sk-faults-rotated-000000000"
@@ -873,10 +873,8 @@ async def test_d_in_the_dashboard_says_why_a_download_failed(tmp_path, make_simu
         await until(lambda: job.is_success, pilot=pilot)
         await pilot.press("d")
 
-        def toasts() -> list[str]:
-            return [str(n.message) for n in app._notifications]
 
-        await until(lambda: any("the host answered 503" in t for t in toasts()), timeout=30, pilot=pilot)
+        await until(lambda: any("the host answered 503" in t for t in toasts(app)), timeout=30, pilot=pilot)
         assert not any((tmp_path / "downloads").glob("*.part"))
 
 

@@ -16,7 +16,7 @@ from tui.ui.app import HailuoApp
 from tui.ui.widgets.frame_strip import FrameStrip, choose_renderer
 from tui.ui.widgets.job_table import JobTable
 
-from helpers import app_settings, submit_from_the_composer, until
+from helpers import app_settings, submit_from_the_composer, toasts, until
 
 FROZEN_NOW = 1_790_000_000.0
 KEY = "sk-test-frames-0000000000"
@@ -148,7 +148,7 @@ async def test_the_play_key_without_a_player_says_what_to_install(clips_app, mon
     async with clips_app.run_test(size=(160, 45)) as pilot:
         await _show(pilot, "local-0001")
         await pilot.press("P")
-        await until(lambda: any("no video player found" in str(n.message) for n in clips_app._notifications),
+        await until(lambda: any("no video player found" in t for t in toasts(clips_app)),
                     pilot=pilot, timeout=20)
 
 

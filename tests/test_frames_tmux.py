@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pytest
 
+# Terminals driven through tmux or a pty run one after another on one worker: two at once
+# starve each other's start-up on a 2-core machine.
+pytestmark = pytest.mark.xdist_group("terminals")
+
 PLAYER = """#!/bin/sh
 # Stands in for timg: shows what it was given, then waits for Enter like a player waits for q.
 echo "PLAYER GOT $(wc -c < "$2") bytes"

@@ -38,6 +38,10 @@ from tui.core.store import HistoryStore
 
 from helpers import FAST_POLLING, until
 
+# Terminals driven through tmux or a pty run one after another on one worker: two at once
+# starve each other's start-up on a 2-core machine.
+pytestmark = pytest.mark.xdist_group("terminals")
+
 KEY = "sk-hangup-0123456789abcdef"
 
 #: The user's shell in the pane: runs the dashboard, records how it ended.

@@ -14,6 +14,7 @@ import asyncio
 import csv
 import io
 import json
+import time
 import os
 import re
 import struct
@@ -187,16 +188,29 @@ async def test_hostile_answers_from_the_simulator_mark_the_job_malformed_then_it
     async with app.run_test(size=(160, 45)) as pilot:
         table, job = await submit_from_the_composer(app, pilot, "a fox facing a hostile server")
         table.focus()
+        async def refreshed_until(predicate, what) -> None:
+            # As a user does: `r` polls the job now rather than after its backoff (which grows
+            # to a minute after many failed answers in a row); `r` during a poll does nothing.
+            deadline = time.monotonic() + 60
+            while not predicate():
+                assert time.monotonic() < deadline, f"not reached in 60s: {what}"
+                await pilot.press("r")
+                await pilot.pause(0.05)
+
         for body in bodies:
-            sim.faults.update({"canned": 1, "canned_body": body})
-            await until(lambda: sim.faults.canned == 0 and job.poll_errors > 0, what=body[:60], pilot=pilot)
+            # Every answer about this job is this body until the next one. Two more failed
+            # answers in a row: the second was asked for after this body was set.
+            sim.faults.update({"canned": 1000, "canned_body": body, "canned_for": job.server_id})
+            wanted = job.poll_errors + 2
+            await refreshed_until(lambda: job.poll_errors >= wanted, body[:60])
             assert job.is_pending and job.last_poll_error_kind == "malformed"
             assert "⚠ malformed" in table.render_line(table.cursor_row + 1).text
             detail = str(app.query_one("#detail-body", Static).render())
             assert "malformed response from the server" in detail and not ACTIVE.search(detail)
         await pilot.press("j", "k")  # still answering keys
+        sim.faults.update({"canned": 0})
         sim.job_seconds = 0.01  # the job is done now: the next good answer says so
-        await until(lambda: job.status == "completed", timeout=20, pilot=pilot)
+        await refreshed_until(lambda: job.status == "completed", "completed")
     with HistoryStore.open(tmp_path / "history.json", read_only=True) as store:
         (stored,) = store.all()
     assert stored.status == "completed" and len(json.dumps(stored.to_doc())) < 10_000

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from tui.cli import main as cli
 from tui.core.config import ConfigError, Settings, load_settings
 
-from helpers import FAST_POLLING, copy_from_the_menu, submit_from_the_composer, until
+from helpers import FAST_POLLING, copy_from_the_menu, submit_from_the_composer, toast_titles, toasts, until
 
 KEY = "sk-hygiene-7f3a9c2b1d4e5f60a1b2c3d4e5f6a7b8"
 #: Any long piece of the key is a leak too (a cut or partly masked key).
@@ -93,7 +93,7 @@ async def test_a_full_session_leaves_the_key_nowhere_and_sends_it_only_to_the_ap
         await until(lambda: job.is_success, pilot=pilot)
         app.query_one(JobTable).focus()
         await pilot.press("d")  # download the output: the key must not go with it
-        await until(lambda: any(str(n.title) == "Downloaded" for n in app._notifications), pilot=pilot)
+        await until(lambda: "Downloaded" in toast_titles(app), pilot=pilot)
         copied = {}
         for choice in ("curl", "request", "output", "id"):
             copied[choice] = await copy_from_the_menu(app, pilot, choice)
@@ -103,7 +103,7 @@ async def test_a_full_session_leaves_the_key_nowhere_and_sends_it_only_to_the_ap
         await pilot.pause()
         seen += [str(app.query_one(StatusLine).render()), str(app.query_one("#detail-body", Static).render()),
                  str(app.query_one("#raw-json", Static).render())]
-        seen += [str(n.message) for n in app._notifications]
+        seen += toasts(app)
         (root / "screenshots").mkdir()
         app.save_screenshot(filename="dashboard.svg", path=str(root / "screenshots"))
         await pilot.press("q")
@@ -254,7 +254,7 @@ async def test_without_a_usable_key_the_dashboard_opens_read_only_and_says_how(k
         await pilot.pause()
         assert "no key" in str(app.query_one(StatusLine).render())
         assert app.query_one("#submit", Button).disabled
-        assert any("Set GPTPROTO_API_KEY" in str(n.message) for n in app._notifications)
+        assert any("Set GPTPROTO_API_KEY" in t for t in toasts(app))
     assert sim.requests == []
 
 

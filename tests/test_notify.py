@@ -15,6 +15,8 @@ from tui.core.catalog import VideoRequest
 from tui.core.config import Settings, load_settings
 from tui.ui.notify import DesktopNotifier
 
+from helpers import toasts
+
 KEY = "sk-notify-test-key-0123456789"
 
 
@@ -84,15 +86,15 @@ async def test_completion_and_failure_notify_by_toast_bell_and_desktop(tmp_path,
         await _until(pilot, lambda: ok.is_success and len(bells) == 1)
         bad = await app.service.submit(VideoRequest(prompt=hostile))
         await _until(pilot, lambda: bad.is_finished and len(bells) == 2)
-        toasts = [str(n.message) for n in app._notifications]
-        assert any(f"{ok.short_id} completed" in t for t in toasts)
-        assert any(f"{bad.short_id} failed" in t for t in toasts)
+        raised = toasts(app)
+        assert any(f"{ok.short_id} completed" in t for t in raised)
+        assert any(f"{bad.short_id} failed" in t for t in raised)
         # Two together: no toast for the one that completed, one "all done" for both, one bell.
         pair = [await app.service.submit(VideoRequest(prompt=f"together {i}")) for i in range(2)]
         await _until(pilot, lambda: all(job.is_finished for job in pair) and len(bells) == 3)
-        toasts = [str(n.message) for n in app._notifications]
-        assert not any(f"{pair[0].short_id} completed" in t for t in toasts)
-        assert [t for t in toasts if t.startswith("2 done")] and "2 done · 2 completed · 0 failed" in toasts[-1]
+        raised = toasts(app)
+        assert not any(f"{pair[0].short_id} completed" in t for t in raised)
+        assert [t for t in raised if t.startswith("2 done")] and "2 done · 2 completed · 0 failed" in raised[-1]
     calls = _wait_for_calls(fake_notify_send, 3)
     by_title = {c["argv"][c["argv"].index("--") + 1]: c for c in calls}
     assert len(calls) == 3 and by_title["hailuo: all done"]["argv"][-1].startswith("2 done · 2 completed · 0 failed")
@@ -118,7 +120,7 @@ async def test_config_switch_turns_desktop_notifications_off(tmp_path, make_simu
         await asyncio.wait_for(app.ready.wait(), 10)
         job = await app.service.submit(VideoRequest(prompt="a quiet one"))
         await _until(pilot, lambda: job.is_success)
-        await _until(pilot, lambda: any("completed" in str(n.message) for n in app._notifications))
+        await _until(pilot, lambda: any("completed" in t for t in toasts(app)))
     time.sleep(0.3)
     assert _calls(fake_notify_send) == []
 

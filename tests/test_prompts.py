@@ -23,6 +23,8 @@ from tui.ui.screens.prompts import PromptPicker, TemplateNameScreen
 from tui.core.store import HistoryStore
 from tui.ui.widgets.composer import Composer
 
+from helpers import toasts
+
 KEY = "sk-prompts-test-key-0123456789"
 
 
@@ -261,7 +263,7 @@ async def test_read_only_mode_neither_recalls_nor_saves(tmp_path, simulator):
         await pilot.press("ctrl+t")
         await pilot.pause()
         assert not app.screen.is_modal
-        toasts = [str(n.message) for n in app._notifications]
-        assert any("Recalling a prompt is off" in t for t in toasts)
-        assert any("Saving a template is off" in t for t in toasts)
+        raised = toasts(app)
+        assert any("Recalling a prompt is off" in t for t in raised)
+        assert any("Saving a template is off" in t for t in raised)
     assert not (tmp_path / "data" / "templates.json").exists()

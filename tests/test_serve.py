@@ -24,6 +24,8 @@ from tui.core.records import Job
 from tui.web.serve import dashboard_command, is_loopback
 from tui.core.store import HistoryStore
 
+from helpers import toasts
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -358,7 +360,7 @@ async def test_open_in_browser_mode_uses_a_new_tab_and_only_for_web_addresses(tm
         await pilot.pause()
         assert len(opened) == 1  # never opened: copied instead, and said so
         assert app.clipboard == "javascript:alert(document.cookie)"
-        assert any("not an http(s) URL" in str(n.message) for n in app._notifications)
+        assert any("not an http(s) URL" in t for t in toasts(app))
 
 
 # -- a tab that goes away, a server that goes away: its dashboard ends --------------------------------

@@ -24,6 +24,10 @@ from helpers import posts
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux for a real pty")
 
+# Terminals driven through tmux or a pty run one after another on one worker: two at once
+# starve each other's start-up on a 2-core machine.
+pytestmark = pytest.mark.xdist_group("terminals")
+
 KEY = "sk-typeahead-test-0000"
 BURSTS = 50
 

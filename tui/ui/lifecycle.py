@@ -27,6 +27,7 @@ import os
 import queue
 import select
 import signal
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -270,8 +271,23 @@ class TerminalWatch:
         os._exit(128 + (self.stopped_by or signal.SIGHUP))
 
 
+def trust_the_terminal_size(environ: dict = os.environ, fd: int | None = None) -> None:
+    """Drop COLUMNS and LINES when the terminal itself can say its size.
+
+    Textual asks `shutil.get_terminal_size`, which prefers those variables: one exported by a
+    parent program (a test runner, a script, a stale shell setting) drew the dashboard at 80x24
+    in a wider terminal, and kept it there through every resize."""
+    try:
+        os.get_terminal_size(sys.__stderr__.fileno() if fd is None else fd)
+    except (AttributeError, OSError, ValueError):
+        return  # no terminal to ask (a pipe, a browser session): the variables are all there is
+    environ.pop("COLUMNS", None)
+    environ.pop("LINES", None)
+
+
 def run_dashboard(app: Any) -> int:
     """Run `app` in the terminal under a TerminalWatch; returns the process's exit status."""
+    trust_the_terminal_size()
     watch = TerminalWatch()
     app.terminal_watch = watch
     try:
