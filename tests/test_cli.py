@@ -600,18 +600,23 @@ def test_watch_on_a_terminal_keeps_one_status_line(make_simulator, db, monkeypat
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_signal_during_watch_exits_cleanly_with_history_saved(make_simulator, db, signum):
-    sim = make_simulator(job_seconds=40)  # `created` for 8 s, then `processing` for long: a loaded machine cannot miss it
+    # The simulator's clock moves only when told: the job is `processing` for as long as the
+    # test needs, however slowly the watcher starts on a loaded machine.
+    now = [time.time()]
+    sim = make_simulator(job_seconds=40, clock=lambda: now[0])
     proc = run_cli("submit", "--prompt", "a long one", base_url=sim.base_url, db=db)
     assert proc.returncode == 0
     (submitted,) = read_history(db)
+    assert submitted.status == "created"
+    now[0] += 10  # past `created`, far from done
     env = {**os.environ, "GPTPROTO_API_KEY": KEY}
     watcher = subprocess.Popen([sys.executable, "-m", "tui", "watch", "--base-url", sim.base_url, "--db", str(db)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        # Until the watcher has polled the job into `processing`: a change only it knows of.
+        # Until the watcher has taken in `processing`, a change only it knows of: a second GET
+        # is sent only once the first answer was read.
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not any(
-                r.method == "GET" and r.at - submitted.submitted_at > 8.5 for r in sim.requests):
+        while time.monotonic() < deadline and sum(r.method == "GET" for r in sim.requests) < 2:
             time.sleep(0.05)
         watcher.send_signal(signum)
         out, err = watcher.communicate(timeout=30)
