@@ -74,7 +74,9 @@ async def _until(pilot, condition, timeout: float = 60.0) -> None:
 async def test_completion_and_failure_notify_by_toast_bell_and_desktop(tmp_path, make_simulator, fake_notify_send,
                                                                        monkeypatch):
     """A job that runs alone is announced as itself; jobs that run together, once when the last one ends."""
-    simulator = make_simulator(job_seconds=0.3)
+    # The simulator's clock moves only when told, so "two together" are together on any machine.
+    now = [time.time()]
+    simulator = make_simulator(job_seconds=5, clock=lambda: now[0])
     monkeypatch.chdir(tmp_path)  # where a shell, had one run the text, would have left its files
     hostile = f"{simulator.faults.fail_later_word} $(touch pwned) `touch pwned2` <b>big</b> & co"
     app = HailuoApp(_settings(tmp_path, simulator.base_url))
@@ -83,14 +85,17 @@ async def test_completion_and_failure_notify_by_toast_bell_and_desktop(tmp_path,
     async with app.run_test(size=(160, 45)) as pilot:
         await asyncio.wait_for(app.ready.wait(), 10)
         ok = await app.service.submit(VideoRequest(prompt="a heron over a misty lake"))
+        now[0] += 10
         await _until(pilot, lambda: ok.is_success and len(bells) == 1)
         bad = await app.service.submit(VideoRequest(prompt=hostile))
+        now[0] += 10
         await _until(pilot, lambda: bad.is_finished and len(bells) == 2)
         raised = toasts(app)
         assert any(f"{ok.short_id} completed" in t for t in raised)
         assert any(f"{bad.short_id} failed" in t for t in raised)
         # Two together: no toast for the one that completed, one "all done" for both, one bell.
         pair = [await app.service.submit(VideoRequest(prompt=f"together {i}")) for i in range(2)]
+        now[0] += 10
         await _until(pilot, lambda: all(job.is_finished for job in pair) and len(bells) == 3)
         raised = toasts(app)
         assert not any(f"{pair[0].short_id} completed" in t for t in raised)
