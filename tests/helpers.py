@@ -57,7 +57,7 @@ async def submit_from_the_composer(app: Any, pilot: Any, prompt: str) -> tuple[A
 
     from tui.ui.widgets.job_table import JobTable
 
-    await asyncio.wait_for(app.ready.wait(), 10)
+    await asyncio.wait_for(app.ready.wait(), 60)
     app.query_one("#prompt", TextArea).text = prompt
     await pilot.press("ctrl+s")
     table = app.query_one(JobTable)

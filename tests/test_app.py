@@ -39,7 +39,7 @@ async def _until(pilot, condition: Callable[[], bool], timeout: float = 60.0) ->
 
 
 async def _started(app: HailuoApp, pilot) -> None:
-    await asyncio.wait_for(app.ready.wait(), 10)
+    await asyncio.wait_for(app.ready.wait(), 60)
     await pilot.pause()
 
 

@@ -41,7 +41,7 @@ def seeded_app(tmp_path):
 
 
 async def _ready(pilot) -> None:
-    await asyncio.wait_for(pilot.app.ready.wait(), 10)
+    await asyncio.wait_for(pilot.app.ready.wait(), 60)
     await pilot.pause()
 
 

@@ -397,7 +397,7 @@ async def test_a_second_dashboard_opens_read_only_and_says_so(tmp_path, make_sim
     try:
         app = HailuoApp(app_settings(tmp_path, sim, KEY))
         async with app.run_test(size=(160, 45)) as pilot:
-            await asyncio.wait_for(app.ready.wait(), 10)
+            await asyncio.wait_for(app.ready.wait(), 60)
             await pilot.pause()
             assert any("another hailuo-tui is writing" in t for t in toasts(app))
             assert app.query_one("#submit", Button).disabled

@@ -903,7 +903,7 @@ async def test_unshowable_times_in_the_history_show_as_unknown_on_screen_and_in_
     write_job_with_times(db, **UNSHOWABLE)
     app = HailuoApp(app_settings(tmp_path, sim, KEY, **FAST))
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 10)
+        await asyncio.wait_for(app.ready.wait(), 60)
         table = app.query_one(JobTable)
         table.focus()
         detail = app.query_one("#detail-body", Static)

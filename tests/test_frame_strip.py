@@ -57,11 +57,11 @@ def clips_app(tmp_path, monkeypatch):
 
 
 async def _show(pilot, local_id: str) -> FrameStrip:
-    await asyncio.wait_for(pilot.app.ready.wait(), 20)
+    await asyncio.wait_for(pilot.app.ready.wait(), 60)
     assert pilot.app.query_one(JobTable).select(local_id)
     await pilot.pause()
     strip = pilot.app.query_one("#detail #frames", FrameStrip)
-    await until(lambda: strip.preview is not None, pilot=pilot, timeout=30)
+    await until(lambda: strip.preview is not None, pilot=pilot)
     await pilot.pause()
     return strip
 
@@ -105,12 +105,14 @@ async def test_a_job_that_completes_shows_its_clips_real_facts(tmp_path, make_si
         async with app.run_test(size=(160, 45)) as pilot:
             table, job = await submit_from_the_composer(app, pilot, "a heron lifting off a misty lake")
             strip = app.query_one("#detail #frames", FrameStrip)
-            await until(lambda: strip.preview is not None, pilot=pilot, timeout=30)
+            await until(lambda: strip.preview is not None, pilot=pilot)
             assert strip.preview.facts == "2.0 s · 320×180 · 10 fps"
             assert len(strip.preview.frames) == 5
             fetched = [r for r in sim.requests if r.path.startswith("/files/")]
             assert len(fetched) == 1 and fetched[0].header("Authorization") is None  # never the key
-            assert list((tmp_path / "cache" / "frames").glob("*.json"))
+            # Kept for the next start: written once the frames are shown, not before.
+            await until(lambda: list((tmp_path / "cache" / "frames").glob("*.json")), pilot=pilot,
+                        what="(the frames never cached)")
             # Shown again: from memory, no second fetch.
             table.focus()
             await pilot.press("n")
@@ -192,7 +194,7 @@ async def test_the_composer_shows_the_chosen_image_once_it_validates(tmp_path, m
     with Simulator(require_key=KEY) as sim:
         app = HailuoApp(app_settings(tmp_path, sim, KEY, preview="blocks"))
         async with app.run_test(size=(160, 45)) as pilot:
-            await asyncio.wait_for(app.ready.wait(), 20)
+            await asyncio.wait_for(app.ready.wait(), 60)
             app.query_one("#scene", Select).value = "image-to-video"
             await pilot.pause()
             thumb = app.query_one("#image-thumb")

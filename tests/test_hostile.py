@@ -429,7 +429,7 @@ async def test_server_text_is_inert_in_the_table_detail_toasts_and_status_line(t
 
     app = HailuoApp(app_settings(tmp_path, sim, KEY), on_started=attach)
     async with app.run_test(size=(200, 45), notifications=True) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 10)
+        await asyncio.wait_for(app.ready.wait(), 60)
         table = app.query_one(JobTable)
         await until(lambda: table.total_count == 3 and all(j.status for j in table.visible_jobs()), pilot=pilot)
         failed = next(j for j in table.visible_jobs() if j.server_id == ids["ends failed"])
@@ -511,7 +511,7 @@ async def test_a_widgets_toast_is_plain_text_too(tmp_path, make_simulator):
 
     app = HailuoApp(app_settings(tmp_path, make_simulator(), KEY))
     async with app.run_test(size=(120, 30), notifications=True) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 10)
+        await asyncio.wait_for(app.ready.wait(), 60)
         app.query_one(JobTable).notify("template '[/]' [bold]deleted\x1b[2J")
         await until(lambda: len(app.screen.query(Toast)) > 0, pilot=pilot)
         drawn = [str(toast.render()) for toast in app.screen.query(Toast)]
@@ -765,7 +765,7 @@ async def test_the_dashboard_names_a_bad_image_at_its_field_and_sends_nothing(im
     image = image.replace("{tmp}", str(files))
     app = HailuoApp(app_settings(files, sim, KEY))
     async with app.run_test(size=(160, 50)) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 10)
+        await asyncio.wait_for(app.ready.wait(), 60)
         app.query_one("#scene", Select).value = "image-to-video"
         await pilot.pause()
         app.query_one("#prompt", TextArea).text = "a fox in the snow"
@@ -791,7 +791,7 @@ async def test_the_dashboards_batch_dialog_refuses_a_fifo_and_says_what_it_repai
     repaired.write_bytes(b'{"prompt": "a fox \xff in the snow"}\n')
     app = HailuoApp(app_settings(tmp_path, sim, KEY))
     async with app.run_test(size=(160, 50)) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 10)
+        await asyncio.wait_for(app.ready.wait(), 60)
         app.query_one(JobTable).focus()
         await pilot.press("b")
         await until(lambda: isinstance(app.screen, BatchScreen), pilot=pilot)

@@ -250,7 +250,7 @@ async def test_without_a_usable_key_the_dashboard_opens_read_only_and_says_how(k
     assert settings.api_key is None
     app = HailuoApp(settings)
     async with app.run_test(size=(120, 30)) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 10)
+        await asyncio.wait_for(app.ready.wait(), 60)
         await pilot.pause()
         assert "no key" in str(app.query_one(StatusLine).render())
         assert app.query_one("#submit", Button).disabled

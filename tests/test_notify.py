@@ -83,7 +83,7 @@ async def test_completion_and_failure_notify_by_toast_bell_and_desktop(tmp_path,
     bells: list[float] = []
     monkeypatch.setattr(app, "bell", lambda: bells.append(time.monotonic()))
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 10)
+        await asyncio.wait_for(app.ready.wait(), 60)
         ok = await app.service.submit(VideoRequest(prompt="a heron over a misty lake"))
         now[0] += 10
         await _until(pilot, lambda: ok.is_success and len(bells) == 1)
@@ -122,7 +122,7 @@ async def test_config_switch_turns_desktop_notifications_off(tmp_path, make_simu
     simulator = make_simulator(job_seconds=0.2)
     app = HailuoApp(_settings(tmp_path, simulator.base_url, desktop_notifications=False))
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 10)
+        await asyncio.wait_for(app.ready.wait(), 60)
         job = await app.service.submit(VideoRequest(prompt="a quiet one"))
         await _until(pilot, lambda: job.is_success)
         await _until(pilot, lambda: any("completed" in t for t in toasts(app)))

@@ -363,7 +363,7 @@ async def test_the_dashboard_notifies_through_tmux_and_sets_then_restores_the_ti
     written: list[str] = []
     app.signals.notifier._write = written.append
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 10)
+        await asyncio.wait_for(app.ready.wait(), 60)
         job = await app.service.submit(VideoRequest(prompt="a lighthouse; at dusk"))
         await until(lambda: any("]9;Video ready" in w for w in written), pilot=pilot, what="the notification")
         assert job.is_success
@@ -383,13 +383,13 @@ async def test_low_bandwidth_mode_shows_on_the_status_line_and_slows_the_clocks(
     sim = make_simulator()
     app = HailuoApp(_settings(tmp_path, sim, low_bandwidth=True))
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 10)
+        await asyncio.wait_for(app.ready.wait(), 60)
         await pilot.pause()
         assert "low-bandwidth" in str(app.query_one(StatusLine).render())
         assert app.query_one(JobTable)._tick_interval == 5.0 and app.animation_level == "none"
     normal = HailuoApp(_settings(tmp_path / "n", sim, low_bandwidth=False))
     async with normal.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(normal.ready.wait(), 10)
+        await asyncio.wait_for(normal.ready.wait(), 60)
         assert "low-bandwidth" not in str(normal.query_one(StatusLine).render())
 
 
@@ -403,7 +403,7 @@ async def test_a_failing_hook_is_shown_once_on_the_status_line(tmp_path, make_si
     script.write_text(f"import sys\nopen({str(marker)!r}, 'a').write('x')\nsys.exit(3)\n")
     app = HailuoApp(_settings(tmp_path, sim, on_complete=(sys.executable, str(script))))
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 10)
+        await asyncio.wait_for(app.ready.wait(), 60)
         await app.service.submit(VideoRequest(prompt="first"))
         status = app.query_one(StatusLine)
         await until(lambda: status.last_error is not None, pilot=pilot, what="the hook's failure")

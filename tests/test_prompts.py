@@ -134,7 +134,7 @@ def _history(path: Path, prompts: list[str]) -> None:
 
 
 async def _started(app: HailuoApp, pilot) -> None:
-    await asyncio.wait_for(app.ready.wait(), 10)
+    await asyncio.wait_for(app.ready.wait(), 60)
     await pilot.pause()
 
 

@@ -100,7 +100,7 @@ def _settings(tmp_path: Path, base_url: str, **changes) -> Settings:
 
 
 async def _started(app: HailuoApp, pilot) -> None:
-    await asyncio.wait_for(app.ready.wait(), 10)
+    await asyncio.wait_for(app.ready.wait(), 60)
     await pilot.pause()
 
 

@@ -349,7 +349,7 @@ async def test_open_in_browser_mode_uses_a_new_tab_and_only_for_web_addresses(tm
     opened: list[tuple[str, bool]] = []
     monkeypatch.setattr(app, "open_url", lambda url, new_tab=True: opened.append((url, new_tab)))
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 10)
+        await asyncio.wait_for(app.ready.wait(), 60)
         table = app.query_one(JobTable)
         table.select(jobs[0].local_id)
         await pilot.press("o")

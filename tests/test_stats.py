@@ -111,7 +111,7 @@ async def test_the_panel_toggles_and_follows_jobs_live_without_rescanning(tmp_pa
     simulator = make_simulator(job_seconds=0.3)
     app = HailuoApp(_settings(tmp_path, simulator.base_url))
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 10)
+        await asyncio.wait_for(app.ready.wait(), 60)
         await app.service.submit(VideoRequest(prompt="a fox"))
         panel = app.query_one(StatsPanel)
         assert not panel.display
@@ -154,7 +154,7 @@ async def test_changes_while_the_history_is_being_counted_are_not_lost(tmp_path,
 
     monkeypatch.setattr(Stats, "reset", slow_reset)
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.ready.wait(), 10)
+        await asyncio.wait_for(app.ready.wait(), 60)
         first = await app.service.submit(VideoRequest(prompt="counted from the history"))
         await _until(pilot, lambda: first.is_success)
         await pilot.press("t")

@@ -220,11 +220,20 @@ class HailuoApp(App[int]):
         if event.worker.group != "open":
             return
         if event.state == WorkerState.SUCCESS:
+            if self._on_its_way_out:
+                # Quit (or the terminal went) before the history finished opening: nothing is
+                # left to show it on, but its lock and files are let go as on any exit.
+                await event.worker.result.close()
+                return
             await self._service_opened(event.worker.result)
-        elif event.state == WorkerState.ERROR:
+        elif event.state == WorkerState.ERROR and not self._on_its_way_out:
             await self.dashboard.service_failed(clean(getattr(event.worker.error, "message", None)
                                                       or event.worker.error))
             self.ready.set()
+
+    @property
+    def _on_its_way_out(self) -> bool:
+        return self._leaving or not self.is_running or self.dashboard._closing or self.dashboard._closed
 
     def on_history_read(self, message: HistoryRead) -> None:
         if not self._history_shown and self.is_running:
