@@ -70,3 +70,18 @@ def test_the_command_line_does_not_load_textual_until_it_starts_the_dashboard(mo
 @pytest.mark.parametrize("module", [m for m in ALL_MODULES if not m.startswith(("tui.core", "tui.cli"))])
 def test_every_other_module_imports_on_its_own(module):
     _loaded_after_import(module)
+
+
+DOCUMENTS = ("README.md", "docs/ARCHITECTURE.md", "docs/FAULTS.md", "docs/CLI.md", "bench/README.md")
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_every_source_file_the_documents_name_is_there(document):
+    # A reader who opens the file a document names finds it: moved modules take their docs along.
+    import re
+
+    root = PACKAGE.parent
+    text = (root / document).read_text(encoding="utf-8")
+    named = set(re.findall(r"(?<![\w/-])tui/[A-Za-z_/]*\.(?:py|tcss|html)\b", text))
+    missing = sorted(path for path in named if not (root / path).exists())
+    assert not missing, f"{document} names files that are not there: {missing}"
