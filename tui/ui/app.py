@@ -121,7 +121,20 @@ class HailuoApp(App[int]):
             self.set_keymap(dict(self.settings.keymap))
         self._handle_signals()
 
+    def _report_keymap_problems(self) -> None:
+        """Ids no binding has and keys bound twice are named, not silently applied: in a toast each,
+        and the first on the status line (where it stays: the config is read again only at start)."""
+        from tui.ui.keys import keymap_problems
+
+        problems = keymap_problems(self.settings.keymap) if self.settings.keymap else []
+        for problem in problems:
+            self.notify(problem, title="Keymap", severity="warning", timeout=15)
+        if problems:
+            more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+            self.dashboard.show_error(problems[0] + more, "keymap")
+
     def on_ready(self) -> None:
+        self._report_keymap_problems()
         # The first frame is on screen: now the newest jobs (read from the head of the history
         # in a few milliseconds, here, so they make the very next frame), then the whole history
         # and the service in a thread.

@@ -33,6 +33,7 @@ from tui.core.records import Job
 from tui.core.text import one_line
 from tui.ui import clipboard
 from tui.ui.glyphs import plain_screen
+from tui.ui.keys import in_force, key_label
 from tui.ui.messages import DownloadEnded, JobForgotten, JobUpdated, NoticePosted, PollerStateChanged
 from tui.ui.widgets.detail import DetailPane, clean
 from tui.ui.widgets.job_table import JobTable
@@ -95,7 +96,8 @@ class DashboardScreen(Screen[None]):
         Binding("i", "toggle_detail", "Detail", show=False, id="app.detail"),
         # The detail pane's own `v`, from the table too (the pane rarely has the focus); no
         # description, so the help lists it once, under the pane.
-        Binding("v", "toggle_raw", "", show=False, id="app.raw"),
+        Binding("v", "toggle_raw", "", show=False, id="app.raw",
+                tooltip="Raw JSON of the detail pane, from the table"),
         Binding("escape", "back", "Back", show=False, id="app.back"),
     ]
 
@@ -564,12 +566,12 @@ class DashboardScreen(Screen[None]):
         seen: set[tuple[str, str]] = set()
         for section, node in self._binding_sources(("Dashboard", "Jobs", "Composer", "Detail")):
             by_action: dict[str, tuple[list[str], str]] = {}
-            for key, bindings in node._bindings.key_to_bindings.items():
+            for key, bindings in in_force(node, self.app._keymap).key_to_bindings.items():
                 for binding in bindings:
                     if not binding.description or binding.id is None:
                         continue  # inherited scroll keys carry no id: they are not part of the product's keys
                     entry = by_action.setdefault(binding.action, ([], binding.description))
-                    entry[0].append(_key_label(key))
+                    entry[0].append(key_label(key))
             for action, (keys, description) in by_action.items():
                 if (section, action) not in seen:
                     seen.add((section, action))
@@ -578,17 +580,21 @@ class DashboardScreen(Screen[None]):
         return rows
 
     def key_commands(self) -> Iterable[SystemCommand]:
-        """The command palette's entries: every described key of the dashboard, by what it does."""
+        """The command palette's entries: every described key of the dashboard, by what it does,
+        with the keys in force (the config's [keymap] laid over the bindings)."""
         for section, node in self._binding_sources(("", "Jobs: ", "Composer: ", "Detail: ")):
-            done: set[str] = set()
-            for bindings in node._bindings.key_to_bindings.values():
+            keys_of: dict[str, list[str]] = {}
+            described: dict[str, Any] = {}
+            for key, bindings in in_force(node, self.app._keymap).key_to_bindings.items():
                 for binding in bindings:
-                    if (not binding.description or binding.id is None or binding.action in done
+                    if (not binding.description or binding.id is None
                             or binding.action in ("back", "app.quit")):
                         continue
-                    done.add(binding.action)
-                    yield SystemCommand(f"{section}{binding.description}", f"key {_key_label(binding.key)}",
-                                        _runner(node, binding.action))
+                    keys_of.setdefault(binding.action, []).append(key_label(key))
+                    described.setdefault(binding.action, binding)
+            for action, binding in described.items():
+                yield SystemCommand(f"{section}{binding.description}", f"key {', '.join(keys_of[action])}",
+                                    _runner(node, action))
 
     def _binding_sources(self, names: tuple[str, str, str, str]) -> list[tuple[str, Any]]:
         """(section name, node) of everything that has keys: this screen (quit included), the table, the form, the detail."""
@@ -914,10 +920,6 @@ class DashboardScreen(Screen[None]):
         from tui.ui.screens.dialogs import CopyMenu
 
         self.app.push_screen(CopyMenu(self.copy_choices(job)), chosen)
-
-
-def _key_label(key: str) -> str:
-    return {"question_mark": "?", "slash": "/", "escape": "Esc", "equals_sign": "="}.get(key, key)
 
 
 def _runner(node: Any, action: str) -> Callable[[], Any]:
