@@ -399,3 +399,39 @@ async def test_the_dashboards_keys_do_nothing_under_a_dialog(tmp_path):
         await _until(pilot, lambda: not isinstance(app.screen, HelpScreen))
         await pilot.press("p")
         await _until(pilot, lambda: table.frozen)
+
+
+# -- 80x24: the form fits, its result line on screen ----------------------------------------------
+
+def _on_screen(app, widget) -> bool:
+    """The widget is drawn whole between the status line and the footer."""
+    from textual.widgets import Footer
+
+    region = widget.region
+    footer = app.screen.query_one(Footer).region
+    return bool(region) and app.screen.region.contains_region(region) and region.bottom <= footer.y
+
+
+async def test_at_80x24_the_forms_result_line_is_on_screen_after_a_send_and_after_a_refusal(tmp_path, make_simulator):
+    simulator = make_simulator(job_seconds=30)
+    app = HailuoApp(_settings(tmp_path, simulator.base_url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _started(app, pilot)
+        await pilot.press("n")
+        await pilot.press(*"a fox in the snow")
+        await pilot.press("ctrl+s")
+        note = app.query_one("#submit-note", Static)
+        await _until(pilot, lambda: "sent as" in str(note.render()))
+        await pilot.pause()
+        assert _on_screen(app, note), (note.region, app.screen.region)
+        assert _on_screen(app, app.query_one("#submit", Button))
+
+        # Image to video: more fields, and a refusal (no first frame) must be seen too.
+        app.query_one("#scene").value = "image-to-video"
+        await pilot.pause()
+        app.query_one("#prompt", TextArea).focus()
+        await pilot.press("ctrl+s")
+        await _until(pilot, lambda: "fix the fields" in str(note.render()))
+        await pilot.pause()
+        assert _on_screen(app, note), (note.region, app.screen.region)
+        assert _on_screen(app, app.query_one("#image-error", Static))

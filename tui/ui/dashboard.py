@@ -46,6 +46,9 @@ if TYPE_CHECKING:
     from tui.ui.widgets.composer import Composer
 
 WIDE_COLUMNS = 140
+#: Below this many rows the form drops its blank lines and shortens the prompt box, so that it
+#: fits with its result line (80x24: 22 rows between the status line and the footer).
+SHORT_ROWS = 32
 #: Seconds between clock ticks of the table in low-bandwidth mode (a tick rewrites every visible row's clock).
 LOW_BANDWIDTH_TICK = 5.0
 QUICK_FILTERS = {"1": None, "2": "pending", "3": "failed", "4": "completed"}
@@ -225,7 +228,7 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         # Layout classes first: set later, they would restyle every widget a second time.
-        self._apply_width(self.app.size.width)
+        self._apply_size(self.app.size.width, self.app.size.height)
         yield StatusLine(id="status")
         with Horizontal(id="main"):
             # Its place is kept (same size) so nothing moves when the form arrives after the first frame.
@@ -299,12 +302,13 @@ class DashboardScreen(Screen[None]):
         return task.result() if task is not None and task.done() and not task.exception() else None
 
     def on_resize(self, event) -> None:
-        self._apply_width(event.size.width)
+        self._apply_size(event.size.width, event.size.height)
 
-    def _apply_width(self, width: int) -> None:
+    def _apply_size(self, width: int, height: int) -> None:
         narrow = width < WIDE_COLUMNS
         self.set_class(narrow, "-narrow")
         self.set_class(not narrow, "-wide")
+        self.set_class(height < SHORT_ROWS, "-short")
         self.set_class(plain_screen(), "-plain-glyphs")  # TERM=linux: ASCII borders (tui/ui/glyphs.py)
 
     def on_download_progressed(self, message: DownloadProgressed) -> None:
