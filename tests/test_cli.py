@@ -273,6 +273,20 @@ def test_show_finds_by_server_id_local_id_and_unique_prefix(history):
     assert missing.exit_code == 2 and "zzz" in missing.stderr
 
 
+def test_show_with_a_prefix_of_three_jobs_says_it_is_ambiguous_and_lists_them(history):
+    """As a script meets it: a subprocess, one line on stderr naming every match, exit 2."""
+    proc = run_cli("show", "pred-", base_url="http://127.0.0.1:9", db=history)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    line, = proc.stderr.splitlines()
+    assert line.startswith("error: 'pred-' is ambiguous: 3 jobs match (")
+    assert "no job matches" not in line
+    # newest first
+    assert line.index("pred-run-3") < line.index("pred-fail-2") < line.index("pred-done-1")
+    missing = run_cli("show", "zzz", base_url="http://127.0.0.1:9", db=history)
+    assert missing.returncode == 2 and "no job matches 'zzz'" in missing.stderr
+
+
 def test_server_text_is_printed_without_escape_sequences(history):
     result = invoke("show", "pred-fail-2", "--db", str(history))
     assert "content policy violation" in result.stdout
