@@ -143,6 +143,8 @@ class Composer(VerticalScroll, can_focus=False):
             yield Select(_options(self._durations(spec.id, catalog.default_resolution(spec.id))),
                          value=catalog.DEFAULT_DURATION, allow_blank=False, compact=True, id="duration")
         yield FieldMessage(id="duration-error", classes="field-error")
+        # Says when a choice the new model or resolution does not offer was replaced.
+        yield FieldMessage(id="choices-note", classes="choices-note")
         yield Static(Text(self.prices.estimate(spec.id, catalog.default_resolution(spec.id),
                                                catalog.DEFAULT_DURATION).line()), id="estimate", classes="estimate")
         with Horizontal(classes="composer-row"):
@@ -286,6 +288,13 @@ class Composer(VerticalScroll, can_focus=False):
             res_select.value = new_res
             dur_select.set_options(_options(durations))
             dur_select.value = new_dur
+        replaced = []
+        if wanted_res not in (None, Select.BLANK) and wanted_res != new_res:
+            replaced.append(f"resolution {wanted_res} is now {new_res}")
+        if wanted_dur not in (None, Select.BLANK) and wanted_dur != new_dur:
+            replaced.append(f"duration {wanted_dur} s is now {new_dur} s")
+        self.query_one("#choices-note", FieldMessage).show(
+            [f"not offered by {model} at {new_res}: {', '.join(replaced)}"] if replaced else [])
 
     def _sync_scene(self) -> None:
         is_image = self.query_one("#scene", Select).value == "image-to-video"
@@ -367,6 +376,7 @@ class Composer(VerticalScroll, can_focus=False):
 
     @on(Select.Changed, "#duration")
     def _duration_changed(self) -> None:
+        self.query_one("#choices-note", FieldMessage).show([])  # the user chose: no longer a replacement
         self._update_estimate()
         self._schedule_validation()
 
