@@ -435,3 +435,36 @@ async def test_at_80x24_the_forms_result_line_is_on_screen_after_a_send_and_afte
         await pilot.pause()
         assert _on_screen(app, note), (note.region, app.screen.region)
         assert _on_screen(app, app.query_one("#image-error", Static))
+
+
+async def test_request_json_copies_the_body_as_sent_with_the_image_named_not_inlined(tmp_path, make_simulator):
+    import hashlib
+    import json
+
+    from PIL import Image
+
+    from helpers import posts
+
+    image = tmp_path / "first-frame.png"
+    Image.new("RGB", (640, 400), (30, 120, 200)).save(image)
+    simulator = make_simulator(job_seconds=30)
+    app = HailuoApp(_settings(tmp_path, simulator.base_url))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await _started(app, pilot)
+        app.query_one("#scene").value = "image-to-video"
+        await pilot.pause()
+        app.query_one("#image", Input).value = str(image)
+        await _type_prompt(app, pilot, "the lake at dawn")
+        app.query_one("#prompt", TextArea).focus()
+        await pilot.press("ctrl+s")
+        table = app.query_one(JobTable)
+        await _until(pilot, lambda: table.total_count == 1 and table.visible_jobs()[0].server_id is not None)
+        table.focus()
+        copied = json.loads(await copy_from_the_menu(app, pilot, "request"))
+    sent = json.loads(posts(simulator)[0].body)
+    assert sent["image"].startswith("data:image/png;base64,iVBOR")  # the real thing went to the server
+    assert {k: v for k, v in copied.items() if k != "image"} == {k: v for k, v in sent.items() if k != "image"}
+    assert copied["prompt"] == "the lake at dawn" and "model" not in copied  # the body, not the stored record
+    assert copied["image"].startswith("data:image/png;base64,")
+    assert str(image) in copied["image"] and hashlib.sha256(image.read_bytes()).hexdigest() in copied["image"]
+    assert len(copied["image"]) < 300 and KEY not in json.dumps(copied)

@@ -175,16 +175,45 @@ def validate(request: VideoRequest, *, allow_uncertain: bool = False, check_file
     return errors
 
 
-def api_body(request: VideoRequest) -> dict[str, Any]:
-    """The JSON body for the create call (images turned into URLs or data: URLs).
-
-    ImageRefused (with `.field`) when a local image no longer passes its checks."""
-    body: dict[str, Any] = {
+def _body_fields(request: VideoRequest) -> dict[str, Any]:
+    return {
         "prompt": request.prompt,
         "duration": request.duration,
         "resolution": request.resolution,
         "enable_prompt_expansion": request.prompt_expansion,
     }
+
+
+def sent_body(record: dict[str, Any]) -> dict[str, Any]:
+    """The create call's body as `api_body` built it, from a job's history record. A local image
+    went as a data: URL whose bytes the history never keeps: it stands as `data:<type>;base64,…`
+    followed by what identifies the file (its path, size and checksum)."""
+    data = {key: value for key, value in record.items() if key not in ("image", "end_image")}
+    body = _body_fields(VideoRequest.from_dict(data))
+    for name in ("image", "end_image"):
+        image = record.get(name)
+        source = image.get("source") if isinstance(image, dict) else image
+        if not isinstance(source, str) or not source.strip():
+            continue
+        if is_url(source):
+            body[name] = source.strip()
+            continue
+        facts = image if isinstance(image, dict) else {}
+        mime = IMAGE_FORMATS.get(str(facts.get("format") or ""), "image")
+        about = [source.strip()]
+        if isinstance(facts.get("size_bytes"), int):
+            about.append(f"{facts['size_bytes']} bytes")
+        if facts.get("sha256"):
+            about.append(f"sha256 {facts['sha256']}")
+        body[name] = f"data:{mime};base64,\u2026 ({', '.join(about)})"
+    return body
+
+
+def api_body(request: VideoRequest) -> dict[str, Any]:
+    """The JSON body for the create call (images turned into URLs or data: URLs).
+
+    ImageRefused (with `.field`) when a local image no longer passes its checks."""
+    body = _body_fields(request)
     for name in ("image", "end_image"):
         source = getattr(request, name)
         if source:

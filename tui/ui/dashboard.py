@@ -893,7 +893,8 @@ class DashboardScreen(Screen[None]):
             choices.append(("output", "First output URL"))
             if len(job.outputs) > 1:
                 choices.append(("outputs", f"All {len(job.outputs)} output URLs"))
-        choices.append(("request", "Request as JSON"))
+        if not job.request.get("attached"):  # an attached job was not sent from here: no body to copy
+            choices.append(("request", "Request body as sent (JSON)"))
         if job.server_id:
             choices.append(("curl", f"curl command for the result (key as ${ENV_KEY})"))
         return choices
@@ -906,7 +907,9 @@ class DashboardScreen(Screen[None]):
         if choice == "outputs" and job.outputs:
             return "\n".join(job.outputs), f"{len(job.outputs)} output URLs"
         if choice == "request":
-            return json.dumps(job.request, indent=2, ensure_ascii=False), "the request as JSON"
+            from tui.core.catalog import sent_body
+
+            return json.dumps(sent_body(job.request), indent=2, ensure_ascii=False), "the request body as sent"
         if choice == "curl" and job.server_id:
             return curl_command(self.app.settings, job.server_id), "the curl command"
         return None
