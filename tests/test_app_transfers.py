@@ -125,6 +125,8 @@ async def test_d_on_a_job_without_output_says_why(tmp_path, make_simulator):
         await _select(app, pilot, sid)
         await pilot.press("d")
         await _until(pilot, lambda: any("ended failed with no output" in t for t in toasts(app)))
+        said = next(t for t in toasts(app) if "ended failed with no output" in t)
+        assert said.count(sid[:12]) == 1, said  # the job named once
     assert _file_requests(sim) == []
 
 

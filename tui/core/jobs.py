@@ -666,7 +666,7 @@ class JobService:
         if reason is not None:
             raise NothingToDownload(reason)
         if local_id in self.downloading:
-            raise DownloadError(f"{job.short_id} is being downloaded already", exit_code=2)
+            raise DownloadError("being downloaded already", exit_code=2)  # the caller names the job
         target = Path(directory if directory is not None else self.settings.download_dir).expanduser()
         downloader = self._get_downloader()
         self.downloading.add(local_id)

@@ -370,7 +370,8 @@ class DashboardScreen(Screen[None]):
             return
         reason = nothing_to_download(job)
         if reason is not None:
-            self.notify(clean(reason), title="Nothing to download", severity="warning", timeout=5)
+            self.notify(f"{clean(job.short_id)}: {clean(reason)}", title="Nothing to download", severity="warning",
+                        timeout=5)
             return
         if job.local_id in self.service_downloading():
             self.notify(f"{clean(job.short_id)} is being downloaded already", timeout=3)
