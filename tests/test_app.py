@@ -172,7 +172,8 @@ async def test_without_a_key_the_history_opens_read_only_and_submit_says_why(tmp
     app = HailuoApp(_settings(tmp_path, simulator.base_url, api_key=None))
     async with app.run_test(size=(80, 24)) as pilot:
         await _started(app, pilot)
-        assert "no key" in str(app.query_one(StatusLine).render())
+        status = str(app.query_one(StatusLine).render())
+        assert "· no key ·" in status and "key no key" not in status
         await pilot.press("n")
         await pilot.pause()
         assert app.query_one("#submit", Button).disabled
