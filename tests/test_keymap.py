@@ -3,50 +3,34 @@ a wrong id or a stolen key is named at start, and docs/KEYS.md lists every bindi
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 
 from textual.command import CommandList
 from textual.widgets import Static
 
-from tui.core.config import Settings
 from tui.ui.app import HailuoApp
 from tui.ui.keys import keymap_problems, keys_markdown
 from tui.ui.screens.dialogs import ConfirmScreen, HelpScreen
 from tui.ui.widgets.job_table import JobTable
 from tui.ui.widgets.status_line import StatusLine
 
-from helpers import toasts, until
+from helpers import app_settings, started, toasts, until
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _settings(tmp_path, **changes) -> Settings:
-    # No server is needed: nothing here is polled or sent.
-    values = dict(api_key="test-key-0123456789abcd", base_url="http://127.0.0.1:9", db_path=tmp_path / "history.json",
-                  config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
-                  cache_dir=tmp_path / "cache")
-    values.update(changes)
-    return Settings(**values)
 
 
 def _help_line(text: str, description: str) -> str:
     return next(line for line in text.splitlines() if re.search(rf"\s{re.escape(description)}$", line))
 
 
-async def _started(app, pilot) -> None:
-    await asyncio.wait_for(app.ready.wait(), 60)
-    await pilot.pause()
-
-
 async def test_help_and_palette_show_a_remapped_key_and_the_key_acts(tmp_path):
     from tui.simulator.demo import sample_jobs, write_history
 
     write_history(tmp_path / "history.json", sample_jobs(1_790_000_000.0))
-    app = HailuoApp(_settings(tmp_path, keymap={"app.forget": "delete"}), poll=False)
+    app = HailuoApp(app_settings(tmp_path, keymap={"app.forget": "delete"}), poll=False)
     async with app.run_test(size=(120, 36)) as pilot:
-        await _started(app, pilot)
+        await started(app, pilot)
         await pilot.press("question_mark")
         await until(lambda: isinstance(app.screen, HelpScreen), pilot=pilot)
         text = str(app.screen.query_one("#help-text", Static).render())
@@ -79,9 +63,9 @@ async def test_help_and_palette_show_a_remapped_key_and_the_key_acts(tmp_path):
 
 
 async def test_a_stolen_key_and_an_unknown_id_are_named_at_start_and_the_app_runs_on(tmp_path):
-    app = HailuoApp(_settings(tmp_path, keymap={"app.quit": "n", "app.frobnicate": "f9"}), poll=False)
+    app = HailuoApp(app_settings(tmp_path, keymap={"app.quit": "n", "app.frobnicate": "f9"}), poll=False)
     async with app.run_test(size=(120, 36)) as pilot:
-        await _started(app, pilot)
+        await started(app, pilot)
         await until(lambda: len([t for t in toasts(app) if "[keymap]" in t]) == 2, pilot=pilot)
         named = [t for t in toasts(app) if "[keymap]" in t]
         assert any("'app.quit'" in t and "'app.new'" in t and " n " in t for t in named), named

@@ -5,19 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 
-from tui.core.config import Settings
 from tui.core.ui_state import saved_theme, ui_state_path
 from tui.ui.app import HailuoApp
 
-from helpers import until
-
-
-def _settings(tmp_path, **changes) -> Settings:
-    values = dict(api_key="test-key-0123456789abcd", base_url="http://127.0.0.1:9", db_path=tmp_path / "history.json",
-                  config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
-                  cache_dir=tmp_path / "cache", state_dir=tmp_path / "state")
-    values.update(changes)
-    return Settings(**values)
+from helpers import app_settings, until
 
 
 async def _pick_theme_in_the_palette(app, pilot, name: str) -> None:
@@ -36,14 +27,14 @@ async def _pick_theme_in_the_palette(app, pilot, name: str) -> None:
 
 
 async def test_the_theme_picked_in_the_palette_is_the_theme_of_the_next_run(tmp_path):
-    app = HailuoApp(_settings(tmp_path), poll=False)
+    app = HailuoApp(app_settings(tmp_path, state_dir=tmp_path / "state"), poll=False)
     async with app.run_test(size=(120, 36)) as pilot:
         await asyncio.wait_for(app.ready.wait(), 60)
         assert app.theme != "nord"
         await _pick_theme_in_the_palette(app, pilot, "nord")
         await until(lambda: saved_theme(ui_state_path(tmp_path / "state"), None) == "nord", pilot=pilot)
 
-    again = HailuoApp(_settings(tmp_path), poll=False)
+    again = HailuoApp(app_settings(tmp_path, state_dir=tmp_path / "state"), poll=False)
     async with again.run_test(size=(120, 36)) as pilot:
         await asyncio.wait_for(again.ready.wait(), 60)
         assert again.theme == "nord"
@@ -53,7 +44,7 @@ async def test_a_theme_set_in_the_config_since_wins_over_the_one_remembered(tmp_
     path = ui_state_path(tmp_path / "state")
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"theme": "nord", "config_theme": None}))
-    app = HailuoApp(_settings(tmp_path, theme="gruvbox"), poll=False)
+    app = HailuoApp(app_settings(tmp_path, state_dir=tmp_path / "state", theme="gruvbox"), poll=False)
     async with app.run_test(size=(120, 36)) as pilot:
         await asyncio.wait_for(app.ready.wait(), 60)
         assert app.theme == "gruvbox"
