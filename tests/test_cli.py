@@ -24,6 +24,8 @@ from tui.cli import main as cli
 from tui.cli import common, render
 from tui.core.records import Job
 
+from helpers import make_job
+
 KEY = "sk-testkey0123456789abcdef"
 PUBLIC_FIELDS = {
     "id", "local_id", "model", "scene", "status", "outputs", "result_url", "error",
@@ -39,14 +41,6 @@ def db(tmp_path) -> Path:
 
 def invoke(*args: str, input: str | None = None, env: dict | None = None):
     return CliRunner().invoke(cli.main, list(args), input=input, env=env, catch_exceptions=False)
-
-
-def make_job(local_id: str, *, server_id: str | None, status: str, prompt: str = "a red fox in snow",
-             submitted_at: float = 1_767_225_600.0, **fields) -> Job:
-    request = {"model": "hailuo-2.3-fast", "scene": "text-to-video", "prompt": prompt, "duration": 6,
-               "resolution": "768P", "prompt_expansion": True, "image": None, "end_image": None}
-    return Job(local_id=local_id, request=request, submitted_at=submitted_at, status=status,
-               server_id=server_id, **fields)
 
 
 def write_history(path: Path, jobs: list[Job]) -> None:

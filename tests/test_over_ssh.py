@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers import app_settings, until
+from helpers import app_settings, make_job, until
 from tui.core import terminal_seq as seq
 from tui.core.catalog import VideoRequest
 from tui.core.config import ConfigError, Settings, load_settings
 from tui.core.eta import BUILT_IN_LABEL, EtaBook, EtaSchedule, Estimate, eta_text
 from tui.core.hooks import HookRunner
 from tui.core.poller import Poller
-from tui.core.records import Job
+from tui.core.records import SUBMITTING, Job
 from tui.core.session import SessionTally
 from tui.simulator.server import REALISTIC_SPREAD
 from tui.ui.notify import TerminalNotifier
@@ -131,9 +131,9 @@ def test_terminal_notifier_writes_what_the_terminal_needs_and_restores_the_title
 # -- the session's rounds --------------------------------------------------------------------------
 
 def _job(local_id: str, status: str = "processing", **request) -> Job:
-    job = Job(local_id=local_id, request={"model": "hailuo-2.3-fast", "scene": "text-to-video", "prompt": "p",
-                                          "resolution": "768P", "duration": 6, **request},
-              submitted_at=1000.0, server_id=f"s-{local_id}")
+    """A job submitted at 1000.0 that went to `status` then (its status history says so)."""
+    job = make_job(local_id, status=SUBMITTING, server_id=f"s-{local_id}", prompt="p", submitted_at=1000.0,
+                   request=request)
     job.set_status(status, 1000.0)
     return job
 

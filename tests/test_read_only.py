@@ -19,16 +19,15 @@ from tui.core.store import HistoryStore
 from tui.ui.widgets.job_table import JobTable
 from tui.ui.widgets.status_line import StatusLine
 
-from helpers import app_settings, copy_from_the_menu, started, toasts
+from helpers import app_settings, copy_from_the_menu, make_job, started, toasts
 
 KEY = "sk-readonly-test-key-0123456789"
 
 
 def _job(local_id: str, server_id: str, status: str, prompt: str) -> Job:
-    request = {"model": "hailuo-2.3-fast", "scene": "text-to-video", "prompt": prompt, "duration": 6,
-               "resolution": "768P", "prompt_expansion": True, "image": None, "end_image": None}
-    return Job(local_id=local_id, server_id=server_id, request=request, submitted_at=time.time() - 60,
-               status=status, outputs=["https://cdn.example/fox.mp4"] if status == "completed" else [])
+    """Submitted a minute ago; a completed one has its output."""
+    return make_job(local_id, server_id=server_id, status=status, prompt=prompt, submitted_at=time.time() - 60,
+                    outputs=["https://cdn.example/fox.mp4"] if status == "completed" else [])
 
 
 
