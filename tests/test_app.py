@@ -445,3 +445,89 @@ async def test_request_json_copies_the_body_as_sent_with_the_image_named_not_inl
     assert copied["image"].startswith("data:image/png;base64,")
     assert str(image) in copied["image"] and hashlib.sha256(image.read_bytes()).hexdigest() in copied["image"]
     assert len(copied["image"]) < 300 and KEY not in json.dumps(copied)
+
+
+# -- an image is read once a submit, never on the UI loop --------------------------------------------
+
+def _count_opens(monkeypatch, path) -> list[bool]:
+    """Every open of `path` (os.open, open, Pillow's): one entry each, True when on the main
+    thread, where the dashboard's loop runs."""
+    import builtins
+    import os
+    import threading
+
+    opened: list[bool] = []
+    real_os_open, real_open = os.open, builtins.open
+    wanted = os.path.realpath(path)
+
+    def note(target) -> None:
+        if isinstance(target, (str, bytes, os.PathLike)) and os.path.realpath(os.fsdecode(target)) == wanted:
+            opened.append(threading.current_thread() is threading.main_thread())
+
+    def counting_os_open(target, *args, **kwargs):
+        note(target)
+        return real_os_open(target, *args, **kwargs)
+
+    def counting_open(target, *args, **kwargs):
+        note(target)
+        return real_open(target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting_os_open)
+    monkeypatch.setattr(builtins, "open", counting_open)
+    return opened
+
+
+async def test_a_submit_with_an_image_opens_the_file_once_and_not_on_the_ui_loop(tmp_path, make_simulator,
+                                                                                  monkeypatch):
+    import json
+
+    from PIL import Image
+
+    from helpers import posts
+
+    image = tmp_path / "first-frame.png"
+    Image.new("RGB", (640, 400), (30, 120, 200)).save(image)
+    simulator = make_simulator(job_seconds=30)
+    # Previews off: the detail pane's strip would read the image again to draw it, after the submit.
+    app = HailuoApp(app_settings(tmp_path, simulator, KEY, preview="off"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await started(app, pilot)
+        app.query_one("#scene").value = "image-to-video"
+        await pilot.pause()
+        app.query_one("#image", Input).value = str(image)
+        app.query_one("#prompt", TextArea).text = "the lake at dawn"
+        app.query_one("#prompt", TextArea).focus()
+        await pilot.pause()
+        opened = _count_opens(monkeypatch, image)
+        await pilot.press("ctrl+s")
+        table = app.query_one(JobTable)
+        await until(lambda: table.total_count == 1 and table.visible_jobs()[0].server_id is not None, pilot=pilot)
+        job = table.visible_jobs()[0]
+        assert opened == [False], opened  # once, in a thread
+    import base64
+    import hashlib
+
+    sent = json.loads(posts(simulator)[0].body)["image"]
+    assert base64.b64decode(sent.split(",", 1)[1]) == image.read_bytes()  # the bytes read are the bytes sent
+    assert job.request["image"]["sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+
+
+def test_a_submit_from_the_cli_or_a_batch_reads_each_image_once(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from tui.core.catalog import read_images
+    from tui.core.jobs import prepare_submit
+
+    first, last = tmp_path / "first.png", tmp_path / "last.png"
+    for path in (first, last):
+        Image.new("RGB", (640, 400), (30, 120, 200)).save(path)
+    request = VideoRequest(scene="image-to-video", prompt="a door opens", image=str(first), end_image=str(last),
+                           model="hailuo-02-standard")
+    opened_first, opened_last = _count_opens(monkeypatch, first), _count_opens(monkeypatch, last)
+    errors, body, record = prepare_submit(request)
+    assert errors == [] and body["image"].startswith("data:image/png;base64,") and record["image"]["sha256"]
+    assert len(opened_first) == 1 and len(opened_last) == 1
+    read = read_images(request)
+    assert len(opened_first) == 2 and len(opened_last) == 2
+    prepare_submit(request, images=read)  # what the form read goes on: nothing opened again
+    assert len(opened_first) == 2 and len(opened_last) == 2

@@ -19,8 +19,10 @@ from tui.core.images import (  # noqa: F401
     ImageRefused,
     human_bytes,
     image_payload,
+    file_problem,
     inspect_image,
     is_url,
+    read_image,
 )
 from tui.core.text import first_unsafe
 
@@ -175,6 +177,41 @@ def validate(request: VideoRequest, *, allow_uncertain: bool = False, check_file
     return errors
 
 
+@dataclass(frozen=True)
+class ReadImages:
+    """A request's image files, each opened once: what the checks found, and for each image that
+    passed the value sent for it. Handed from the form to the service so neither reads again."""
+
+    sources: dict[str, str]
+    errors: tuple[FieldError, ...]
+    infos: dict[str, ImageInfo]
+    payloads: dict[str, str]
+
+    def matches(self, request: VideoRequest) -> bool:
+        """Read for this request's images (not for an earlier path)."""
+        return self.sources == _image_sources(request)
+
+
+def _image_sources(request: VideoRequest) -> dict[str, str]:
+    found = {name: (getattr(request, name) or "").strip() for name in ("image", "end_image")}
+    return {name: source for name, source in found.items() if source}
+
+
+def read_images(request: VideoRequest) -> ReadImages:
+    """Read each image of the request once (blocking: in a thread)."""
+    sources = _image_sources(request)
+    errors: list[FieldError] = []
+    infos: dict[str, ImageInfo] = {}
+    payloads: dict[str, str] = {}
+    for name, source in sources.items():
+        info, payload = read_image(source)
+        errors.extend(FieldError(name, message) for message in info.errors)
+        infos[name] = info
+        if payload is not None:
+            payloads[name] = payload
+    return ReadImages(sources, tuple(errors), infos, payloads)
+
+
 def _body_fields(request: VideoRequest) -> dict[str, Any]:
     return {
         "prompt": request.prompt,
@@ -209,14 +246,18 @@ def sent_body(record: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def api_body(request: VideoRequest) -> dict[str, Any]:
-    """The JSON body for the create call (images turned into URLs or data: URLs).
+def api_body(request: VideoRequest, payloads: dict[str, str] | None = None) -> dict[str, Any]:
+    """The JSON body for the create call (images turned into URLs or data: URLs). `payloads`
+    gives the images' values already read (`read_image`), so no file is opened again.
 
     ImageRefused (with `.field`) when a local image no longer passes its checks."""
     body = _body_fields(request)
     for name in ("image", "end_image"):
         source = getattr(request, name)
         if source:
+            if payloads is not None and name in payloads:
+                body[name] = payloads[name]
+                continue
             try:
                 body[name] = image_payload(source)
             except ImageRefused as exc:

@@ -488,16 +488,16 @@ class DashboardScreen(Screen[None]):
         if self.app.service is None:
             event.composer.set_note("the history is still opening; try again in a moment", error=True)
             return
-        request, composer = event.request, event.composer
+        request, composer, images = event.request, event.composer, event.images
         ago = self.app.repeats.since(request)
         if ago is None:
-            self._send(request)
+            self._send(request, images)
             return
         from tui.ui.screens.dialogs import RepeatSubmitScreen
 
         def answered(again: bool | None) -> None:
             if again:
-                self._send(request)
+                self._send(request, images)
             else:
                 composer.set_note("not sent: the same request went out moments ago", error=False)
                 self.notify("repeat dropped: nothing sent", timeout=3)
@@ -508,13 +508,13 @@ class DashboardScreen(Screen[None]):
             f"{one_line(request.model)} · {one_line(request.prompt, limit=60)}\n"
             "A second job is billed again. ctrl+s sends it again; Escape drops it."), answered)
 
-    def _send(self, request: VideoRequest) -> None:
+    def _send(self, request: VideoRequest, images: Any = None) -> None:
         # Recorded before the POST: a second ctrl+s during the first one's round trip is a repeat too.
         self.app.repeats.sent(request)
-        self._submit(request)
+        self._submit(request, images)
 
     @work(exit_on_error=False, group="submit")
-    async def _submit(self, request: VideoRequest) -> None:
+    async def _submit(self, request: VideoRequest, images: Any = None) -> None:
         from tui.core.api.errors import ApiError, NetworkError, SubmitOutcomeUnknownError
         from tui.core.jobs import HistoryNotWritten, SubmitDisabled, SubmitFailed, ValidationFailed
 
@@ -529,7 +529,7 @@ class DashboardScreen(Screen[None]):
             self.notify(f"{what}\n{note}", title="Not sent", severity="error", timeout=8)
 
         try:
-            job = await self.app.service.submit(request)
+            job = await self.app.service.submit(request, images=images)
         except ValidationFailed as exc:
             composer.show_errors(exc.errors)
             not_sent("not sent: fix the fields marked above")
