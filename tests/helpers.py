@@ -25,13 +25,39 @@ async def until(predicate: Callable[[], Any], timeout: float = 60.0, *, pilot: A
             await asyncio.sleep(0.02)
 
 
-def app_settings(tmp_path: Path, sim: Any, key: str, **changes: Any) -> Settings:
-    """Settings for a dashboard on the simulator, every path inside `tmp_path`."""
-    values = dict(api_key=key, base_url=sim.base_url, db_path=tmp_path / "history.json",
+#: The key of the dashboards the tests build (any text of the right shape: the simulator takes it).
+TEST_KEY = "test-key-0123456789abcd"
+#: A base URL nothing listens on: for dashboards that never poll or send.
+NOWHERE = "http://127.0.0.1:9"
+
+
+def app_settings(tmp_path: Path, sim: Any = NOWHERE, key: str | None = TEST_KEY, **changes: Any) -> Settings:
+    """Settings for a dashboard on the simulator (or a base URL), every path inside `tmp_path`."""
+    base_url = sim if isinstance(sim, str) else sim.base_url
+    values = dict(api_key=key, base_url=base_url, db_path=tmp_path / "history.json",
                   config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
                   cache_dir=tmp_path / "cache", **FAST_POLLING)
     values.update(changes)
     return Settings(**values)
+
+
+async def started(app: Any, pilot: Any, timeout: float = 60.0) -> None:
+    """Until the dashboard's service is open (history read, form built), then one more frame."""
+    await asyncio.wait_for(app.ready.wait(), timeout)
+    await pilot.pause()
+
+
+def make_job(local_id: str = "local-1", *, status: str = "processing", server_id: str | None = None,
+             prompt: str = "a red fox in snow", submitted_at: float = 1_767_225_600.0,
+             request: dict[str, Any] | None = None, **fields: Any) -> Any:
+    """A history record as a text-to-video submit of 2.3 fast makes it; `request` changes some of
+    its request fields, `fields` the job's own."""
+    from tui.core.records import Job
+
+    wanted = {"model": "hailuo-2.3-fast", "scene": "text-to-video", "prompt": prompt, "duration": 6,
+              "resolution": "768P", "prompt_expansion": True, "image": None, "end_image": None, **(request or {})}
+    return Job(local_id=local_id, request=wanted, submitted_at=submitted_at, status=status, server_id=server_id,
+               **fields)
 
 
 def toasts(app: Any) -> list[str]:

@@ -3,44 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Callable
 
 import pytest
 from textual.widgets import Button, Input, OptionList, Static, TextArea
 
 from tui.core.catalog import VideoRequest
 from tui.ui.app import HailuoApp
-from tui.core.config import Settings
 from tui.ui.widgets.composer import Composer
 from tui.ui.widgets.detail import DetailPane
 from tui.ui.widgets.job_table import JobTable
 from tui.ui.widgets.status_line import StatusLine
 
-from helpers import copy_from_the_menu, toasts
+from helpers import app_settings, copy_from_the_menu, started, toasts, until
 
 KEY = "test-key-0123456789abcd"
-
-
-def _settings(tmp_path, base_url: str, **changes) -> Settings:
-    values = dict(api_key=KEY, base_url=base_url, db_path=tmp_path / "history.json",
-                  config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
-                  poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=100.0)
-    values.update(changes)
-    return Settings(**values)
-
-
-async def _until(pilot, condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
-
-
-async def _started(app: HailuoApp, pilot) -> None:
-    await asyncio.wait_for(app.ready.wait(), 60)
-    await pilot.pause()
 
 
 async def _type_prompt(app: HailuoApp, pilot, text: str) -> None:
@@ -51,18 +27,18 @@ async def _type_prompt(app: HailuoApp, pilot, text: str) -> None:
 
 async def test_compose_submit_follow_to_completion_and_copy_the_output(tmp_path, make_simulator):
     simulator = make_simulator(job_seconds=0.3)
-    app = HailuoApp(_settings(tmp_path, simulator.base_url))
+    app = HailuoApp(app_settings(tmp_path, simulator.base_url, KEY))
     async with app.run_test(size=(160, 45)) as pilot:
-        await _started(app, pilot)
+        await started(app, pilot)
         await _type_prompt(app, pilot, "a heron lifting off a misty lake")
         await pilot.press("ctrl+s")
         table = app.query_one(JobTable)
-        await _until(pilot, lambda: table.total_count == 1)
+        await until(lambda: table.total_count == 1, pilot=pilot)
         job = table.visible_jobs()[0]
         assert job.prompt == "a heron lifting off a misty lake"
-        await _until(pilot, lambda: job.server_id is not None)
-        await _until(pilot, lambda: job.is_success and job.outputs)
-        await _until(pilot, lambda: app.query_one("#outputs", OptionList).option_count == len(job.outputs))
+        await until(lambda: job.server_id is not None, pilot=pilot)
+        await until(lambda: job.is_success and job.outputs, pilot=pilot)
+        await until(lambda: app.query_one("#outputs", OptionList).option_count == len(job.outputs), pilot=pilot)
         assert job.server_id in str(app.query_one("#detail-body", Static).render())
         # The form keeps its values for a variation.
         assert app.query_one("#prompt", TextArea).text == "a heron lifting off a misty lake"
@@ -74,9 +50,9 @@ async def test_compose_submit_follow_to_completion_and_copy_the_output(tmp_path,
 
 async def test_validation_errors_show_in_place_and_nothing_is_recorded(tmp_path, make_simulator):
     simulator = make_simulator(job_seconds=0.3)
-    app = HailuoApp(_settings(tmp_path, simulator.base_url))
+    app = HailuoApp(app_settings(tmp_path, simulator.base_url, KEY))
     async with app.run_test(size=(160, 45)) as pilot:
-        await _started(app, pilot)
+        await started(app, pilot)
         app.query_one("#tier").value = "pro"
         await pilot.press("ctrl+s")
         await pilot.pause()
@@ -89,13 +65,13 @@ async def test_validation_errors_show_in_place_and_nothing_is_recorded(tmp_path,
 
 async def test_a_refused_submit_keeps_the_form_and_says_why(tmp_path, make_simulator):
     simulator = make_simulator(job_seconds=0.3, require_key="the-only-valid-key-0000")
-    app = HailuoApp(_settings(tmp_path, simulator.base_url))
+    app = HailuoApp(app_settings(tmp_path, simulator.base_url, KEY))
     async with app.run_test(size=(160, 45)) as pilot:
-        await _started(app, pilot)
+        await started(app, pilot)
         await _type_prompt(app, pilot, "a paper boat in the rain")
         await pilot.press("ctrl+s")
         note = app.query_one("#submit-note", Static)
-        await _until(pilot, lambda: "refused" in str(note.render()))
+        await until(lambda: "refused" in str(note.render()), pilot=pilot)
         assert note.has_class("-error")
         assert app.query_one("#prompt", TextArea).text == "a paper boat in the rain"
         job = app.query_one(JobTable).visible_jobs()[0]
@@ -115,12 +91,12 @@ async def test_filter_quick_filters_and_pause(tmp_path, make_simulator):
         simulator.job_seconds = 60
         await app.service.submit(VideoRequest(prompt="a paper boat"))
 
-    app = HailuoApp(_settings(tmp_path, simulator.base_url), on_started=seed)
+    app = HailuoApp(app_settings(tmp_path, simulator.base_url, KEY), on_started=seed)
     async with app.run_test(size=(160, 45)) as pilot:
-        await _started(app, pilot)
+        await started(app, pilot)
         table = app.query_one(JobTable)
-        await _until(pilot, lambda: table.total_count == 3 and sorted(j.status for j in table.visible_jobs())
-                     in (["completed", "created", "failed"], ["completed", "failed", "processing"]))
+        await until(lambda: table.total_count == 3 and sorted(j.status for j in table.visible_jobs())
+                     in (["completed", "created", "failed"], ["completed", "failed", "processing"]), pilot=pilot)
         await pilot.press("slash")
         assert app.query_one("#filter", Input).has_focus
         await pilot.press(*"fox")
@@ -140,7 +116,7 @@ async def test_filter_quick_filters_and_pause(tmp_path, make_simulator):
         await pilot.press("p")
         await pilot.pause()
         assert table.frozen
-        await _until(pilot, lambda: "paused" in str(app.query_one(StatusLine).render()))
+        await until(lambda: "paused" in str(app.query_one(StatusLine).render()), pilot=pilot)
         await pilot.press("p")
         await pilot.pause()
         assert not table.frozen
@@ -148,31 +124,32 @@ async def test_filter_quick_filters_and_pause(tmp_path, make_simulator):
 
 async def test_jobs_pending_at_exit_complete_after_a_restart(tmp_path, make_simulator):
     simulator = make_simulator(job_seconds=1.0)
-    settings = _settings(tmp_path, simulator.base_url)
+    settings = app_settings(tmp_path, simulator.base_url, KEY)
     first = HailuoApp(settings)
     async with first.run_test(size=(160, 45)) as pilot:
-        await _started(first, pilot)
+        await started(first, pilot)
         await _type_prompt(first, pilot, "a lighthouse in fog")
         await pilot.press("ctrl+s")
         table = first.query_one(JobTable)
-        await _until(pilot, lambda: table.total_count == 1 and table.visible_jobs()[0].server_id is not None)
+        await until(lambda: table.total_count == 1 and table.visible_jobs()[0].server_id is not None, pilot=pilot)
         await pilot.press("q")
         await pilot.pause()
     second = HailuoApp(settings)
     async with second.run_test(size=(160, 45)) as pilot:
-        await _started(second, pilot)
+        await started(second, pilot)
         table = second.query_one(JobTable)
         assert table.total_count == 1
         job = table.visible_jobs()[0]
-        await _until(pilot, lambda: job.is_success and bool(job.outputs))
+        await until(lambda: job.is_success and bool(job.outputs), pilot=pilot)
 
 
 async def test_without_a_key_the_history_opens_read_only_and_submit_says_why(tmp_path, make_simulator):
     simulator = make_simulator(job_seconds=0.3)
-    app = HailuoApp(_settings(tmp_path, simulator.base_url, api_key=None))
+    app = HailuoApp(app_settings(tmp_path, simulator.base_url, KEY, api_key=None))
     async with app.run_test(size=(80, 24)) as pilot:
-        await _started(app, pilot)
-        assert "no key" in str(app.query_one(StatusLine).render())
+        await started(app, pilot)
+        status = str(app.query_one(StatusLine).render())
+        assert "· no key ·" in status and "key no key" not in status
         await pilot.press("n")
         await pilot.pause()
         assert app.query_one("#submit", Button).disabled
@@ -191,13 +168,13 @@ async def test_markup_in_a_server_error_is_inert_in_the_detail_pane(tmp_path, ma
     async def attach(app):
         await app.service.attach([sid])
 
-    app = HailuoApp(_settings(tmp_path, simulator.base_url), on_started=attach)
+    app = HailuoApp(app_settings(tmp_path, simulator.base_url, KEY), on_started=attach)
     async with app.run_test(size=(160, 45)) as pilot:
-        await _started(app, pilot)
+        await started(app, pilot)
         table = app.query_one(JobTable)
-        await _until(pilot, lambda: table.total_count == 1 and table.visible_jobs()[0].status == "failed")
-        await _until(pilot, lambda: app.query_one(DetailPane).job is not None
-                     and app.query_one(DetailPane).job.error is not None)
+        await until(lambda: table.total_count == 1 and table.visible_jobs()[0].status == "failed", pilot=pilot)
+        await until(lambda: app.query_one(DetailPane).job is not None
+                     and app.query_one(DetailPane).job.error is not None, pilot=pilot)
         body = str(app.query_one("#detail-body", Static).render())
         assert "[bold]boom[/bold]" in body and "\x1b" not in body
 
@@ -205,9 +182,9 @@ async def test_markup_in_a_server_error_is_inert_in_the_detail_pane(tmp_path, ma
 @pytest.mark.parametrize("size", [(80, 24), (160, 45)])
 async def test_help_lists_every_binding_with_its_description(tmp_path, make_simulator, size):
     simulator = make_simulator(job_seconds=0.3)
-    app = HailuoApp(_settings(tmp_path, simulator.base_url))
+    app = HailuoApp(app_settings(tmp_path, simulator.base_url, KEY))
     async with app.run_test(size=size) as pilot:
-        await _started(app, pilot)
+        await started(app, pilot)
         await pilot.press("question_mark")
         await pilot.pause()
         text = str(app.screen.query_one("#help-text", Static).render())
@@ -222,7 +199,7 @@ async def test_the_screen_and_the_form_come_up_while_a_big_history_is_still_bein
     from tui.core.jobs import JobService
     from tui.core.records import Job
 
-    settings = _settings(tmp_path, "http://127.0.0.1:9")
+    settings = app_settings(tmp_path, "http://127.0.0.1:9", KEY)
     from tui.simulator.demo import write_history
 
     write_history(settings.db_path, [Job(local_id=f"j{n}", request={"prompt": f"p{n}"}, submitted_at=1e9 + n,
@@ -250,7 +227,7 @@ async def test_the_screen_and_the_form_come_up_while_a_big_history_is_still_bein
         assert composer.disabled_reason == "opening the history…"
         assert app.query_one(JobTable).total_count == 0 and not app.ready.is_set()
         release.set()
-        await _started(app, pilot)
+        await started(app, pilot)
         assert app.query_one(JobTable).total_count == 3
         assert composer.disabled_reason is None
         assert detail.job is app.query_one(JobTable).selected_job is not None
@@ -265,7 +242,7 @@ async def test_the_newest_jobs_are_on_screen_before_the_whole_history_is_read(tm
     from tui.core.records import Job
     from tui.core.store import HistoryStore
 
-    settings = _settings(tmp_path, "http://127.0.0.1:9")
+    settings = app_settings(tmp_path, "http://127.0.0.1:9", KEY)
     write_history(settings.db_path, [Job(local_id=f"j{n}", request={"prompt": f"p{n}"}, submitted_at=1e9 + n,
                                          status="completed") for n in range(1200)])
     release = threading.Event()
@@ -279,7 +256,7 @@ async def test_the_newest_jobs_are_on_screen_before_the_whole_history_is_read(tm
     app = HailuoApp(settings, poll=False)
     async with app.run_test(size=(160, 45)) as pilot:
         table = app.query_one(JobTable)
-        await _until(pilot, lambda: table.total_count > 0)
+        await until(lambda: table.total_count > 0, pilot=pilot)
         # The newest, in order, while the rest is still being read; the status line says so.
         assert table.total_count == FIRST_GLIMPSE and not app.ready.is_set()
         assert [j.local_id for j in table.visible_jobs()[:3]] == ["j1199", "j1198", "j1197"]
@@ -287,7 +264,7 @@ async def test_the_newest_jobs_are_on_screen_before_the_whole_history_is_read(tm
         await pilot.press("x")  # acting on a job needs the service: said, not a crash
         assert any("still opening" in toast for toast in toasts(app))
         release.set()
-        await _started(app, pilot)
+        await started(app, pilot)
         assert table.total_count == 1200 and table.visible_jobs()[-1].local_id == "j0"
         assert "reading the history" not in str(app.query_one(StatusLine).render())
 
@@ -296,13 +273,13 @@ async def test_v_shows_the_raw_answer_from_the_job_table(tmp_path):
     from tui.simulator.demo import write_history
     from tui.core.records import Job
 
-    settings = _settings(tmp_path, "http://127.0.0.1:9")
+    settings = app_settings(tmp_path, "http://127.0.0.1:9", KEY)
     write_history(settings.db_path, [Job(local_id="j1", request={"prompt": "a fox"}, submitted_at=1e9,
                                          server_id="pred-1", status="completed",
                                          raw={"id": "pred-1", "status": "completed"})])
     app = HailuoApp(settings, poll=False)
     async with app.run_test(size=(160, 45)) as pilot:
-        await _started(app, pilot)
+        await started(app, pilot)
         assert app.query_one(JobTable).has_focus
         raw = app.query_one("#raw-json", Static)
         assert not raw.display
@@ -322,14 +299,14 @@ async def test_the_dashboard_keeps_its_loaded_history_out_of_full_garbage_collec
     from tui.core.records import Job
     from tui.simulator.demo import write_history
 
-    settings = _settings(tmp_path, "http://127.0.0.1:9")
+    settings = app_settings(tmp_path, "http://127.0.0.1:9", KEY)
     write_history(settings.db_path, [Job(local_id=f"j{n}", request={"prompt": f"p{n}"}, submitted_at=1e9 + n,
                                          status="completed") for n in range(50)])
     assert gc.get_freeze_count() == 0
     app = HailuoApp(settings, poll=False, freeze_history=True)
     try:
         async with app.run_test(size=(120, 30)) as pilot:
-            await _started(app, pilot)
+            await started(app, pilot)
             job = app.query_one(JobTable).visible_jobs()[0]
             # Frozen: no longer in any generation a collection walks.
             assert gc.get_freeze_count() > 0
@@ -352,9 +329,9 @@ async def test_service_events_that_arrive_while_the_app_closes_are_dropped(tmp_p
             self.screen.post_message(JobUpdated(JobChanged(Job(local_id="late", request={}, submitted_at=1e9),
                                                           None, added=True)))
 
-    app = HailuoApp(_settings(tmp_path, "http://127.0.0.1:9"), poll=False)
+    app = HailuoApp(app_settings(tmp_path, "http://127.0.0.1:9", KEY), poll=False)
     async with app.run_test(size=(120, 30)) as pilot:
-        await _started(app, pilot)
+        await started(app, pilot)
         await app.screen.mount(ReportsOnUnmount())
     assert app.return_code in (0, None)  # closed without an error
 
@@ -366,19 +343,19 @@ async def test_the_keymap_ids_of_the_dashboards_keys_still_remap_them(tmp_path):
     from tui.ui.dashboard import DashboardScreen
     from tui.ui.widgets.job_table import JobTable
 
-    app = HailuoApp(_settings(tmp_path, "http://127.0.0.1:9", keymap={"app.pause": "f5", "app.quit": "f10"}),
+    app = HailuoApp(app_settings(tmp_path, "http://127.0.0.1:9", KEY, keymap={"app.pause": "f5", "app.quit": "f10"}),
                     poll=False)
     async with app.run_test(size=(120, 30)) as pilot:
-        await _started(app, pilot)
+        await started(app, pilot)
         assert isinstance(app.screen, DashboardScreen)
         table = app.query_one(JobTable)
         await pilot.press("p")  # its old key no longer pauses
         await pilot.pause()
         assert not table.frozen
         await pilot.press("f5")
-        await _until(pilot, lambda: table.frozen)
+        await until(lambda: table.frozen, pilot=pilot)
         await pilot.press("f10")
-        await _until(pilot, lambda: not app.is_running)
+        await until(lambda: not app.is_running, pilot=pilot)
 
 
 async def test_the_dashboards_keys_do_nothing_under_a_dialog(tmp_path):
@@ -386,16 +363,171 @@ async def test_the_dashboards_keys_do_nothing_under_a_dialog(tmp_path):
     from tui.ui.screens.dialogs import HelpScreen
     from tui.ui.widgets.job_table import JobTable
 
-    app = HailuoApp(_settings(tmp_path, "http://127.0.0.1:9"), poll=False)
+    app = HailuoApp(app_settings(tmp_path, "http://127.0.0.1:9", KEY), poll=False)
     async with app.run_test(size=(120, 30)) as pilot:
-        await _started(app, pilot)
+        await started(app, pilot)
         table = app.query_one(JobTable)
         await pilot.press("question_mark")
-        await _until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await until(lambda: isinstance(app.screen, HelpScreen), pilot=pilot)
         await pilot.press("p")
         await pilot.pause()
         assert not table.frozen
         await pilot.press("escape")
-        await _until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        await until(lambda: not isinstance(app.screen, HelpScreen), pilot=pilot)
         await pilot.press("p")
-        await _until(pilot, lambda: table.frozen)
+        await until(lambda: table.frozen, pilot=pilot)
+
+
+# -- 80x24: the form fits, its result line on screen ----------------------------------------------
+
+def _on_screen(app, widget) -> bool:
+    """The widget is drawn whole between the status line and the footer."""
+    from textual.widgets import Footer
+
+    region = widget.region
+    footer = app.screen.query_one(Footer).region
+    return bool(region) and app.screen.region.contains_region(region) and region.bottom <= footer.y
+
+
+async def test_at_80x24_the_forms_result_line_is_on_screen_after_a_send_and_after_a_refusal(tmp_path, make_simulator):
+    simulator = make_simulator(job_seconds=30)
+    app = HailuoApp(app_settings(tmp_path, simulator.base_url, KEY))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(app, pilot)
+        await pilot.press("n")
+        await pilot.press(*"a fox in the snow")
+        await pilot.press("ctrl+s")
+        note = app.query_one("#submit-note", Static)
+        await until(lambda: "sent as" in str(note.render()), pilot=pilot)
+        await pilot.pause()
+        assert _on_screen(app, note), (note.region, app.screen.region)
+        assert _on_screen(app, app.query_one("#submit", Button))
+
+        # Image to video: more fields, and a refusal (no first frame) must be seen too.
+        app.query_one("#scene").value = "image-to-video"
+        await pilot.pause()
+        app.query_one("#prompt", TextArea).focus()
+        await pilot.press("ctrl+s")
+        await until(lambda: "fix the fields" in str(note.render()), pilot=pilot)
+        await pilot.pause()
+        assert _on_screen(app, note), (note.region, app.screen.region)
+        assert _on_screen(app, app.query_one("#image-error", Static))
+
+
+async def test_request_json_copies_the_body_as_sent_with_the_image_named_not_inlined(tmp_path, make_simulator):
+    import hashlib
+    import json
+
+    from PIL import Image
+
+    from helpers import posts
+
+    image = tmp_path / "first-frame.png"
+    Image.new("RGB", (640, 400), (30, 120, 200)).save(image)
+    simulator = make_simulator(job_seconds=30)
+    app = HailuoApp(app_settings(tmp_path, simulator.base_url, KEY))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await started(app, pilot)
+        app.query_one("#scene").value = "image-to-video"
+        await pilot.pause()
+        app.query_one("#image", Input).value = str(image)
+        await _type_prompt(app, pilot, "the lake at dawn")
+        app.query_one("#prompt", TextArea).focus()
+        await pilot.press("ctrl+s")
+        table = app.query_one(JobTable)
+        await until(lambda: table.total_count == 1 and table.visible_jobs()[0].server_id is not None, pilot=pilot)
+        table.focus()
+        copied = json.loads(await copy_from_the_menu(app, pilot, "request"))
+    sent = json.loads(posts(simulator)[0].body)
+    assert sent["image"].startswith("data:image/png;base64,iVBOR")  # the real thing went to the server
+    assert {k: v for k, v in copied.items() if k != "image"} == {k: v for k, v in sent.items() if k != "image"}
+    assert copied["prompt"] == "the lake at dawn" and "model" not in copied  # the body, not the stored record
+    assert copied["image"].startswith("data:image/png;base64,")
+    assert str(image) in copied["image"] and hashlib.sha256(image.read_bytes()).hexdigest() in copied["image"]
+    assert len(copied["image"]) < 300 and KEY not in json.dumps(copied)
+
+
+# -- an image is read once a submit, never on the UI loop --------------------------------------------
+
+def _count_opens(monkeypatch, path) -> list[bool]:
+    """Every open of `path` (os.open, open, Pillow's): one entry each, True when on the main
+    thread, where the dashboard's loop runs."""
+    import builtins
+    import os
+    import threading
+
+    opened: list[bool] = []
+    real_os_open, real_open = os.open, builtins.open
+    wanted = os.path.realpath(path)
+
+    def note(target) -> None:
+        if isinstance(target, (str, bytes, os.PathLike)) and os.path.realpath(os.fsdecode(target)) == wanted:
+            opened.append(threading.current_thread() is threading.main_thread())
+
+    def counting_os_open(target, *args, **kwargs):
+        note(target)
+        return real_os_open(target, *args, **kwargs)
+
+    def counting_open(target, *args, **kwargs):
+        note(target)
+        return real_open(target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting_os_open)
+    monkeypatch.setattr(builtins, "open", counting_open)
+    return opened
+
+
+async def test_a_submit_with_an_image_opens_the_file_once_and_not_on_the_ui_loop(tmp_path, make_simulator,
+                                                                                  monkeypatch):
+    import json
+
+    from PIL import Image
+
+    from helpers import posts
+
+    image = tmp_path / "first-frame.png"
+    Image.new("RGB", (640, 400), (30, 120, 200)).save(image)
+    simulator = make_simulator(job_seconds=30)
+    # Previews off: the detail pane's strip would read the image again to draw it, after the submit.
+    app = HailuoApp(app_settings(tmp_path, simulator, KEY, preview="off"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await started(app, pilot)
+        app.query_one("#scene").value = "image-to-video"
+        await pilot.pause()
+        app.query_one("#image", Input).value = str(image)
+        app.query_one("#prompt", TextArea).text = "the lake at dawn"
+        app.query_one("#prompt", TextArea).focus()
+        await pilot.pause()
+        opened = _count_opens(monkeypatch, image)
+        await pilot.press("ctrl+s")
+        table = app.query_one(JobTable)
+        await until(lambda: table.total_count == 1 and table.visible_jobs()[0].server_id is not None, pilot=pilot)
+        job = table.visible_jobs()[0]
+        assert opened == [False], opened  # once, in a thread
+    import base64
+    import hashlib
+
+    sent = json.loads(posts(simulator)[0].body)["image"]
+    assert base64.b64decode(sent.split(",", 1)[1]) == image.read_bytes()  # the bytes read are the bytes sent
+    assert job.request["image"]["sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+
+
+def test_a_submit_from_the_cli_or_a_batch_reads_each_image_once(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from tui.core.catalog import read_images
+    from tui.core.jobs import prepare_submit
+
+    first, last = tmp_path / "first.png", tmp_path / "last.png"
+    for path in (first, last):
+        Image.new("RGB", (640, 400), (30, 120, 200)).save(path)
+    request = VideoRequest(scene="image-to-video", prompt="a door opens", image=str(first), end_image=str(last),
+                           model="hailuo-02-standard")
+    opened_first, opened_last = _count_opens(monkeypatch, first), _count_opens(monkeypatch, last)
+    errors, body, record = prepare_submit(request)
+    assert errors == [] and body["image"].startswith("data:image/png;base64,") and record["image"]["sha256"]
+    assert len(opened_first) == 1 and len(opened_last) == 1
+    read = read_images(request)
+    assert len(opened_first) == 2 and len(opened_last) == 2
+    prepare_submit(request, images=read)  # what the form read goes on: nothing opened again
+    assert len(opened_first) == 2 and len(opened_last) == 2

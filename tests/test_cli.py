@@ -24,6 +24,8 @@ from tui.cli import main as cli
 from tui.cli import common, render
 from tui.core.records import Job
 
+from helpers import make_job
+
 KEY = "sk-testkey0123456789abcdef"
 PUBLIC_FIELDS = {
     "id", "local_id", "model", "scene", "status", "outputs", "result_url", "error",
@@ -39,14 +41,6 @@ def db(tmp_path) -> Path:
 
 def invoke(*args: str, input: str | None = None, env: dict | None = None):
     return CliRunner().invoke(cli.main, list(args), input=input, env=env, catch_exceptions=False)
-
-
-def make_job(local_id: str, *, server_id: str | None, status: str, prompt: str = "a red fox in snow",
-             submitted_at: float = 1_767_225_600.0, **fields) -> Job:
-    request = {"model": "hailuo-2.3-fast", "scene": "text-to-video", "prompt": prompt, "duration": 6,
-               "resolution": "768P", "prompt_expansion": True, "image": None, "end_image": None}
-    return Job(local_id=local_id, request=request, submitted_at=submitted_at, status=status,
-               server_id=server_id, **fields)
 
 
 def write_history(path: Path, jobs: list[Job]) -> None:
@@ -271,6 +265,20 @@ def test_show_finds_by_server_id_local_id_and_unique_prefix(history):
     assert ambiguous.exit_code == 2 and ambiguous.stderr.startswith("error: ")
     missing = invoke("show", "zzz", "--db", str(history))
     assert missing.exit_code == 2 and "zzz" in missing.stderr
+
+
+def test_show_with_a_prefix_of_three_jobs_says_it_is_ambiguous_and_lists_them(history):
+    """As a script meets it: a subprocess, one line on stderr naming every match, exit 2."""
+    proc = run_cli("show", "pred-", base_url="http://127.0.0.1:9", db=history)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    line, = proc.stderr.splitlines()
+    assert line.startswith("error: 'pred-' is ambiguous: 3 jobs match (")
+    assert "no job matches" not in line
+    # newest first
+    assert line.index("pred-run-3") < line.index("pred-fail-2") < line.index("pred-done-1")
+    missing = run_cli("show", "zzz", base_url="http://127.0.0.1:9", db=history)
+    assert missing.returncode == 2 and "no job matches 'zzz'" in missing.stderr
 
 
 def test_server_text_is_printed_without_escape_sequences(history):

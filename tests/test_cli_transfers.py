@@ -143,9 +143,10 @@ def test_download_exit_codes(make_simulator, db, downloads, tmp_path):
 
     nothing = run_cli("download", failed, sim=sim, db=db)
     assert nothing.returncode == 1
-    assert f"error: {failed}: {failed} ended failed with no output: generation failed" in nothing.stderr
+    assert f"error: {failed}: ended failed with no output: generation failed" in nothing.stderr
+    assert nothing.stderr.count(failed) == 1  # the id once, not "ID: ID ended ..."
     pending = run_cli("download", running, sim=sim, db=db)
-    assert pending.returncode == 1 and "is processing: no output yet" in pending.stderr
+    assert pending.returncode == 1 and "still processing: no output yet" in pending.stderr
     refused = run_cli("download", broken, done, sim=sim, db=db)
     assert refused.returncode == 4 and "the output host answered 401" in refused.stderr
     assert refused.stdout.startswith(done)  # the other job was still saved

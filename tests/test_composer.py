@@ -45,6 +45,27 @@ async def test_choosing_a_model_offers_only_what_it_allows_and_replaces_an_impos
         assert composer.request.resolution == "1080P" and composer.request.duration == 6
 
 
+async def test_a_choice_the_new_tier_does_not_offer_is_replaced_with_a_word_in_the_form():
+    app = ComposerApp()
+    async with app.run_test(size=(80, 50)) as pilot:
+        composer = app.query_one(Composer)
+        note = app.query_one("#choices-note", Static)
+        app.query_one("#duration", Select).value = 10
+        await pilot.pause()
+        assert not note.has_class("-visible")
+        app.query_one("#tier", Select).value = "pro"
+        await pilot.pause()
+        assert composer.request.duration == 6
+        assert note.has_class("-visible") and note.region  # shown, on screen
+        said = str(note.render())
+        assert "hailuo-2.3-pro" in said and "duration 10 s is now 6 s" in said and "resolution 768P is now 1080P" in said
+        # Back to a tier that offers what is chosen: nothing was replaced, nothing said.
+        app.query_one("#tier", Select).value = "fast"
+        await pilot.pause()
+        assert not note.has_class("-visible")
+        assert composer.request.duration == 6  # the form does not guess the earlier choice back
+
+
 async def test_submitting_an_empty_prompt_shows_the_reason_beside_the_field_and_sends_nothing():
     app = ComposerApp()
     async with app.run_test(size=(80, 50)) as pilot:
@@ -92,7 +113,7 @@ async def test_images_only_for_image_to_video_and_a_missing_first_frame_is_named
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert app.submitted == []
-        assert _error_text(app, "image") != ""
+        assert "no such file" in _error_text(app, "image")  # said from stat(), nothing opened
         assert composer.request.image == "/no/such/file.png"
 
 

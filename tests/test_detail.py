@@ -10,14 +10,16 @@ from tui.core.config import Settings
 from tui.core.records import Job
 from tui.ui.widgets.detail import DetailPane, clean, phase_times
 
+from helpers import make_job
+
 T0 = 1_800_000_000.0
 
 
 def _job(**changes) -> Job:
+    """An image-to-video job that completed 41 s after its submit at T0, with two outputs."""
     base = dict(
-        local_id="local-1", server_id="srv-abc", status="completed", submitted_at=T0,
-        request={"model": "hailuo-2.3-fast", "scene": "image-to-video", "prompt": "a heron takes off",
-                 "duration": 6, "resolution": "768P", "prompt_expansion": True,
+        server_id="srv-abc", status="completed", submitted_at=T0, prompt="a heron takes off",
+        request={"scene": "image-to-video",
                  "image": {"source": "/tmp/heron.png", "format": "PNG", "width": 1024, "height": 768,
                            "size_bytes": 204800, "sha256": "0123456789abcdef0123"}},
         outputs=["https://cdn.example/1.mp4", "https://cdn.example/2.mp4"],
@@ -26,7 +28,7 @@ def _job(**changes) -> Job:
         has_nsfw_contents=[False, True], raw={"id": "srv-abc", "status": "completed"},
     )
     base.update(changes)
-    return Job(**base)
+    return make_job("local-1", **base)
 
 
 class DetailApp(App):

@@ -315,8 +315,9 @@ async def test_a_job_without_outputs_says_why_and_fetches_nothing(make_simulator
             await service.download(jobs[0].local_id)
         with pytest.raises(NothingToDownload) as ended:
             await service.download(jobs[1].local_id)
-    assert pending.value.message == f"{running} is processing: no output yet"
-    assert ended.value.message == f"{failed} ended failed with no output: generation failed"
+    # The job is named once, by whoever shows the message (the CLI's `error: ID: ...`, the toast's id).
+    assert pending.value.message == "still processing: no output yet"
+    assert ended.value.message == "ended failed with no output: generation failed"
     assert pending.value.exit_code == 1 and file_requests(sim) == []
 
 

@@ -342,10 +342,15 @@ async def test_bad_form_input_is_named_at_its_field(case, files):
             if name in fields:
                 app.query_one(f"#{name}", Input).value = fields[name]
         await pilot.press("ctrl+s")
-        await pilot.pause()
-        shown = {name: str(app.query_one(f"#{name}-error", Static).render())
-                 for name in ("prompt", "image", "end_image")
-                 if app.query_one(f"#{name}-error", Static).has_class("-visible")}
+
+        def visible() -> dict:
+            return {name: str(app.query_one(f"#{name}-error", Static).render())
+                    for name in ("prompt", "image", "end_image")
+                    if app.query_one(f"#{name}-error", Static).has_class("-visible")}
+
+        # The form reads an image in a thread: wait for its verdict, either way.
+        await until(lambda: app.submitted or visible(), pilot=pilot, what="a submit or a message")
+        shown = visible()
         if field is None:
             assert shown == {} and len(app.submitted) == 1
             assert app.submitted[0].prompt == fields["prompt"]  # kept exactly as typed

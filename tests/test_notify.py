@@ -15,7 +15,7 @@ from tui.core.catalog import VideoRequest
 from tui.core.config import Settings, load_settings
 from tui.ui.notify import DesktopNotifier
 
-from helpers import toasts
+from helpers import app_settings, toasts, until
 
 KEY = "sk-notify-test-key-0123456789"
 
@@ -55,20 +55,9 @@ def _wait_for_calls(log: Path, count: int, timeout: float = 60.0) -> list[dict]:
     return _calls(log)
 
 
-def _settings(tmp_path, base_url: str, **changes) -> Settings:
-    values = dict(api_key=KEY, base_url=base_url, db_path=tmp_path / "history.json",
-                  config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
-                  poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=100.0, bell=True)
-    values.update(changes)
-    return Settings(**values)
-
-
-async def _until(pilot, condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
+def _settings(tmp_path, base_url, **changes) -> Settings:
+    """The shared dashboard settings (helpers.app_settings), with the bell on."""
+    return app_settings(tmp_path, base_url, KEY, **{"bell": True, **changes})
 
 
 async def test_completion_and_failure_notify_by_toast_bell_and_desktop(tmp_path, make_simulator, fake_notify_send,
@@ -86,17 +75,17 @@ async def test_completion_and_failure_notify_by_toast_bell_and_desktop(tmp_path,
         await asyncio.wait_for(app.ready.wait(), 60)
         ok = await app.service.submit(VideoRequest(prompt="a heron over a misty lake"))
         now[0] += 10
-        await _until(pilot, lambda: ok.is_success and len(bells) == 1)
+        await until(lambda: ok.is_success and len(bells) == 1, pilot=pilot)
         bad = await app.service.submit(VideoRequest(prompt=hostile))
         now[0] += 10
-        await _until(pilot, lambda: bad.is_finished and len(bells) == 2)
+        await until(lambda: bad.is_finished and len(bells) == 2, pilot=pilot)
         raised = toasts(app)
         assert any(f"{ok.short_id} completed" in t for t in raised)
         assert any(f"{bad.short_id} failed" in t for t in raised)
         # Two together: no toast for the one that completed, one "all done" for both, one bell.
         pair = [await app.service.submit(VideoRequest(prompt=f"together {i}")) for i in range(2)]
         now[0] += 10
-        await _until(pilot, lambda: all(job.is_finished for job in pair) and len(bells) == 3)
+        await until(lambda: all(job.is_finished for job in pair) and len(bells) == 3, pilot=pilot)
         raised = toasts(app)
         assert not any(f"{pair[0].short_id} completed" in t for t in raised)
         assert [t for t in raised if t.startswith("2 done")] and "2 done · 2 completed · 0 failed" in raised[-1]
@@ -124,8 +113,8 @@ async def test_config_switch_turns_desktop_notifications_off(tmp_path, make_simu
     async with app.run_test(size=(160, 45)) as pilot:
         await asyncio.wait_for(app.ready.wait(), 60)
         job = await app.service.submit(VideoRequest(prompt="a quiet one"))
-        await _until(pilot, lambda: job.is_success)
-        await _until(pilot, lambda: any("completed" in t for t in toasts(app)))
+        await until(lambda: job.is_success, pilot=pilot)
+        await until(lambda: any("completed" in t for t in toasts(app)), pilot=pilot)
     time.sleep(0.3)
     assert _calls(fake_notify_send) == []
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FAST_POLLING, until
+from helpers import app_settings, make_job, until
 from tui.core import terminal_seq as seq
 from tui.core.catalog import VideoRequest
 from tui.core.config import ConfigError, Settings, load_settings
 from tui.core.eta import BUILT_IN_LABEL, EtaBook, EtaSchedule, Estimate, eta_text
 from tui.core.hooks import HookRunner
 from tui.core.poller import Poller
-from tui.core.records import Job
+from tui.core.records import SUBMITTING, Job
 from tui.core.session import SessionTally
 from tui.simulator.server import REALISTIC_SPREAD
 from tui.ui.notify import TerminalNotifier
@@ -37,6 +37,11 @@ def _assert_inert_inside(sequence: str, introducer: str) -> None:
     body = body[:-1] if body.endswith(seq.BEL) else body[:-2]
     assert ESC not in body and "\a" not in body and "\x9b" not in body and "\u202e" not in body and "\n" not in body
     assert "cHduZWQ" not in body  # the clipboard write lost its payload too
+
+
+def _settings(tmp_path, base_url, **changes) -> Settings:
+    """The shared dashboard settings (helpers.app_settings), with hooks.log in the test's directory and no notify-send."""
+    return app_settings(tmp_path, base_url, KEY, **{"state_dir": tmp_path / "state", "desktop_notifications": False, **changes})
 
 
 def test_osc9_outside_and_inside_tmux_with_hostile_text() -> None:
@@ -126,9 +131,9 @@ def test_terminal_notifier_writes_what_the_terminal_needs_and_restores_the_title
 # -- the session's rounds --------------------------------------------------------------------------
 
 def _job(local_id: str, status: str = "processing", **request) -> Job:
-    job = Job(local_id=local_id, request={"model": "hailuo-2.3-fast", "scene": "text-to-video", "prompt": "p",
-                                          "resolution": "768P", "duration": 6, **request},
-              submitted_at=1000.0, server_id=f"s-{local_id}")
+    """A job submitted at 1000.0 that went to `status` then (its status history says so)."""
+    job = make_job(local_id, status=SUBMITTING, server_id=f"s-{local_id}", prompt="p", submitted_at=1000.0,
+                   request=request)
     job.set_status(status, 1000.0)
     return job
 
@@ -342,14 +347,6 @@ def test_simulator_durations_drawn_by_model_and_scaled(make_simulator) -> None:
 
 
 # -- the dashboard -----------------------------------------------------------------------------------
-
-def _settings(tmp_path: Path, sim, **changes) -> Settings:
-    values = dict(api_key=KEY, base_url=sim.base_url, db_path=tmp_path / "history.json",
-                  config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
-                  state_dir=tmp_path / "state", desktop_notifications=False, **FAST_POLLING)
-    values.update(changes)
-    return Settings(**values)
-
 
 async def test_the_dashboard_notifies_through_tmux_and_sets_then_restores_the_title(tmp_path, make_simulator,
                                                                                     monkeypatch) -> None:

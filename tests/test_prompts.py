@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from tui.ui.screens.prompts import PromptPicker, TemplateNameScreen
 from tui.core.store import HistoryStore
 from tui.ui.widgets.composer import Composer
 
-from helpers import toasts
+from helpers import app_settings, started, toasts
 
 KEY = "sk-prompts-test-key-0123456789"
 
@@ -33,6 +32,11 @@ KEY = "sk-prompts-test-key-0123456789"
 
 def _job(prompt: str, at: float) -> SimpleNamespace:
     return SimpleNamespace(prompt=prompt, submitted_at=at)
+
+
+def _settings(tmp_path, base_url, **changes) -> Settings:
+    """The shared dashboard settings (helpers.app_settings), with the templates file in the test's directory."""
+    return app_settings(tmp_path, base_url, KEY, **{"templates_path": tmp_path / "data" / "templates.json", **changes})
 
 
 def test_recent_prompts_are_newest_first_distinct_and_never_blank():
@@ -112,13 +116,6 @@ def test_locate_shows_the_templates_file(tmp_path):
 # -- the dashboard ----------------------------------------------------------------------------------
 
 
-def _settings(tmp_path: Path, base_url: str) -> Settings:
-    return Settings(api_key=KEY, base_url=base_url, db_path=tmp_path / "history.json",
-                    config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
-                    templates_path=tmp_path / "data" / "templates.json", poll_base_interval=0.05,
-                    poll_max_interval=0.2, poll_rate=100.0)
-
-
 def _history(path: Path, prompts: list[str]) -> None:
     now = time.time()
     store = HistoryStore.open(path)
@@ -133,11 +130,6 @@ def _history(path: Path, prompts: list[str]) -> None:
         store.close()
 
 
-async def _started(app: HailuoApp, pilot) -> None:
-    await asyncio.wait_for(app.ready.wait(), 60)
-    await pilot.pause()
-
-
 def _option_texts(screen) -> list[str]:
     options = screen.query_one("#prompt-options", OptionList)
     return [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
@@ -147,7 +139,7 @@ async def test_recall_picks_an_earlier_prompt_by_fuzzy_search(tmp_path, simulato
     _history(tmp_path / "history.json", ["a red fox in snow", "waves breaking over black rocks", "a red fox in snow"])
     app = HailuoApp(_settings(tmp_path, simulator.base_url))
     async with app.run_test(size=(160, 45)) as pilot:
-        await _started(app, pilot)
+        await started(app, pilot)
         composer = app.query_one(Composer)
         composer.load(VideoRequest(model="hailuo-02-pro", resolution="1080P", prompt="draft"))
         await pilot.press("n", "ctrl+r")
@@ -178,7 +170,7 @@ async def test_save_a_template_then_recall_it_with_its_choices(tmp_path, simulat
     app = HailuoApp(_settings(tmp_path, simulator.base_url))
     path = tmp_path / "data" / "templates.json"
     async with app.run_test(size=(160, 45)) as pilot:
-        await _started(app, pilot)
+        await started(app, pilot)
         composer = app.query_one(Composer)
         composer.load(VideoRequest(model="hailuo-2.3-pro", resolution="1080P", duration=6, prompt_expansion=False,
                                    prompt="slow dolly shot of a lighthouse at night"))
@@ -235,7 +227,7 @@ async def test_recall_and_save_are_palette_commands(tmp_path, simulator):
     _history(tmp_path / "history.json", ["a paper boat in the rain"])
     app = HailuoApp(_settings(tmp_path, simulator.base_url))
     async with app.run_test(size=(80, 24)) as pilot:
-        await _started(app, pilot)
+        await started(app, pilot)
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert "Composer: Recall prompt" in titles and "Composer: Save as template" in titles
         await pilot.press("ctrl+p")
@@ -256,7 +248,7 @@ async def test_read_only_mode_neither_recalls_nor_saves(tmp_path, simulator):
     _history(tmp_path / "history.json", ["a paper boat in the rain"])
     app = HailuoApp(_settings(tmp_path, simulator.base_url).with_changes(read_only=True))
     async with app.run_test(size=(160, 45)) as pilot:
-        await _started(app, pilot)
+        await started(app, pilot)
         app.query_one("#prompt", TextArea).text = "a prompt"
         await pilot.press("n", "ctrl+r")
         await pilot.pause()

@@ -19,16 +19,15 @@ from tui.core.store import HistoryStore
 from tui.ui.widgets.job_table import JobTable
 from tui.ui.widgets.status_line import StatusLine
 
-from helpers import copy_from_the_menu, toasts
+from helpers import app_settings, copy_from_the_menu, make_job, started, toasts
 
 KEY = "sk-readonly-test-key-0123456789"
 
 
 def _job(local_id: str, server_id: str, status: str, prompt: str) -> Job:
-    request = {"model": "hailuo-2.3-fast", "scene": "text-to-video", "prompt": prompt, "duration": 6,
-               "resolution": "768P", "prompt_expansion": True, "image": None, "end_image": None}
-    return Job(local_id=local_id, server_id=server_id, request=request, submitted_at=time.time() - 60,
-               status=status, outputs=["https://cdn.example/fox.mp4"] if status == "completed" else [])
+    """Submitted a minute ago; a completed one has its output."""
+    return make_job(local_id, server_id=server_id, status=status, prompt=prompt, submitted_at=time.time() - 60,
+                    outputs=["https://cdn.example/fox.mp4"] if status == "completed" else [])
 
 
 
@@ -52,6 +51,11 @@ def _invoke(*args: str, env: dict[str, str]):
 
 def _post_count(simulator) -> int:
     return sum(1 for r in simulator.requests if r.method == "POST")
+
+
+def _settings(tmp_path, base_url, **changes) -> Settings:
+    """The shared dashboard settings (helpers.app_settings), read-only."""
+    return app_settings(tmp_path, base_url, KEY, **{"read_only": True, **changes})
 
 
 def test_cli_submit_attach_and_forget_are_refused_with_exit_2(tmp_path, simulator):
@@ -91,25 +95,11 @@ def test_cli_read_commands_and_watch_work_without_writing(tmp_path, make_simulat
     assert _files(tmp_path) == files
 
 
-def _settings(tmp_path: Path, base_url: str, **changes) -> Settings:
-    values = dict(api_key=KEY, base_url=base_url, db_path=tmp_path / "history.json",
-                  config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
-                  poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=100.0, read_only=True)
-    values.update(changes)
-    return Settings(**values)
-
-
-async def _started(app: HailuoApp, pilot) -> None:
-    await asyncio.wait_for(app.ready.wait(), 60)
-    await pilot.pause()
-
-
-
 async def test_dashboard_refuses_forget_submit_and_clone_but_copies(tmp_path, simulator):
     write_history(tmp_path / "history.json", [_job("cccc00000003", "pred-done-3", "completed", "a red fox in snow")])
     app = HailuoApp(_settings(tmp_path, simulator.base_url))
     async with app.run_test(size=(160, 45)) as pilot:
-        await _started(app, pilot)
+        await started(app, pilot)
         table = app.query_one(JobTable)
         assert table.total_count == 1
         assert "read-only" in str(app.query_one(StatusLine).render())
@@ -146,7 +136,7 @@ async def test_the_demo_can_be_read_only_too(tmp_path):
     with demo_session(settings, job_seconds=30) as (demo_settings, seed):
         app = await asyncio.to_thread(demo_app, demo_settings, seed, read_only=True)
         async with app.run_test(size=(160, 45)) as pilot:
-            await _started(app, pilot)
+            await started(app, pilot)
             assert app.query_one(JobTable).total_count == len(DEMO_JOBS) + 1
             assert "demo · read-only" in str(app.query_one(StatusLine).render())
             await pilot.press("x")

@@ -13,9 +13,10 @@ from rich.console import Console
 
 from tui.ui.app import HailuoApp
 from tui.core.catalog import VideoRequest
-from tui.core.config import Settings
 from tui.core.stats import JobStats, median, percentile
 from tui.ui.widgets.stats_panel import StatsPanel
+
+from helpers import app_settings, until
 
 NOW = 1_790_000_000.0
 KEY = "sk-stats-test-key-0123456789"
@@ -93,23 +94,9 @@ def test_incremental_updates_match_a_fresh_count(ops):
     assert stats.snapshot(NOW) == fresh.snapshot(NOW)
 
 
-def _settings(tmp_path, base_url: str) -> Settings:
-    return Settings(api_key=KEY, base_url=base_url, db_path=tmp_path / "history.json",
-                    config_file=tmp_path / "config.toml", download_dir=tmp_path / "downloads",
-                    poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=100.0)
-
-
-async def _until(pilot, condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.05)
-
-
 async def test_the_panel_toggles_and_follows_jobs_live_without_rescanning(tmp_path, make_simulator):
     simulator = make_simulator(job_seconds=0.3)
-    app = HailuoApp(_settings(tmp_path, simulator.base_url))
+    app = HailuoApp(app_settings(tmp_path, simulator.base_url, KEY))
     async with app.run_test(size=(160, 45)) as pilot:
         await asyncio.wait_for(app.ready.wait(), 60)
         await app.service.submit(VideoRequest(prompt="a fox"))
@@ -124,13 +111,13 @@ async def test_the_panel_toggles_and_follows_jobs_live_without_rescanning(tmp_pa
             console.print(panel.content)
             return console.export_text()
 
-        await _until(pilot, lambda: "completed 1" in text())
+        await until(lambda: "completed 1" in text(), pilot=pilot)
         # From now on the history is never read again: every change arrives one job at a time.
         app.service.store.all = lambda: (_ for _ in ()).throw(AssertionError("rescanned the history"))
         failing = f"a {simulator.faults.fail_later_word} crowd"
         await app.service.submit(VideoRequest(prompt="a heron", model="hailuo-02-fast"))
         await app.service.submit(VideoRequest(prompt=failing))
-        await _until(pilot, lambda: "completed 2" in text() and "failed 1" in text(), timeout=15)
+        await until(lambda: "completed 2" in text() and "failed 1" in text(), pilot=pilot)
         assert "hailuo-02-fast" in text() and "hailuo-2.3-fast" in text()
         assert "last 24 h: 3 submitted" in text() and "3 added" in text()
         await pilot.press("t")
@@ -144,7 +131,7 @@ async def test_changes_while_the_history_is_being_counted_are_not_lost(tmp_path,
     from tui.core.stats import JobStats as Stats
 
     simulator = make_simulator(job_seconds=0.2)
-    app = HailuoApp(_settings(tmp_path, simulator.base_url))
+    app = HailuoApp(app_settings(tmp_path, simulator.base_url, KEY))
     release = threading.Event()
     original = Stats.reset
 
@@ -156,16 +143,16 @@ async def test_changes_while_the_history_is_being_counted_are_not_lost(tmp_path,
     async with app.run_test(size=(160, 45)) as pilot:
         await asyncio.wait_for(app.ready.wait(), 60)
         first = await app.service.submit(VideoRequest(prompt="counted from the history"))
-        await _until(pilot, lambda: first.is_success)
+        await until(lambda: first.is_success, pilot=pilot)
         await pilot.press("t")
         await pilot.pause()
         assert app.stats is None  # still counting; the dashboard is not held meanwhile
         second = await app.service.submit(VideoRequest(prompt="arrives while counting"))
         third = await app.service.submit(VideoRequest(prompt="so does this one"))
-        await _until(pilot, lambda: second.is_success and third.is_success)
+        await until(lambda: second.is_success and third.is_success, pilot=pilot)
         app.service.forget(first.local_id)
         release.set()
-        await _until(pilot, lambda: app.stats is not None)
+        await until(lambda: app.stats is not None, pilot=pilot)
         snapshot = app.stats.snapshot(time.time())
         # The counted job was forgotten meanwhile; the two new ones were added meanwhile.
         assert snapshot.total == 2 and snapshot.by_status == [("completed", 2)]

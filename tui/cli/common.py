@@ -206,12 +206,21 @@ def open_store(settings: Settings, *, read_only: bool):
     return store
 
 
+#: Jobs named in the message that says a prefix is ambiguous.
+AMBIGUOUS_LISTED = 5
+
+
 def find_job(store, ident: str) -> "Job":
     ident = ident.strip()
-    job = store.find(ident) if ident else None
-    if job is None:
+    matches = store.matches(ident) if ident else []
+    if not matches:
         raise CliError(f"no job matches {plain(ident)!r} (give a server id, a local id or a unique prefix)", EXIT_USAGE)
-    return job
+    if len(matches) > 1:
+        listed = ", ".join(plain(job.display_id) for job in matches[:AMBIGUOUS_LISTED])
+        more = f" and {len(matches) - AMBIGUOUS_LISTED} more" if len(matches) > AMBIGUOUS_LISTED else ""
+        raise CliError(f"{plain(ident)!r} is ambiguous: {len(matches)} jobs match ({listed}{more}); "
+                       "give more of the id", EXIT_USAGE)
+    return matches[0]
 
 
 # -- presentation ---------------------------------------------------------------------------

@@ -174,13 +174,16 @@ def submit(ctx: click.Context, model: str, scene: str | None, prompt: str, image
         resolution=resolution or catalog.default_resolution(model),
         prompt_expansion=not no_expansion,
     )
-    # Checked before a key is asked for: a wrong request is wrong with any key.
-    errors = catalog.validate(request, allow_uncertain=settings.allow_uncertain_resolutions)
+    # Checked before a key is asked for: a wrong request is wrong with any key. Each image file
+    # is read once, here; the service sends those bytes.
+    images = catalog.read_images(request)
+    errors = catalog.validate(request, allow_uncertain=settings.allow_uncertain_resolutions,
+                              check_files=False) + list(images.errors)
     if errors:
         raise_field_errors(errors)
     require_key(settings)
     ctx.exit(run_async(lambda: _submit(settings, request, wait=wait, as_json=as_json,
-                                       max_poll_errors=max_poll_errors)))
+                                       max_poll_errors=max_poll_errors, images=images)))
 
 
 def _prompt_text(prompt: str) -> str:
@@ -209,7 +212,8 @@ def raise_field_errors(errors: Sequence[Any]) -> None:
     raise CliError(plain(errors[-1]), EXIT_USAGE)
 
 
-async def _submit(settings: Settings, request: Any, *, wait: bool, as_json: bool, max_poll_errors: int) -> int:
+async def _submit(settings: Settings, request: Any, *, wait: bool, as_json: bool, max_poll_errors: int,
+                  images: Any = None) -> int:
     from tui.core import jobs as jobs_module
 
     service = open_service(settings)
@@ -219,7 +223,7 @@ async def _submit(settings: Settings, request: Any, *, wait: bool, as_json: bool
             reason = service.submit_disabled_reason or "submitting is disabled"
             raise CliError(reason, EXIT_AUTH if not settings.has_key else EXIT_USAGE)
         try:
-            job = await service.submit(request)
+            job = await service.submit(request, images=images)
         except jobs_module.ValidationFailed as exc:
             raise_field_errors(list(exc.errors))
         except jobs_module.HistoryNotWritten as exc:

@@ -19,8 +19,10 @@ from tui.core.images import (  # noqa: F401
     ImageRefused,
     human_bytes,
     image_payload,
+    file_problem,
     inspect_image,
     is_url,
+    read_image,
 )
 from tui.core.text import first_unsafe
 
@@ -175,19 +177,87 @@ def validate(request: VideoRequest, *, allow_uncertain: bool = False, check_file
     return errors
 
 
-def api_body(request: VideoRequest) -> dict[str, Any]:
-    """The JSON body for the create call (images turned into URLs or data: URLs).
+@dataclass(frozen=True)
+class ReadImages:
+    """A request's image files, each opened once: what the checks found, and for each image that
+    passed the value sent for it. Handed from the form to the service so neither reads again."""
 
-    ImageRefused (with `.field`) when a local image no longer passes its checks."""
-    body: dict[str, Any] = {
+    sources: dict[str, str]
+    errors: tuple[FieldError, ...]
+    infos: dict[str, ImageInfo]
+    payloads: dict[str, str]
+
+    def matches(self, request: VideoRequest) -> bool:
+        """Read for this request's images (not for an earlier path)."""
+        return self.sources == _image_sources(request)
+
+
+def _image_sources(request: VideoRequest) -> dict[str, str]:
+    found = {name: (getattr(request, name) or "").strip() for name in ("image", "end_image")}
+    return {name: source for name, source in found.items() if source}
+
+
+def read_images(request: VideoRequest) -> ReadImages:
+    """Read each image of the request once (blocking: in a thread)."""
+    sources = _image_sources(request)
+    errors: list[FieldError] = []
+    infos: dict[str, ImageInfo] = {}
+    payloads: dict[str, str] = {}
+    for name, source in sources.items():
+        info, payload = read_image(source)
+        errors.extend(FieldError(name, message) for message in info.errors)
+        infos[name] = info
+        if payload is not None:
+            payloads[name] = payload
+    return ReadImages(sources, tuple(errors), infos, payloads)
+
+
+def _body_fields(request: VideoRequest) -> dict[str, Any]:
+    return {
         "prompt": request.prompt,
         "duration": request.duration,
         "resolution": request.resolution,
         "enable_prompt_expansion": request.prompt_expansion,
     }
+
+
+def sent_body(record: dict[str, Any]) -> dict[str, Any]:
+    """The create call's body as `api_body` built it, from a job's history record. A local image
+    went as a data: URL whose bytes the history never keeps: it stands as `data:<type>;base64,…`
+    followed by what identifies the file (its path, size and checksum)."""
+    data = {key: value for key, value in record.items() if key not in ("image", "end_image")}
+    body = _body_fields(VideoRequest.from_dict(data))
+    for name in ("image", "end_image"):
+        image = record.get(name)
+        source = image.get("source") if isinstance(image, dict) else image
+        if not isinstance(source, str) or not source.strip():
+            continue
+        if is_url(source):
+            body[name] = source.strip()
+            continue
+        facts = image if isinstance(image, dict) else {}
+        mime = IMAGE_FORMATS.get(str(facts.get("format") or ""), "image")
+        about = [source.strip()]
+        if isinstance(facts.get("size_bytes"), int):
+            about.append(f"{facts['size_bytes']} bytes")
+        if facts.get("sha256"):
+            about.append(f"sha256 {facts['sha256']}")
+        body[name] = f"data:{mime};base64,\u2026 ({', '.join(about)})"
+    return body
+
+
+def api_body(request: VideoRequest, payloads: dict[str, str] | None = None) -> dict[str, Any]:
+    """The JSON body for the create call (images turned into URLs or data: URLs). `payloads`
+    gives the images' values already read (`read_image`), so no file is opened again.
+
+    ImageRefused (with `.field`) when a local image no longer passes its checks."""
+    body = _body_fields(request)
     for name in ("image", "end_image"):
         source = getattr(request, name)
         if source:
+            if payloads is not None and name in payloads:
+                body[name] = payloads[name]
+                continue
             try:
                 body[name] = image_payload(source)
             except ImageRefused as exc:

@@ -54,7 +54,8 @@ def config_path(env: Mapping[str, str] = os.environ) -> Path:
 
 
 def state_dir(env: Mapping[str, str] = os.environ) -> Path:
-    """Logs of this machine's runs (hooks.log); beside the data when the data dir is overridden."""
+    """Logs of this machine's runs (hooks.log) and the dashboard's remembered theme (ui-state.json);
+    beside the data when the data dir is overridden."""
     override = env.get(ENV_STATE_DIR)
     if override:
         return Path(override).expanduser()

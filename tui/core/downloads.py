@@ -128,13 +128,14 @@ def alternative_name(path: Path, n: int) -> Path:
 
 
 def nothing_to_download(job: "Job") -> str | None:
-    """Why a job has no file to fetch, or None when it has outputs."""
+    """Why a job has no file to fetch, or None when it has outputs. The job is not named: whoever
+    shows the reason puts its id in front (`ID: ended failed with no output`), once."""
     if job.outputs:
         return None
     if job.is_finished:
         reason = f": {job.error}" if job.error else ""
-        return f"{job.display_id} ended {job.status} with no output{reason}"
-    return f"{job.display_id} is {job.status}: no output yet"
+        return f"ended {job.status} with no output{reason}"
+    return f"still {job.status}: no output yet"
 
 
 # -- files -------------------------------------------------------------------------------------

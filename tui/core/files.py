@@ -64,8 +64,9 @@ def _megabytes(n: int) -> str:
     return f"{n / (1024 * 1024):g} MB"
 
 
-def read_bounded(path: Path, limit: int) -> bytes:
-    """The bytes of the regular file `path`, at most `limit` of them; FileRefused otherwise."""
+def check_readable(path: Path, limit: int) -> None:
+    """What `read_bounded` checks before it opens anything (from `stat()` alone): FileRefused for a
+    path that is missing, not a regular file or over `limit` bytes. Cheap enough for the UI loop."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -76,6 +77,11 @@ def read_bounded(path: Path, limit: int) -> bytes:
         raise FileRefused(file_kind(info.st_mode), is_kind=True)
     if info.st_size > limit:
         raise FileRefused(f"larger than {_megabytes(limit)}", is_kind=True)
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file `path`, at most `limit` of them; FileRefused otherwise."""
+    check_readable(path, limit)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:

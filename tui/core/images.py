@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tui.core.files import FileRefused, read_bounded
+from tui.core.files import FileRefused, check_readable, read_bounded
 
 IMAGE_MAX_BYTES = 20 * 1024 * 1024
 IMAGE_MIN_SHORT_SIDE = 300  # strictly greater than
@@ -90,17 +90,37 @@ def read_limited(path: Path, source: str, limit: int = IMAGE_MAX_BYTES) -> bytes
     try:
         return read_bounded(path, limit)
     except FileRefused as exc:
-        if exc.reason == "no such file":
-            raise ImageRefused(f"no such file: {source}") from None
-        if exc.reason == "a directory":
-            raise ImageRefused(f"{source} is a directory, not an image") from None
-        if exc.reason.startswith("larger than"):
-            size = _regular_size(path)
-            shown = human_bytes(size) if size is not None and size > limit else f"over {limit // (1024 * 1024)} MB"
-            raise ImageRefused(f"file is {shown}; it must be at most {limit // (1024 * 1024)} MB") from None
-        if exc.is_kind:
-            raise ImageRefused(f"{source} is {exc.reason}, not an image file") from None
-        raise ImageRefused(f"{source} {exc.reason}") from None
+        raise _refusal(exc, path, source, limit) from None
+
+
+def file_problem(source: str) -> str | None:
+    """What can be said of a local image from `stat()` alone, without opening it (no such file, a
+    directory, a FIFO or device, too large), for the form to say as the user types; None for a
+    URL or a file that may pass (its contents are checked when it is read, once, on submit)."""
+    source = source.strip()
+    if not source or is_url(source) or source.lower().startswith("data:"):
+        return None
+    path = Path(os.path.expanduser(source))
+    try:
+        check_readable(path, IMAGE_MAX_BYTES)
+    except FileRefused as exc:
+        return str(_refusal(exc, path, source, IMAGE_MAX_BYTES))
+    return None
+
+
+def _refusal(exc: FileRefused, path: Path, source: str, limit: int) -> ImageRefused:
+    """The field's message for a file `read_bounded` refused."""
+    if exc.reason == "no such file":
+        return ImageRefused(f"no such file: {source}")
+    if exc.reason == "a directory":
+        return ImageRefused(f"{source} is a directory, not an image")
+    if exc.reason.startswith("larger than"):
+        size = _regular_size(path)
+        shown = human_bytes(size) if size is not None and size > limit else f"over {limit // (1024 * 1024)} MB"
+        return ImageRefused(f"file is {shown}; it must be at most {limit // (1024 * 1024)} MB")
+    if exc.is_kind:
+        return ImageRefused(f"{source} is {exc.reason}, not an image file")
+    return ImageRefused(f"{source} {exc.reason}")
 
 
 # -- header dimensions, read before any decoder runs -------------------------------------------------
@@ -170,26 +190,33 @@ def inspect_image(source: str) -> ImageInfo:
 
     Every failed rule gets its own message with the measured value.
     """
+    return read_image(source, payload=False)[0]
+
+
+def read_image(source: str, *, payload: bool = True) -> tuple[ImageInfo, str | None]:
+    """Check an image input and, when it passes, the value sent for it (a URL as is, a local file
+    as a data: URL of the very bytes checked): the file is opened once for both."""
     source = source.strip()
     if is_url(source):
-        return ImageInfo(source=source, is_url=True)
+        return ImageInfo(source=source, is_url=True), source
     if source.lower().startswith("data:"):
-        return ImageInfo(source="data: URL", is_url=False, errors=("paste a URL or a file path, not a data: URL",))
+        return ImageInfo(source="data: URL", is_url=False,
+                         errors=("paste a URL or a file path, not a data: URL",)), None
     path = Path(os.path.expanduser(source))
     try:
         data = read_limited(path, source)
     except ImageRefused as exc:
         size = _regular_size(path)
-        return ImageInfo(source=source, is_url=False, size_bytes=size, errors=(str(exc),))
+        return ImageInfo(source=source, is_url=False, size_bytes=size, errors=(str(exc),)), None
     size = len(data)
     dimensions = header_dimensions(data)
     if dimensions is not None and (bomb := _too_many_pixels(*dimensions)):
         return ImageInfo(source=source, is_url=False, width=dimensions[0], height=dimensions[1],
-                         size_bytes=size, errors=(bomb,))
+                         size_bytes=size, errors=(bomb,)), None
     try:
         fmt, width, height = _identify(data)
     except ImageRefused as exc:
-        return ImageInfo(source=source, is_url=False, size_bytes=size, errors=(str(exc),))
+        return ImageInfo(source=source, is_url=False, size_bytes=size, errors=(str(exc),)), None
     errors: list[str] = []
     if fmt not in IMAGE_FORMATS:
         errors.append(f"format is {fmt}; it must be JPG or PNG")
@@ -200,10 +227,11 @@ def inspect_image(source: str) -> ImageInfo:
     if not (2 * height < 5 * width and 2 * width < 5 * height):
         errors.append(f"aspect ratio is {width}:{height}; it must be between 2:5 and 5:2 (exclusive)")
     digest = hashlib.sha256(data).hexdigest() if not errors else None
-    return ImageInfo(
-        source=source, is_url=False, format=fmt, width=width, height=height,
-        size_bytes=size, sha256=digest, errors=tuple(errors),
-    )
+    info = ImageInfo(source=source, is_url=False, format=fmt, width=width, height=height,
+                     size_bytes=size, sha256=digest, errors=tuple(errors))
+    if errors or not payload:
+        return info, None
+    return info, f"data:{IMAGE_FORMATS[fmt]};base64," + base64.b64encode(data).decode("ascii")
 
 
 def _regular_size(path: Path) -> int | None:
@@ -215,19 +243,9 @@ def _regular_size(path: Path) -> int | None:
 
 
 def image_payload(source: str) -> str:
-    """The value sent to the API: a URL as is, a local file as a data: URL.
-
-    The file is read and checked again (it may have changed since it was inspected):
-    ImageRefused rather than sending something the checks would refuse.
-    """
-    if is_url(source):
-        return source.strip()
-    info_source = source.strip()
-    data = read_limited(Path(os.path.expanduser(info_source)), info_source)
-    dimensions = header_dimensions(data)
-    if dimensions is not None and (bomb := _too_many_pixels(*dimensions)):
-        raise ImageRefused(bomb)
-    fmt, _, _ = _identify(data)
-    if fmt not in IMAGE_FORMATS:
-        raise ImageRefused(f"format is {fmt}; it must be JPG or PNG")
-    return f"data:{IMAGE_FORMATS[fmt]};base64," + base64.b64encode(data).decode("ascii")
+    """The value sent to the API: a URL as is, a local file as a data: URL (read and checked in
+    the same read); ImageRefused with the first problem rather than sending what fails a check."""
+    info, payload = read_image(source)
+    if payload is None:
+        raise ImageRefused(info.errors[0] if info.errors else "not a readable JPG or PNG image")
+    return payload

@@ -118,8 +118,8 @@ class HistoryNotWritten(OSError):
 HISTORY_WRITE = "history-write"
 
 
-def _image_record(source: str) -> dict[str, Any]:
-    info = catalog.inspect_image(source)
+def _image_record(source: str, info: catalog.ImageInfo | None = None) -> dict[str, Any]:
+    info = info if info is not None else catalog.inspect_image(source)
     record = info.to_record()
     return {
         "source": record.get("source", source),
@@ -131,16 +131,32 @@ def _image_record(source: str) -> dict[str, Any]:
     }
 
 
-def request_record(request: VideoRequest) -> dict[str, Any]:
-    """The request as kept in history: images by source and checksum, never their bytes."""
+def request_record(request: VideoRequest, infos: dict[str, catalog.ImageInfo] | None = None) -> dict[str, Any]:
+    """The request as kept in history: images by source and checksum, never their bytes (`infos`:
+    what reading them found already, so no file is opened again)."""
     record = request.to_dict()
     for name in ("image", "end_image"):
         value = record.get(name)
         if isinstance(value, str) and value.strip():
-            record[name] = _image_record(value)
+            record[name] = _image_record(value, (infos or {}).get(name))
         else:
             record[name] = None
     return record
+
+
+def prepare_submit(request: VideoRequest, *, allow_uncertain: bool = False,
+                   images: catalog.ReadImages | None = None
+                   ) -> tuple[list[FieldError], dict[str, Any] | None, dict[str, Any] | None]:
+    """(errors, body, record) for a submit, each image file opened once for its checks, its
+    data: URL and its checksum — or not at all when `images` (read by the form) is for this
+    request. Blocking: run it in a thread. Body and record are None when there are errors."""
+    errors = catalog.validate(request, allow_uncertain=allow_uncertain, check_files=False)
+    if images is None or not images.matches(request):
+        images = catalog.read_images(request)
+    errors.extend(images.errors)
+    if errors:
+        return errors, None, None
+    return errors, catalog.api_body(request, images.payloads), request_record(request, images.infos)
 
 
 class JobService:
@@ -351,15 +367,20 @@ class JobService:
         return costs.refusal([self.estimate(r) for r in requests], today, self.budgets,
                              session=session, now=now, batch=batch)
 
-    async def submit(self, request: VideoRequest, *, idempotency_key: str | None = None) -> Job:
+    async def submit(self, request: VideoRequest, *, idempotency_key: str | None = None,
+                     images: catalog.ReadImages | None = None) -> Job:
         """Record, then POST. Raises ValidationFailed before anything is recorded, SubmitFailed after.
 
         HistoryNotWritten: the record could not be written, so nothing was sent.
         BudgetRefused: it would pass a budget; nothing was recorded or sent.
+        `images`: the request's image files as the form read them (not opened again).
         """
         self._bind_loop()
-        # Image checks read files (and hash them): off the event loop.
-        errors = await asyncio.to_thread(self.validate, request)
+        # Image checks read files (and hash them): off the event loop, and each file once for its
+        # checks, the body (with base64 images) and the record. The body is built before recording,
+        # so a file that vanishes now cannot leave a record of a POST that was never sent.
+        errors, body, record = await asyncio.to_thread(
+            prepare_submit, request, allow_uncertain=self.settings.allow_uncertain_resolutions, images=images)
         if errors:
             raise ValidationFailed(errors)
         reason = self.submit_disabled_reason
@@ -370,12 +391,6 @@ class JobService:
             # A rejected submit created nothing on the server: its key may be sent again.
             if existing is not None and existing.status != REJECTED:
                 return existing
-        # The body (with base64 images) is built before recording, so a file that vanishes
-        # now cannot leave a record of a POST that was never sent.
-        try:
-            body, record = await asyncio.to_thread(lambda: (catalog.api_body(request), request_record(request)))
-        except catalog.ImageRefused as exc:  # the file changed since it was checked
-            raise ValidationFailed([FieldError(exc.field or "image", str(exc))]) from None
         # Checked here, with no await before the record is made: two submits on this loop cannot
         # both pass on the same room left.
         refused = self.budget_refusal([request])
@@ -666,7 +681,7 @@ class JobService:
         if reason is not None:
             raise NothingToDownload(reason)
         if local_id in self.downloading:
-            raise DownloadError(f"{job.short_id} is being downloaded already", exit_code=2)
+            raise DownloadError("being downloaded already", exit_code=2)  # the caller names the job
         target = Path(directory if directory is not None else self.settings.download_dir).expanduser()
         downloader = self._get_downloader()
         self.downloading.add(local_id)

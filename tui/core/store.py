@@ -734,9 +734,21 @@ class HistoryStore:
         exact = self._jobs.get(ident) or self.find_by_server_id(ident)
         if exact is not None:
             return exact
-        matches = {j.local_id for j in self._jobs.values()
-                   if j.local_id.startswith(ident) or (j.server_id or "").startswith(ident)}
-        return self._jobs[matches.pop()] if len(matches) == 1 else None
+        matches = self.matches(ident)
+        return matches[0] if len(matches) == 1 else None
+
+    def matches(self, ident: str) -> list[Job]:
+        """Every job whose local id or server id starts with `ident`, newest first (an exact id
+        is one match whatever else starts with it)."""
+        ident = ident.strip()
+        if not ident:
+            return []
+        exact = self._jobs.get(ident) or self.find_by_server_id(ident)
+        if exact is not None:
+            return [exact]
+        found = [j for j in self._jobs.values()
+                 if j.local_id.startswith(ident) or (j.server_id or "").startswith(ident)]
+        return sorted(found, key=lambda job: job.submitted_at or 0.0, reverse=True)
 
     def pending(self) -> list[Job]:
         return [job for job in self.all() if job.is_pending]

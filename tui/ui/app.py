@@ -108,20 +108,53 @@ class HailuoApp(App[int]):
         nor shown with escapes — also when a widget's `notify()` passes its default `markup=True`."""
         super().notify(clean(message), title=clean(title), severity=severity, timeout=timeout, markup=False)
 
+    def watch_theme(self, theme: str) -> None:
+        """A theme picked (in the palette) after start is remembered for the next run."""
+        if getattr(self, "_theme_restored", False):
+            self._save_theme(theme)
+
+    @work(thread=True, exit_on_error=False, group="ui-state")
+    def _save_theme(self, theme: str) -> None:
+        from tui.core.ui_state import save_theme, ui_state_path
+
+        try:
+            save_theme(ui_state_path(self.settings.state_dir), theme, self.settings.theme)
+        except OSError as exc:
+            self.call_from_thread(self.notify, f"the theme is not remembered: {exc.strerror or exc}",
+                                  severity="warning", timeout=6)
+
     def get_default_screen(self) -> Screen:
         return self.dashboard
 
     def on_mount(self) -> None:
-        if self.settings.theme:
+        from tui.core.ui_state import saved_theme, ui_state_path
+
+        # The theme picked in the palette last time, unless the config's theme changed since.
+        theme = saved_theme(ui_state_path(self.settings.state_dir), self.settings.theme) or self.settings.theme
+        if theme:
             try:
-                self.theme = self.settings.theme
+                self.theme = theme
             except Exception:  # noqa: BLE001 - an unknown theme name must not stop the app
-                self.notify(f"unknown theme {self.settings.theme!r}; using the default", severity="warning")
+                self.notify(f"unknown theme {theme!r}; using the default", severity="warning")
+        self._theme_restored = True
         if self.settings.keymap:
             self.set_keymap(dict(self.settings.keymap))
         self._handle_signals()
 
+    def _report_keymap_problems(self) -> None:
+        """Ids no binding has and keys bound twice are named, not silently applied: in a toast each,
+        and the first on the status line (where it stays: the config is read again only at start)."""
+        from tui.ui.keys import keymap_problems
+
+        problems = keymap_problems(self.settings.keymap) if self.settings.keymap else []
+        for problem in problems:
+            self.notify(problem, title="Keymap", severity="warning", timeout=15)
+        if problems:
+            more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+            self.dashboard.show_error(problems[0] + more, "keymap")
+
     def on_ready(self) -> None:
+        self._report_keymap_problems()
         # The first frame is on screen: now the newest jobs (read from the head of the history
         # in a few milliseconds, here, so they make the very next frame), then the whole history
         # and the service in a thread.

@@ -33,6 +33,7 @@ from tui.core.records import Job
 from tui.core.text import one_line
 from tui.ui import clipboard
 from tui.ui.glyphs import plain_screen
+from tui.ui.keys import in_force, key_label
 from tui.ui.messages import DownloadEnded, JobForgotten, JobUpdated, NoticePosted, PollerStateChanged
 from tui.ui.widgets.detail import DetailPane, clean
 from tui.ui.widgets.job_table import JobTable
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
     from tui.ui.widgets.composer import Composer
 
 WIDE_COLUMNS = 140
+#: Below this many rows the form drops its blank lines and shortens the prompt box, so that it
+#: fits with its result line (80x24: 22 rows between the status line and the footer).
+SHORT_ROWS = 32
 #: Seconds between clock ticks of the table in low-bandwidth mode (a tick rewrites every visible row's clock).
 LOW_BANDWIDTH_TICK = 5.0
 QUICK_FILTERS = {"1": None, "2": "pending", "3": "failed", "4": "completed"}
@@ -95,7 +99,8 @@ class DashboardScreen(Screen[None]):
         Binding("i", "toggle_detail", "Detail", show=False, id="app.detail"),
         # The detail pane's own `v`, from the table too (the pane rarely has the focus); no
         # description, so the help lists it once, under the pane.
-        Binding("v", "toggle_raw", "", show=False, id="app.raw"),
+        Binding("v", "toggle_raw", "", show=False, id="app.raw",
+                tooltip="Raw JSON of the detail pane, from the table"),
         Binding("escape", "back", "Back", show=False, id="app.back"),
     ]
 
@@ -223,7 +228,7 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         # Layout classes first: set later, they would restyle every widget a second time.
-        self._apply_width(self.app.size.width)
+        self._apply_size(self.app.size.width, self.app.size.height)
         yield StatusLine(id="status")
         with Horizontal(id="main"):
             # Its place is kept (same size) so nothing moves when the form arrives after the first frame.
@@ -297,12 +302,13 @@ class DashboardScreen(Screen[None]):
         return task.result() if task is not None and task.done() and not task.exception() else None
 
     def on_resize(self, event) -> None:
-        self._apply_width(event.size.width)
+        self._apply_size(event.size.width, event.size.height)
 
-    def _apply_width(self, width: int) -> None:
+    def _apply_size(self, width: int, height: int) -> None:
         narrow = width < WIDE_COLUMNS
         self.set_class(narrow, "-narrow")
         self.set_class(not narrow, "-wide")
+        self.set_class(height < SHORT_ROWS, "-short")
         self.set_class(plain_screen(), "-plain-glyphs")  # TERM=linux: ASCII borders (tui/ui/glyphs.py)
 
     def on_download_progressed(self, message: DownloadProgressed) -> None:
@@ -364,7 +370,8 @@ class DashboardScreen(Screen[None]):
             return
         reason = nothing_to_download(job)
         if reason is not None:
-            self.notify(clean(reason), title="Nothing to download", severity="warning", timeout=5)
+            self.notify(f"{clean(job.short_id)}: {clean(reason)}", title="Nothing to download", severity="warning",
+                        timeout=5)
             return
         if job.local_id in self.service_downloading():
             self.notify(f"{clean(job.short_id)} is being downloaded already", timeout=3)
@@ -481,16 +488,16 @@ class DashboardScreen(Screen[None]):
         if self.app.service is None:
             event.composer.set_note("the history is still opening; try again in a moment", error=True)
             return
-        request, composer = event.request, event.composer
+        request, composer, images = event.request, event.composer, event.images
         ago = self.app.repeats.since(request)
         if ago is None:
-            self._send(request)
+            self._send(request, images)
             return
         from tui.ui.screens.dialogs import RepeatSubmitScreen
 
         def answered(again: bool | None) -> None:
             if again:
-                self._send(request)
+                self._send(request, images)
             else:
                 composer.set_note("not sent: the same request went out moments ago", error=False)
                 self.notify("repeat dropped: nothing sent", timeout=3)
@@ -501,13 +508,13 @@ class DashboardScreen(Screen[None]):
             f"{one_line(request.model)} · {one_line(request.prompt, limit=60)}\n"
             "A second job is billed again. ctrl+s sends it again; Escape drops it."), answered)
 
-    def _send(self, request: VideoRequest) -> None:
+    def _send(self, request: VideoRequest, images: Any = None) -> None:
         # Recorded before the POST: a second ctrl+s during the first one's round trip is a repeat too.
         self.app.repeats.sent(request)
-        self._submit(request)
+        self._submit(request, images)
 
     @work(exit_on_error=False, group="submit")
-    async def _submit(self, request: VideoRequest) -> None:
+    async def _submit(self, request: VideoRequest, images: Any = None) -> None:
         from tui.core.api.errors import ApiError, NetworkError, SubmitOutcomeUnknownError
         from tui.core.jobs import HistoryNotWritten, SubmitDisabled, SubmitFailed, ValidationFailed
 
@@ -522,7 +529,7 @@ class DashboardScreen(Screen[None]):
             self.notify(f"{what}\n{note}", title="Not sent", severity="error", timeout=8)
 
         try:
-            job = await self.app.service.submit(request)
+            job = await self.app.service.submit(request, images=images)
         except ValidationFailed as exc:
             composer.show_errors(exc.errors)
             not_sent("not sent: fix the fields marked above")
@@ -564,12 +571,12 @@ class DashboardScreen(Screen[None]):
         seen: set[tuple[str, str]] = set()
         for section, node in self._binding_sources(("Dashboard", "Jobs", "Composer", "Detail")):
             by_action: dict[str, tuple[list[str], str]] = {}
-            for key, bindings in node._bindings.key_to_bindings.items():
+            for key, bindings in in_force(node, self.app._keymap).key_to_bindings.items():
                 for binding in bindings:
                     if not binding.description or binding.id is None:
                         continue  # inherited scroll keys carry no id: they are not part of the product's keys
                     entry = by_action.setdefault(binding.action, ([], binding.description))
-                    entry[0].append(_key_label(key))
+                    entry[0].append(key_label(key))
             for action, (keys, description) in by_action.items():
                 if (section, action) not in seen:
                     seen.add((section, action))
@@ -578,17 +585,21 @@ class DashboardScreen(Screen[None]):
         return rows
 
     def key_commands(self) -> Iterable[SystemCommand]:
-        """The command palette's entries: every described key of the dashboard, by what it does."""
+        """The command palette's entries: every described key of the dashboard, by what it does,
+        with the keys in force (the config's [keymap] laid over the bindings)."""
         for section, node in self._binding_sources(("", "Jobs: ", "Composer: ", "Detail: ")):
-            done: set[str] = set()
-            for bindings in node._bindings.key_to_bindings.values():
+            keys_of: dict[str, list[str]] = {}
+            described: dict[str, Any] = {}
+            for key, bindings in in_force(node, self.app._keymap).key_to_bindings.items():
                 for binding in bindings:
-                    if (not binding.description or binding.id is None or binding.action in done
+                    if (not binding.description or binding.id is None
                             or binding.action in ("back", "app.quit")):
                         continue
-                    done.add(binding.action)
-                    yield SystemCommand(f"{section}{binding.description}", f"key {_key_label(binding.key)}",
-                                        _runner(node, binding.action))
+                    keys_of.setdefault(binding.action, []).append(key_label(key))
+                    described.setdefault(binding.action, binding)
+            for action, binding in described.items():
+                yield SystemCommand(f"{section}{binding.description}", f"key {', '.join(keys_of[action])}",
+                                    _runner(node, action))
 
     def _binding_sources(self, names: tuple[str, str, str, str]) -> list[tuple[str, Any]]:
         """(section name, node) of everything that has keys: this screen (quit included), the table, the form, the detail."""
@@ -883,7 +894,8 @@ class DashboardScreen(Screen[None]):
             choices.append(("output", "First output URL"))
             if len(job.outputs) > 1:
                 choices.append(("outputs", f"All {len(job.outputs)} output URLs"))
-        choices.append(("request", "Request as JSON"))
+        if not job.request.get("attached"):  # an attached job was not sent from here: no body to copy
+            choices.append(("request", "Request body as sent (JSON)"))
         if job.server_id:
             choices.append(("curl", f"curl command for the result (key as ${ENV_KEY})"))
         return choices
@@ -896,7 +908,9 @@ class DashboardScreen(Screen[None]):
         if choice == "outputs" and job.outputs:
             return "\n".join(job.outputs), f"{len(job.outputs)} output URLs"
         if choice == "request":
-            return json.dumps(job.request, indent=2, ensure_ascii=False), "the request as JSON"
+            from tui.core.catalog import sent_body
+
+            return json.dumps(sent_body(job.request), indent=2, ensure_ascii=False), "the request body as sent"
         if choice == "curl" and job.server_id:
             return curl_command(self.app.settings, job.server_id), "the curl command"
         return None
@@ -914,10 +928,6 @@ class DashboardScreen(Screen[None]):
         from tui.ui.screens.dialogs import CopyMenu
 
         self.app.push_screen(CopyMenu(self.copy_choices(job)), chosen)
-
-
-def _key_label(key: str) -> str:
-    return {"question_mark": "?", "slash": "/", "escape": "Esc", "equals_sign": "="}.get(key, key)
 
 
 def _runner(node: Any, action: str) -> Callable[[], Any]:

@@ -11,6 +11,7 @@ says whether quitting would lose something typed.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -63,6 +64,9 @@ class Composer(VerticalScroll, can_focus=False):
     class Submitted(Message):
         composer: "Composer"
         request: VideoRequest
+        #: The request's image files as the form read them (once, in a thread): the service
+        #: sends these bytes and does not open the files again. None without images.
+        images: catalog.ReadImages | None = None
 
         @property
         def control(self) -> "Composer":
@@ -102,6 +106,8 @@ class Composer(VerticalScroll, can_focus=False):
         self._listening = False
         #: The request the form held when it was last filled, cleared or sent: nothing typed since.
         self._kept: VideoRequest | None = None
+        #: field -> (path, problems) found when the image was last read (on leaving its field).
+        self._read_images: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     # -- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -143,6 +149,8 @@ class Composer(VerticalScroll, can_focus=False):
             yield Select(_options(self._durations(spec.id, catalog.default_resolution(spec.id))),
                          value=catalog.DEFAULT_DURATION, allow_blank=False, compact=True, id="duration")
         yield FieldMessage(id="duration-error", classes="field-error")
+        # Says when a choice the new model or resolution does not offer was replaced.
+        yield FieldMessage(id="choices-note", classes="choices-note")
         yield Static(Text(self.prices.estimate(spec.id, catalog.default_resolution(spec.id),
                                                catalog.DEFAULT_DURATION).line()), id="estimate", classes="estimate")
         with Horizontal(classes="composer-row"):
@@ -236,7 +244,21 @@ class Composer(VerticalScroll, can_focus=False):
 
     # -- validation -------------------------------------------------------------------------
     def validate_now(self) -> list[FieldError]:
-        self._errors = catalog.validate(self.request, allow_uncertain=self.allow_uncertain)
+        """Check the form without reading an image file (never on this loop, and on a submit the
+        service reads each file once): what `stat()` tells of a path, and what reading it when the
+        user left its field found (`_update_images`), if the path is still the same."""
+        request = self.request
+        errors = catalog.validate(request, allow_uncertain=self.allow_uncertain, check_files=False)
+        for name in ("image", "end_image"):
+            source = (getattr(request, name) or "").strip()
+            if not source:
+                continue
+            problem = catalog.file_problem(source)
+            if problem is not None:
+                errors.append(FieldError(name, problem))
+            elif self._read_images.get(name, ("", ()))[0] == source:
+                errors.extend(FieldError(name, message) for message in self._read_images[name][1])
+        self._errors = errors
         self.show_errors(self._errors)
         return self._errors
 
@@ -286,6 +308,13 @@ class Composer(VerticalScroll, can_focus=False):
             res_select.value = new_res
             dur_select.set_options(_options(durations))
             dur_select.value = new_dur
+        replaced = []
+        if wanted_res not in (None, Select.BLANK) and wanted_res != new_res:
+            replaced.append(f"resolution {wanted_res} is now {new_res}")
+        if wanted_dur not in (None, Select.BLANK) and wanted_dur != new_dur:
+            replaced.append(f"duration {wanted_dur} s is now {new_dur} s")
+        self.query_one("#choices-note", FieldMessage).show(
+            [f"not offered by {model} at {new_res}: {', '.join(replaced)}"] if replaced else [])
 
     def _sync_scene(self) -> None:
         is_image = self.query_one("#scene", Select).value == "image-to-video"
@@ -315,6 +344,7 @@ class Composer(VerticalScroll, can_focus=False):
             info_text = ""
             if value:
                 info = catalog.inspect_image(value)
+                self._read_images[name] = (value, info.errors)
                 info_text = info.summary() if info.ok else ""
                 if info.ok and not info.is_url:
                     self._show_thumbnail(name, value)
@@ -367,6 +397,7 @@ class Composer(VerticalScroll, can_focus=False):
 
     @on(Select.Changed, "#duration")
     def _duration_changed(self) -> None:
+        self.query_one("#choices-note", FieldMessage).show([])  # the user chose: no longer a replacement
         self._update_estimate()
         self._schedule_validation()
 
@@ -414,7 +445,7 @@ class Composer(VerticalScroll, can_focus=False):
         if not await settle(self._typing_chain()):
             self.set_note("not sent: the form was still taking keys; press ctrl+s again", error=True)
             return
-        self.submit_now()
+        await self.submit_now()
 
     def _typing_chain(self) -> list:
         """The focused field and its ancestors up to this form: where typed keys are queued."""
@@ -428,9 +459,10 @@ class Composer(VerticalScroll, can_focus=False):
                 break
         return chain
 
-    def submit_now(self) -> None:
-        """Validate the form as it is and post it."""
-        self._update_images()
+    async def submit_now(self) -> None:
+        """Validate the form as it is and post it. Image files are opened here once, in a thread
+        (never on the UI loop), and what was read travels with the request to the service."""
+        request = self.request
         errors = self.validate_now()
         if self.disabled_reason is not None:
             self.set_note(self.disabled_reason, error=True)
@@ -438,8 +470,18 @@ class Composer(VerticalScroll, can_focus=False):
         if errors:
             self.set_note("not sent: fix the fields marked above", error=True)
             return
+        images = None
+        if request.image or request.end_image:
+            self.set_note(f"reading the image{GLYPHS.ellipsis}")
+            images = await asyncio.to_thread(catalog.read_images, request)
+            for name, info in images.infos.items():
+                self._read_images[name] = (images.sources[name], info.errors)
+            if images.errors:
+                self.show_errors(list(images.errors))
+                self.set_note("not sent: fix the fields marked above", error=True)
+                return
         self.set_note(f"sending{GLYPHS.ellipsis}")
-        self.post_message(self.Submitted(self, self.request))
+        self.post_message(self.Submitted(self, request, images))
 
     def action_recall(self) -> None:
         self.post_message(self.RecallRequested(self))
