@@ -51,6 +51,7 @@ from tui.cli.common import (
     find_job,
     run_async,
     open_service,
+    open_service_to_change,
     Progress,
     _terminal_width,
     follow,
@@ -212,7 +213,7 @@ def raise_field_errors(errors: Sequence[Any]) -> None:
 async def _submit(settings: Settings, request: Any, *, wait: bool, as_json: bool, max_poll_errors: int) -> int:
     from tui.core import jobs as jobs_module
 
-    service = open_service(settings)
+    service = await open_service_to_change(settings, role="submit")
     job = None
     try:
         if not service.can_submit:
@@ -292,7 +293,7 @@ def attach(ctx: click.Context, ids: tuple[str, ...], wait: bool, as_json: bool, 
 async def _attach(settings: Settings, ids: list[str], *, wait: bool, as_json: bool, max_poll_errors: int) -> int:
     from tui.core.jobs import ReadOnlyRefused
 
-    service = open_service(settings)
+    service = await open_service_to_change(settings, role="attach")
     try:
         try:
             attached = await service.attach(ids)
@@ -388,6 +389,13 @@ def forget(ctx: click.Context, ident: str, yes: bool, base_url: str | None, db: 
     """Remove one job from the local history (the job stays on the server)."""
     refuse_in_read_only(ctx, "forget")
     settings = settings_for(ctx, base_url, db, need_key=False)
+    import asyncio
+
+    through_owner = asyncio.run(_forget_through_owner(settings, ident, yes))
+    if through_owner is not None:
+        if through_owner:
+            echo(through_owner)
+        return
     store = open_store(settings, read_only=False)
     try:
         if store.read_only:
@@ -407,6 +415,49 @@ def forget(ctx: click.Context, ident: str, yes: bool, base_url: str | None, db: 
         store.close()
     hint = f"; `hailuo-tui attach {job.server_id}` brings it back" if job.server_id else ""
     echo(f"forgot {label} (the job stays on the server{hint})")
+
+
+def _confirm_forget(job: "Job") -> bool:
+    if not is_tty(sys.stdin):
+        return True
+    click.echo(f"{job.display_id}  {plain(job.status)}  {plain(job.prompt)[:60]}", err=True)
+    if not click.confirm("Forget this job? It stays on the server; only the local record goes", err=True):
+        echo("kept", err=True)
+        return False
+    return True
+
+
+def _forgot_line(job: "Job") -> str:
+    hint = f"; `hailuo-tui attach {job.server_id}` brings it back" if job.server_id else ""
+    return f"forgot {job.display_id} (the job stays on the server{hint})"
+
+
+async def _forget_through_owner(settings: Settings, ident: str, yes: bool) -> str | None:
+    """Forget through the history's owner when one serves it: the line to print ("" when the
+    user kept the job), None when there is no owner (the history is then opened here)."""
+    from tui.core import share
+    from tui.core.jobs import ReadOnlyRefused
+
+    try:
+        owner = await share.find_owner(settings.db_path)
+        if owner is None:
+            return None
+        service = await share.RemoteService.open(settings, owner, role="forget")
+    except (share.NoOwner, share.OwnerGone):
+        return None
+    except share.ShareRefused as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    try:
+        job = find_job(service.store, ident)
+        if not yes and not _confirm_forget(job):
+            return ""
+        try:
+            await service.forget_now(job.local_id)
+        except ReadOnlyRefused as exc:
+            raise CliError(f"cannot forget: {plain(exc)}", EXIT_USAGE) from None
+        return _forgot_line(job)
+    finally:
+        await service.close()
 
 
 @main.command()
@@ -459,7 +510,8 @@ def watch(ctx: click.Context, exit_status: bool, as_json: bool, max_poll_errors:
 
 
 async def _watch(settings: Settings, *, exit_status: bool, as_json: bool, max_poll_errors: int) -> int:
-    service = open_service(settings)
+    # Beside a running owner, its jobs are followed through it: each job is polled by one process.
+    service = await open_service_to_change(settings, role="watch")
     try:
         pending = [j.local_id for j in service.store.pending()]
         if not pending:

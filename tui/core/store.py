@@ -741,6 +741,21 @@ class HistoryStore:
     def pending(self) -> list[Job]:
         return [job for job in self.all() if job.is_pending]
 
+    # -- a view of another owner's history ----------------------------------------------------
+    def mirror_put(self, job: Job) -> None:
+        """In memory only, never written: a change another process (the history's owner) made
+        and told this read-only view of."""
+        with self._lock:
+            self._index(job)
+
+    def mirror_remove(self, local_id: str) -> None:
+        """In memory only, never written: a job the owner removed."""
+        with self._lock:
+            job = self._jobs.pop(local_id, None)
+            if job is not None:
+                self._unindex(job)
+                self._order = None
+
     # -- writes ---------------------------------------------------------------------------
     def _check_writable(self) -> None:
         if self.read_only:

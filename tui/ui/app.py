@@ -242,6 +242,9 @@ class HailuoApp(App[int]):
                         title="Read-only", severity="warning", timeout=10)
         if self._poll:
             await service.start()
+        if hasattr(service, "serve_others"):
+            # This dashboard owns the history: the user's other terminals submit through it.
+            await service.serve_others("dashboard")
         self.signals.opened([job.local_id for job in service.store.pending()])
         await self.dashboard.service_running(service)
         if self._on_started is not None:

@@ -1,0 +1,115 @@
+"""One history, many terminals: the process that owns a history serves it to the others.
+
+A dashboard (Pilot, in this process) owns the history; the CLI runs as real subprocesses beside
+it and submits, attaches and forgets through it, with the exit codes and output of a run alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import FAST_POLLING, app_settings, posts, until
+from tui.core import share
+from tui.core.store import HistoryStore
+
+KEY = "sk-test-share-0000000000"
+
+
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("GPTPROTO_API_KEY", "GPTPROTO_BASE_URL", "HAILUO_TUI_DB")}
+    env["GPTPROTO_API_KEY"] = KEY
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+async def cli(sim, db: Path, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    """`python -m tui ARGS` as a user would run it from another terminal."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui", *args, "--base-url", cli_url(sim), "--db", str(db),
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=child_env())
+    out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
+    return proc.returncode, out.decode(), err.decode()
+
+
+def cli_url(sim) -> str:
+    """The simulator under another name than the dashboard's: the Host header tells who asked."""
+    return sim.base_url.replace("127.0.0.1", "localhost")
+
+
+def gets_of(sim, server_id: str) -> int:
+    return sum(1 for r in sim.requests if r.method == "GET" and f"/predictions/{server_id}/" in r.path)
+
+
+def table_ids(app) -> dict[str, str]:
+    from tui.ui.widgets.job_table import JobTable
+
+    table = app.query_one(JobTable)
+    return {job.server_id: job.status for job in table.visible_jobs() if job.server_id}
+
+
+async def test_cli_submits_attaches_and_forgets_through_a_running_dashboard(tmp_path, make_simulator):
+    from tui.ui.app import HailuoApp
+
+    sim = make_simulator(job_seconds=0.6)
+    db = tmp_path / "history.json"
+    app = HailuoApp(app_settings(tmp_path, sim, KEY))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 30)
+        assert app.service.share is not None
+        mode = stat.S_IMODE(os.lstat(app.service.share.path).st_mode)
+        assert mode == 0o600
+
+        # submit --json: the job object, exit 0; in the dashboard's table within a second.
+        code, out, err = await cli(sim, db, "submit", "--prompt", "a fox  in snow ", "--json")
+        assert code == 0, err
+        job = json.loads(out)
+        assert job["request"]["prompt"] == "a fox  in snow " and job["id"] and job["status"]
+        await until(lambda: job["id"] in table_ids(app), 5, pilot=pilot, what="submitted job in the table")
+        assert len(posts(sim)) == 1
+        assert json.loads(posts(sim)[0].body)["prompt"] == "a fox  in snow "
+
+        # submit --wait follows the job to its end through the owner.
+        code, out, err = await cli(sim, db, "submit", "--prompt", "waited for", "--wait")
+        assert code == 0, err
+        waited = out.split()[0]
+        assert "completed" in out
+        assert table_ids(app).get(waited) == "completed" or any(
+            j.server_id == waited for j in app.service.store.all())
+
+        # An id created elsewhere (directly on the server) is attached through the owner.
+        created = sim.seed_job(status="processing", prompt="made elsewhere")
+        posts_before = len(posts(sim))
+        code, out, err = await cli(sim, db, "attach", created)
+        assert code == 0, err
+        assert out.startswith(created)
+        await until(lambda: created in table_ids(app), 6, pilot=pilot, what="attached job in the table")
+
+        # The CLI's exit codes are unchanged: a bad id is 2, an unknown one 1.
+        code, _, err = await cli(sim, db, "attach", "not/an/id")
+        assert code == 2 and err.startswith("error: ")
+        code, _, err = await cli(sim, db, "attach", "pred_does_not_exist")
+        assert code == 1, err
+
+        # forget through the owner: gone from the owner's table.
+        code, out, err = await cli(sim, db, "forget", job["id"], "--yes")
+        assert code == 0, err
+        assert out.startswith("forgot ")
+        await until(lambda: job["id"] not in table_ids(app), 6, pilot=pilot, what="forgotten job leaves the table")
+
+        await until(lambda: all(j.is_finished for j in app.service.store.all()), 30, pilot=pilot)
+        # Nothing sent twice, and every request came from the owner: the CLI (which addresses the
+        # simulator by another name, so its requests would show) never polled nor posted.
+        assert len(posts(sim)) == posts_before == 2
+        assert gets_of(sim, waited) >= 1 and gets_of(sim, created) >= 1
+        assert [r for r in sim.requests if r.host.startswith("localhost")] == []
+    ids = {j.server_id for j in HistoryStore.open(db, read_only=True).all()}
+    assert created in ids and waited in ids and job["id"] not in ids
