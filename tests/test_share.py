@@ -113,3 +113,37 @@ async def test_cli_submits_attaches_and_forgets_through_a_running_dashboard(tmp_
         assert [r for r in sim.requests if r.host.startswith("localhost")] == []
     ids = {j.server_id for j in HistoryStore.open(db, read_only=True).all()}
     assert created in ids and waited in ids and job["id"] not in ids
+
+
+async def test_a_attaches_pasted_ids_and_names_a_bad_one_where_it_is_typed(tmp_path, make_simulator):
+    from textual.widgets import Button, Static, TextArea
+
+    from helpers import toasts
+    from tui.ui.app import HailuoApp
+    from tui.ui.screens.attach import AttachScreen
+
+    sim = make_simulator(job_seconds=0.3)
+    first, second = sim.seed_job(status="completed", outputs=["https://cdn.example/a.mp4"]), sim.seed_job(status="processing")
+    app = HailuoApp(app_settings(tmp_path, sim, KEY))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 30)
+        await pilot.press("a")
+        await until(lambda: isinstance(app.screen, AttachScreen), 10, pilot=pilot)
+        screen = app.screen
+        # A bad id is named under the field, and Attach stays off.
+        screen.query_one("#attach-ids", TextArea).insert(f"{first}\nnot/an/id")
+        await until(lambda: "not/an/id" in str(screen.query_one("#attach-note", Static).render()), 10, pilot=pilot)
+        assert screen.query_one("#attach", Button).disabled
+        await pilot.press("ctrl+s")
+        assert app.screen is screen  # nothing attached with a bad id in the list
+        # Pasted ids, one a line or separated by commas, each once.
+        area = screen.query_one("#attach-ids", TextArea)
+        area.clear()
+        area.insert(f"{first}, {second}\n{first}\n")
+        await until(lambda: "2 ids to attach" in str(screen.query_one("#attach-note", Static).render()), 10,
+                    pilot=pilot)
+        await pilot.press("ctrl+s")
+        await until(lambda: {first, second} <= set(table_ids(app)), 10, pilot=pilot, what="attached ids in the table")
+        await until(lambda: table_ids(app)[second] == "completed", 30, pilot=pilot)
+        assert any(t.startswith("Attached 2 jobs") for t in toasts(app))
+        assert not posts(sim)

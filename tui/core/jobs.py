@@ -65,6 +65,20 @@ def duplicate_id_message(server_id: str, other: Job) -> str:
             "and was not re-sent. Check the provider's dashboard.")
 
 
+def parse_prediction_ids(text: str) -> tuple[list[str], str | None]:
+    """Prediction ids pasted as text (one or many, split by spaces, commas or lines; each once,
+    in order) and the first problem with them, as a line for the user (None when all are usable)."""
+    import re
+
+    ids = list(dict.fromkeys(piece for piece in re.split(r"[\s,;]+", text) if piece))
+    for ident in ids:
+        why = usable_prediction_id(ident)
+        if why is not None:
+            shown = ident if len(ident) <= 40 else ident[:39] + "…"
+            return ids, f"{shown!r} {why}"
+    return ids, None
+
+
 class ValidationFailed(Exception):
     """The request is wrong; nothing was recorded or sent. `errors` name the fields."""
 

@@ -54,9 +54,14 @@ def runtime_dir(env: Mapping[str, str] = os.environ) -> Path:
     override = env.get(ENV_RUNTIME_DIR, "").strip()
     if override:
         return Path(override).expanduser()
+    import warnings
+
     from platformdirs import user_runtime_dir
 
-    return Path(user_runtime_dir("hailuo-tui"))
+    with warnings.catch_warnings():
+        # Without $XDG_RUNTIME_DIR it falls back to /tmp/runtime-<uid> (checked as ours when used).
+        warnings.simplefilter("ignore")
+        return Path(user_runtime_dir("hailuo-tui"))
 
 
 def socket_path(history: str | os.PathLike[str], env: Mapping[str, str] = os.environ) -> Path:
@@ -216,7 +221,10 @@ class ShareServer:
     async def start(self) -> Path:
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if directory.stat().st_uid == os.getuid():
+        info = os.lstat(directory)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            raise PermissionError(f"{directory} is not a directory of this user")
+        if stat.S_IMODE(info.st_mode) != 0o700:
             os.chmod(directory, 0o700)
         # Holding the history's lock proves nobody else serves it: a socket left here by an
         # owner that was killed is stale.
