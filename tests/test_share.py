@@ -147,3 +147,91 @@ async def test_a_attaches_pasted_ids_and_names_a_bad_one_where_it_is_typed(tmp_p
         await until(lambda: table_ids(app)[second] == "completed", 30, pilot=pilot)
         assert any(t.startswith("Attached 2 jobs") for t in toasts(app))
         assert not posts(sim)
+
+
+async def test_locate_names_the_socket_and_the_process_that_owns_the_history(tmp_path, make_simulator):
+    from tui.core.config import Settings
+    from tui.core.jobs import JobService
+
+    sim = make_simulator()
+    db = tmp_path / "history.json"
+    code, out, err = await cli(sim, db, "locate", "--json")
+    assert code == 0, err
+    alone = json.loads(out)
+    assert alone["socket"] == str(share.socket_path(db)) and alone["owner"] is None
+    service = JobService.open(app_settings(tmp_path, sim, KEY))
+    try:
+        await service.serve_others("watch")
+        code, out, err = await cli(sim, db, "locate", "--json")
+        assert code == 0, err
+        assert json.loads(out)["owner"] == {"pid": os.getpid(), "role": "watch"}
+        code, out, _ = await cli(sim, db, "locate")
+        assert f"pid {os.getpid()} (watch)" in out and str(share.socket_path(db)) in out
+    finally:
+        await service.close()
+    # Gone with its owner.
+    assert not os.path.lexists(share.socket_path(db))
+
+
+def test_a_peer_of_another_user_is_refused():
+    assert share.peer_refusal(os.getuid()) is None
+    refusal = share.peer_refusal(os.getuid() + 1)
+    assert refusal is not None and f"uid {os.getuid() + 1}" in refusal
+
+
+def test_the_peer_uid_is_read_from_the_kernel():
+    left, right = socket.socketpair(socket.AF_UNIX)
+    with left, right:
+        assert share.peer_uid(left) == os.getuid()
+
+
+async def test_an_owner_does_not_answer_a_peer_of_another_uid(tmp_path, make_simulator, monkeypatch):
+    """The server's check, with the kernel's answer replaced by another uid: the connection is
+    closed without a word (the client then treats the history as not served)."""
+    from tui.core.jobs import JobService
+
+    sim = make_simulator()
+    service = JobService.open(app_settings(tmp_path, sim, KEY))
+    try:
+        await service.serve_others("dashboard")
+        path = share.socket_path(tmp_path / "history.json")
+        assert (await share.find_owner(tmp_path / "history.json")) is not None
+        monkeypatch.setattr(share, "peer_uid", lambda sock: os.getuid() + 1)
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        writer.write(b'{"op":"hello"}\n')
+        await writer.drain()
+        try:
+            answer = await reader.read()
+        except ConnectionResetError:  # closed with the request unread
+            answer = b""
+        assert answer == b""  # closed unanswered
+        writer.close()
+    finally:
+        await service.close()
+
+
+async def test_a_socket_open_to_other_users_is_refused_and_nothing_goes_through_it(tmp_path, make_simulator):
+    from tui.core.jobs import JobService
+
+    sim = make_simulator()
+    db = tmp_path / "history.json"
+    service = JobService.open(app_settings(tmp_path, sim, KEY))
+    try:
+        await service.serve_others("dashboard")
+        path = share.socket_path(db)
+        os.chmod(path, 0o666)
+        assert "open to other users (mode 0666" in share.socket_refusal(path)
+        with pytest.raises(share.ShareRefused):
+            await share.find_owner(db)
+        code, _, err = await cli(sim, db, "submit", "--prompt", "never sent")
+        assert code == 2 and "mode 0666" in err and KEY not in err
+        assert posts(sim) == []
+    finally:
+        await service.close()
+
+
+def test_a_file_that_is_not_a_socket_is_refused(tmp_path):
+    fake = tmp_path / "h.sock"
+    fake.write_text("")
+    os.chmod(fake, 0o600)
+    assert "is not a socket" in share.socket_refusal(fake)

@@ -578,6 +578,7 @@ def locate(ctx: click.Context, as_json: bool, base_url: str | None, db: str | No
         "players": ", ".join(f"{p.name} ({p.path})" for p in players.found()) or "none found (mpv, timg, ffplay)",
         "base_url": settings.base_url,
         "api_key": f"${ENV_KEY} {key_state}",
+        **_owner_info(settings),
     }
     if as_json:
         echo(to_json(info))
@@ -586,9 +587,28 @@ def locate(ctx: click.Context, as_json: bool, base_url: str | None, db: str | No
         "config_file": "config file", "history_file": "history file", "demo_history_file": "demo history",
         "data_dir": "data dir", "templates_file": "templates", "download_dir": "download dir",
         "state_dir": "state dir", "cache_dir": "cache dir", "players": "players", "base_url": "base URL", "api_key": "API key",
+        "socket": "socket", "owner": "owner",
     }
     for name, value in info.items():
+        if name == "owner":
+            value = (f"pid {value['pid']} ({value['role']}) serves the history to other terminals" if value
+                     else "none: no process serves this history now")
         echo(f"{labels[name] + ':':<14} {plain(value)}")
+
+
+def _owner_info(settings: Settings) -> dict[str, Any]:
+    """The history's socket, and the process serving it there (None when none answers)."""
+    import asyncio
+
+    from tui.core import share
+
+    path = share.socket_path(settings.db_path)
+    try:
+        owner = asyncio.run(share.find_owner(settings.db_path))
+    except share.ShareRefused as exc:
+        warn(str(exc))
+        owner = None
+    return {"socket": str(path), "owner": {"pid": owner.pid, "role": owner.role} if owner is not None else None}
 
 
 # -- serve ----------------------------------------------------------------------------------
