@@ -235,3 +235,56 @@ def test_a_file_that_is_not_a_socket_is_refused(tmp_path):
     fake.write_text("")
     os.chmod(fake, 0o600)
     assert "is not a socket" in share.socket_refusal(fake)
+
+
+OWNER = r"""
+import asyncio, sys
+from pathlib import Path
+from tui.core.config import load_settings
+from tui.core.jobs import JobService
+
+async def main(base_url, db):
+    settings = load_settings(base_url=base_url, db=db)
+    service = JobService.open(settings)
+    await service.serve_others("watch")
+    await service.start()
+    print("serving", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    await service.close()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def test_a_waiting_submit_carries_on_by_itself_when_the_owner_is_killed(tmp_path, make_simulator):
+    import signal
+
+    sim = make_simulator(job_seconds=4.0)
+    db = tmp_path / "history.json"
+    (tmp_path / "config.toml").write_text("poll_base_interval = 0.1\npoll_max_interval = 0.3\n")
+    owner = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", OWNER, sim.base_url, str(db), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=child_env())
+    try:
+        assert (await asyncio.wait_for(owner.stdout.readline(), 60)).strip() == b"serving"
+        waiting = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tui", "submit", "--prompt", "outlives its owner", "--wait",
+            "--base-url", cli_url(sim), "--db", str(db),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=child_env())
+        server_id = (await asyncio.wait_for(waiting.stdout.readline(), 60)).decode().strip()
+        assert server_id and len(posts(sim)) == 1
+        owner.send_signal(signal.SIGKILL)
+        await owner.wait()
+        rest, err = await asyncio.wait_for(waiting.communicate(), 60)
+        assert waiting.returncode == 0, err.decode()
+        assert rest.decode().startswith(f"{server_id}\tcompleted")
+    finally:
+        if owner.returncode is None:
+            owner.kill()
+            await owner.wait()
+    # Sent once, by the owner; followed to its end by the client, which polled it itself.
+    assert len(posts(sim)) == 1
+    assert any(r.host.startswith("localhost") and f"/predictions/{server_id}/" in r.path for r in sim.requests)
+    jobs = HistoryStore.open(db, read_only=True).all()
+    assert [(j.server_id, j.status) for j in jobs] == [(server_id, "completed")]
