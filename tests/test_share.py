@@ -288,3 +288,119 @@ async def test_a_waiting_submit_carries_on_by_itself_when_the_owner_is_killed(tm
     assert any(r.host.startswith("localhost") and f"/predictions/{server_id}/" in r.path for r in sim.requests)
     jobs = HistoryStore.open(db, read_only=True).all()
     assert [(j.server_id, j.status) for j in jobs] == [(server_id, "completed")]
+
+
+#: A dashboard in a process of its own, driven by lines on stdin (`submit PROMPT`, `table`).
+DASHBOARD = r"""
+import asyncio, json, sys
+sys.path.insert(0, sys.argv[3])
+from helpers import app_settings, until
+from pathlib import Path
+from tui.ui.app import HailuoApp
+from tui.ui.widgets.job_table import JobTable
+from textual.widgets import TextArea
+
+async def main(base_url, tmp):
+    class Sim:
+        pass
+    sim = Sim()
+    sim.base_url = base_url
+    app = HailuoApp(app_settings(Path(tmp), sim, sys.argv[4]))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 60)
+        print("ready", type(app.service).__name__, flush=True)
+        loop = asyncio.get_running_loop()
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                break
+            word, _, rest = line.strip().partition(" ")
+            table = app.query_one(JobTable)
+            if word == "submit":
+                app.query_one("#prompt", TextArea).text = rest
+                await pilot.press("ctrl+s")
+                await until(lambda: any(j.prompt == rest and j.server_id for j in table.visible_jobs()), pilot=pilot)
+                job = next(j for j in table.visible_jobs() if j.prompt == rest)
+                print("submitted", job.server_id, flush=True)
+            elif word == "table":
+                await pilot.pause()
+                print(json.dumps({j.server_id: j.status for j in table.visible_jobs()}), flush=True)
+
+asyncio.run(main(*sys.argv[1:3]))
+"""
+
+
+async def submit_here(app, pilot, prompt: str):
+    """Type a prompt in this dashboard's composer, ctrl+s, and wait for the server's id."""
+    from textual.widgets import TextArea
+
+    from tui.ui.widgets.job_table import JobTable
+
+    app.query_one("#prompt", TextArea).text = prompt
+    await pilot.press("ctrl+s")
+    table = app.query_one(JobTable)
+    await until(lambda: any(j.prompt == prompt and j.server_id for j in table.visible_jobs()), pilot=pilot,
+                what=f"{prompt!r} submitted")
+    return next(j for j in table.visible_jobs() if j.prompt == prompt)
+
+
+async def test_two_dashboards_both_submit_and_the_survivor_carries_on_when_the_owner_is_killed(tmp_path, make_simulator):
+    import signal
+
+    from textual.widgets import Button
+
+    from tui.ui.app import HailuoApp
+
+    sim = make_simulator(job_seconds=3.0)
+    owner = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", DASHBOARD, sim.base_url, str(tmp_path), str(Path(__file__).parent), KEY,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=child_env())
+
+    async def ask(line: str) -> str:
+        owner.stdin.write(line.encode() + b"\n")
+        await owner.stdin.drain()
+        return (await asyncio.wait_for(owner.stdout.readline(), 60)).decode().strip()
+
+    try:
+        assert (await asyncio.wait_for(owner.stdout.readline(), 60)).decode().split() == ["ready", "JobService"]
+        # This dashboard addresses the simulator by another name: its own requests would show.
+        app = HailuoApp(app_settings(tmp_path, sim, KEY, base_url=cli_url(sim)))
+        async with app.run_test(size=(160, 45)) as pilot:
+            await asyncio.wait_for(app.ready.wait(), 60)
+            assert type(app.service).__name__ == "RemoteService"
+            assert app.read_only_reason is None
+            assert not app.query_one("#submit", Button).disabled
+            # This one submits through the owner: in the owner's table within moments.
+            mine = await submit_here(app, pilot, "from the second dashboard")
+            deadline = asyncio.get_running_loop().time() + 60
+            while mine.server_id not in json.loads(await ask("table")):
+                assert asyncio.get_running_loop().time() < deadline
+            # The owner submits: pushed to this one.
+            theirs = (await ask("submit from the owner")).split()[1]
+            await until(lambda: theirs in table_ids(app), 30, pilot=pilot, what="the owner's job shown here")
+            assert len(posts(sim)) == 2
+            # Every request so far was the owner's: each job polled by one process.
+            assert sim.requests and all(r.host.startswith("127.0.0.1") for r in sim.requests)
+
+            owner.send_signal(signal.SIGKILL)
+            await owner.wait()
+            # The survivor takes the history over: both jobs end in its table, polled by it.
+            await until(lambda: app.service.local is not None, 60, pilot=pilot, what="takeover")
+            await until(lambda: table_ids(app).get(mine.server_id) == "completed"
+                        and table_ids(app).get(theirs) == "completed", 60, pilot=pilot, what="both jobs completed")
+            assert any(r.host.startswith("localhost") and f"/predictions/{mine.server_id}/" in r.path
+                       for r in sim.requests)
+            later = await submit_here(app, pilot, "after the owner died")
+            assert later.server_id
+            await until(lambda: table_ids(app).get(later.server_id) == "completed", 60, pilot=pilot)
+        prompts = sorted(json.loads(p.body)["prompt"] for p in posts(sim))
+        assert prompts == ["after the owner died", "from the owner", "from the second dashboard"]
+    finally:
+        if owner.returncode is None:
+            owner.kill()
+            await owner.wait()
+    jobs = HistoryStore.open(tmp_path / "history.json", read_only=True).all()
+    assert sorted((j.prompt, j.status) for j in jobs) == [("after the owner died", "completed"),
+                                                         ("from the owner", "completed"),
+                                                         ("from the second dashboard", "completed")]

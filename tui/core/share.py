@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -27,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from tui.core.api import errors as api_errors
 from tui.core.api.errors import ApiError, PollingHalted, SubmitOutcomeUnknownError
 from tui.core.catalog import FieldError, VideoRequest
-from tui.core.events import EventHub, JobChanged, JobRemoved, PollerState
+from tui.core.eta import EtaBook
+from tui.core.events import DownloadFinished, DownloadProgress, EventHub, JobChanged, JobRemoved, Notice, PollerState
 from tui.core.records import UNKNOWN, Job, new_local_id
 
 if TYPE_CHECKING:
@@ -322,6 +324,20 @@ class ShareServer:
                 service.forget(str(request.get("id")))
                 await service.store.flush_async()
                 return {"ok": True}
+            if op == "refresh":
+                service.refresh(str(request.get("id")))
+                return {"ok": True}
+            if op in ("refresh_all", "pause", "resume"):
+                getattr(service, op)()
+                return {"ok": True}
+            if op == "download":
+                # Saved by the owner (into its download directory) and recorded on the job; its
+                # progress reaches every client as events.
+                local_id = str(request.get("id"))
+                if local_id in service.downloading:
+                    return {"ok": False, "error": {"type": "download", "message": "it is being downloaded already"}}
+                service.download_in_background(local_id)
+                return {"ok": True}
         except Exception as exc:  # noqa: BLE001 - every failure is answered, never a dead connection
             if type(exc).__module__.startswith("tui.") or isinstance(exc, OSError):
                 return {"ok": False, "error": error_of(exc)}
@@ -360,7 +376,14 @@ class ShareServer:
         if isinstance(event, PollerState):
             poller = self.service.poller
             halted = poller.state.halted if poller is not None else None
-            return _line({"event": "poller", "halted": halted})
+            return _line({"event": "poller", "halted": halted, "state": dataclasses.asdict(event)})
+        if isinstance(event, DownloadProgress):
+            return _line({"event": "download_progress", "progress": dataclasses.asdict(event)})
+        if isinstance(event, DownloadFinished):
+            return _line({"event": "download_finished", "finished": dataclasses.asdict(event)})
+        if isinstance(event, Notice):
+            return _line({"event": "notice", "message": event.message, "severity": event.severity,
+                          "topic": event.topic})
         return None
 
 
@@ -471,6 +494,13 @@ class RemoteService:
         self.prices = costs.PriceTable(settings.prices)
         self.budgets = costs.Budgets.from_settings(settings)
         self.session_jobs: dict[str, Job] = {}
+        self.session_start = time.time()
+        #: Jobs the owner is downloading now (from its events).
+        self.downloading: set[str] = set()
+        self.eta = EtaBook()
+        self._poller_state = PollerState(running=True)
+        #: Asked for (`--read-only`): it follows the owner's changes and changes nothing itself.
+        self.read_only_mode = False
         self.local: "JobService | None" = None
         self._halted: str | None = None
         self._wants_polling = False
@@ -481,13 +511,24 @@ class RemoteService:
         self._closed = False
 
     @classmethod
-    async def open(cls, settings: "Settings", owner: OwnerClient, *, role: str = "cli") -> "RemoteService":
+    async def open(cls, settings: "Settings", owner: OwnerClient, *, role: str = "cli",
+                   store: Any | None = None) -> "RemoteService":
+        """Follow the owner from now on, then read the history as it has written it so far (a
+        store already read here is read again: it may predate what the owner had not flushed)."""
         from tui.core.store import HistoryStore
 
-        service = cls(settings, owner, None, role=role)
+        service = cls(settings, owner, store, role=role)
         reader = await service._watch_owner()
-        await owner.request({"op": "flush"})
-        service._store = await asyncio.to_thread(HistoryStore.open, settings.db_path, read_only=True)
+        try:
+            await owner.request({"op": "flush"})
+            if store is None:
+                service._store = await asyncio.to_thread(HistoryStore.open, settings.db_path, read_only=True)
+            else:
+                await asyncio.to_thread(store.reload)
+        except BaseException:
+            await service._stop_watching()
+            raise
+        service.eta.reset(service._store.all())
         service._watch_task = asyncio.ensure_future(service._follow_owner(reader))
         return service
 
@@ -497,7 +538,21 @@ class RemoteService:
         return self.local.store if self.local is not None else self._store
 
     @property
+    def read_only_reason(self) -> str | None:
+        if self.read_only_mode:
+            from tui.core.jobs import READ_ONLY_MODE
+
+            return READ_ONLY_MODE
+        return self.local.read_only_reason if self.local is not None else None
+
+    @property
+    def poller_state(self) -> PollerState:
+        return self.local.poller_state if self.local is not None else self._poller_state
+
+    @property
     def submit_disabled_reason(self) -> str | None:
+        if self.read_only_reason is not None:
+            return self.read_only_reason
         if self.local is not None:
             return self.local.submit_disabled_reason
         reason = self.owner.hello.get("submit_disabled_reason")
@@ -509,7 +564,13 @@ class RemoteService:
 
     @property
     def read_only(self) -> bool:
-        return False
+        return self.read_only_reason is not None
+
+    def _refuse_in_read_only(self) -> None:
+        from tui.core.jobs import ReadOnlyRefused
+
+        if self.read_only_mode:
+            raise ReadOnlyRefused(self.read_only_reason)
 
     def subscribe(self, listener: Callable[[Any], None]) -> Callable[[], None]:
         return self.hub.subscribe(listener)
@@ -537,6 +598,10 @@ class RemoteService:
 
     # -- what the CLI asks ----------------------------------------------------------------------
     async def submit(self, request: VideoRequest, *, idempotency_key: str | None = None) -> Job:
+        from tui.core.jobs import SubmitDisabled
+
+        if self.read_only_mode:
+            raise SubmitDisabled(self.read_only_reason)
         if self.local is not None:
             return await self.local.submit(request, idempotency_key=idempotency_key)
         message = {"op": "submit", "request": _absolute(request).to_dict(), "idempotency_key": idempotency_key}
@@ -568,6 +633,7 @@ class RemoteService:
         return SubmitFailed(stand_in, SubmitOutcomeUnknownError(message))
 
     async def attach(self, server_ids: Iterable[str]) -> list[Job]:
+        self._refuse_in_read_only()
         ids = list(server_ids)
         if self.local is None:
             try:
@@ -585,6 +651,7 @@ class RemoteService:
         return await self.local.attach(ids)
 
     async def forget_now(self, local_id: str) -> None:
+        self._refuse_in_read_only()
         if self.local is None:
             try:
                 answer = await self.owner.request({"op": "forget", "id": local_id})
@@ -593,20 +660,98 @@ class RemoteService:
             if answer is not None:
                 if not answer.get("ok"):
                     raise_error(answer.get("error"))
-                self._removed(local_id)
+                if self.store.get(local_id) is not None:
+                    self._removed(local_id)
                 return
             await self._take_over()
         self.local.forget(local_id)
 
     def forget(self, local_id: str) -> None:
-        """As JobService.forget (a batch drops a refused record): sent to the owner in the background."""
+        """As JobService.forget (a batch drops a refused record, `x` in a dashboard): removed from
+        this view now, and from the history by the owner a moment later."""
+        self._refuse_in_read_only()
         if self.local is not None:
             self.local.forget(local_id)
             return
         self._removed(local_id)
-        task = asyncio.ensure_future(self.forget_now(local_id))
+
+        async def forget_there() -> None:
+            try:
+                await self.forget_now(local_id)
+            except Exception as exc:  # noqa: BLE001 - told, never a task's lost exception
+                self.hub.emit(Notice(f"the history's owner did not forget {local_id}: {exc}", "error"))
+
+        task = asyncio.ensure_future(forget_there())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _ask_later(self, message: dict[str, Any]) -> None:
+        """A request whose answer nobody waits for (refresh, pause): sent in the background."""
+
+        async def ask() -> None:
+            with contextlib.suppress(NoOwner, OwnerGone, ShareRefused):
+                await self.owner.request(message)
+
+        task = asyncio.ensure_future(ask())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def refresh(self, local_id: str) -> None:
+        if self.local is not None:
+            self.local.refresh(local_id)
+        else:
+            self._ask_later({"op": "refresh", "id": local_id})
+
+    def refresh_all(self) -> None:
+        if self.local is not None:
+            self.local.refresh_all()
+        else:
+            self._ask_later({"op": "refresh_all"})
+
+    def pause(self) -> None:
+        """Polling is the owner's: pausing it pauses it for every terminal on this history."""
+        if self.local is not None:
+            self.local.pause()
+        else:
+            self._ask_later({"op": "pause"})
+
+    def resume(self) -> None:
+        if self.local is not None:
+            self.local.resume()
+        else:
+            self._ask_later({"op": "resume"})
+
+    async def download(self, local_id: str, *, directory: Path | None = None) -> list:
+        """Saved by the owner, which records the files on the job; the progress arrives as its
+        events. DownloadError when it ends in one (what was saved is on the job, as at home)."""
+        from tui.core.downloads import DownloadError
+
+        if self.local is not None or directory is not None:
+            if self.local is None:
+                raise DownloadError("a download into another directory is not asked of the history's owner",
+                                    exit_code=2)
+            return await self.local.download(local_id, directory=directory)
+        finished: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        def on_event(event: Any) -> None:
+            if isinstance(event, DownloadFinished) and event.local_id == local_id and not finished.done():
+                finished.set_result(event)
+
+        unsubscribe = self.hub.subscribe(on_event)
+        try:
+            try:
+                answer = await self.owner.request({"op": "download", "id": local_id})
+            except (NoOwner, OwnerGone):
+                raise DownloadError("the history's owner went away; download again", exit_code=4) from None
+            if not answer.get("ok"):
+                raise DownloadError(str((answer.get("error") or {}).get("message") or "not downloaded"), exit_code=2)
+            self.downloading.add(local_id)
+            result: DownloadFinished = await finished
+        finally:
+            unsubscribe()
+        if result.error:
+            raise DownloadError(result.error)
+        return list(result.paths)
 
     async def start(self) -> None:
         """The owner polls; only after a takeover does this process."""
@@ -702,17 +847,39 @@ class RemoteService:
         elif kind == "poller":
             halted = event.get("halted")
             self._halted = str(halted) if halted else None
+            state = event.get("state")
+            if isinstance(state, dict):
+                self._poller_state = PollerState(**{k: v for k, v in state.items()
+                                                    if k in PollerState.__dataclass_fields__})
+                self.hub.emit(self._poller_state)
             self._wake()
+        elif kind == "download_progress":
+            progress = DownloadProgress(**event["progress"])
+            self.downloading.add(progress.local_id)
+            self.hub.emit(progress)
+        elif kind == "download_finished":
+            data = dict(event["finished"])
+            finished = DownloadFinished(str(data["local_id"]), tuple(data.get("paths") or ()), data.get("error"),
+                                        tuple(data.get("outcomes") or ()))
+            self.downloading.discard(finished.local_id)
+            self.hub.emit(finished)
+            self._wake()
+        elif kind == "notice":
+            self.hub.emit(Notice(str(event.get("message")), str(event.get("severity") or "information"),
+                                 topic=event.get("topic")))
 
     def _changed_job(self, job: Job, previous: str | None, *, added: bool) -> None:
         if self.store is not None:
             self.store.mirror_put(job)
+        if job.is_success:
+            self.eta.update(job)
         self.hub.emit(JobChanged(job, previous, added=added))
         self._wake()
 
     def _removed(self, local_id: str) -> None:
         if self.store is not None:
             self.store.mirror_remove(local_id)
+        self.eta.remove(local_id)
         self.hub.emit(JobRemoved(local_id))
         self._wake()
 
@@ -734,8 +901,15 @@ class RemoteService:
             if owner is not None and owner.pid != self.owner.pid:
                 self.owner = owner
                 reader = await self._watch_owner()
+                await asyncio.to_thread(self._store.reload)  # what was written between the two owners
                 self._watch_task = asyncio.ensure_future(self._follow_owner(reader))
                 return
+            if self.read_only_mode:
+                # Watching only: never the writer. The next owner is followed when one comes.
+                if time.monotonic() > deadline:
+                    raise NoOwner("no process serves the history any more")
+                await asyncio.sleep(0.5)
+                continue
             store = await asyncio.to_thread(HistoryStore.open, self.settings.db_path)
             if not store.read_only:
                 break

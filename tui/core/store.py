@@ -435,6 +435,8 @@ class HistoryStore:
         self.journal_path = path.with_name(path.name + ".journal")
         self.lock_path = path.with_name(path.name + ".lock")
         self.read_only = read_only
+        #: Read-only because another process holds the writer lock (that process owns the history).
+        self.held_elsewhere = False
         self.flush_interval = flush_interval
         self.notices: list[str] = []
         self.last_write_error: str | None = None
@@ -497,6 +499,7 @@ class HistoryStore:
         except OSError:
             os.close(fd)
             self.read_only = True
+            self.held_elsewhere = True
             self.notices.append(f"another hailuo-tui is writing {self.path}; this one is read-only (watch only)")
             return
         self._lock_fd = fd
