@@ -404,3 +404,34 @@ async def test_two_dashboards_both_submit_and_the_survivor_carries_on_when_the_o
     assert sorted((j.prompt, j.status) for j in jobs) == [("after the owner died", "completed"),
                                                          ("from the owner", "completed"),
                                                          ("from the second dashboard", "completed")]
+
+
+async def test_a_submit_whose_owner_dies_mid_post_is_unknown_and_never_sent_again(tmp_path, make_simulator):
+    import signal
+
+    sim = make_simulator(job_seconds=0.5)
+    sim.faults.stall = 1  # the owner's POST reaches the server and hangs there
+    sim.faults.stall_seconds = 3.0
+    db = tmp_path / "history.json"
+    owner = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", OWNER, sim.base_url, str(db), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=child_env())
+    try:
+        assert (await asyncio.wait_for(owner.stdout.readline(), 60)).strip() == b"serving"
+        client = asyncio.ensure_future(cli(sim, db, "submit", "--prompt", "cut off", "--wait"))
+        await until(lambda: len(posts(sim)) == 1, 60, what="the owner's POST")
+        owner.send_signal(signal.SIGKILL)
+        await owner.wait()
+        code, out, err = await client
+    finally:
+        if owner.returncode is None:
+            owner.kill()
+            await owner.wait()
+    assert code == 5, err
+    assert "stopped before answering" in err and "not sent again" in err and KEY not in err
+    assert "recorded as" not in err  # no local id that is in no history
+    assert out == ""
+    assert len(posts(sim)) == 1
+    # The owner had recorded it before sending: whoever opens the history next reads it as unknown.
+    jobs = HistoryStore.open(db, read_only=True).all()
+    assert [(j.prompt, j.status) for j in jobs] == [("cut off", "unknown")]

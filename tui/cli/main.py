@@ -257,7 +257,7 @@ def _check_written(service: Any, job: "Job | None") -> None:
 def _submit_error(exc: ApiError, job: "Job | None" = None) -> CliError:
     job = job or getattr(exc, "job", None)
     message = plain(exc.message)
-    if exc.exit_code == EXIT_UNKNOWN_OUTCOME and job is not None:
+    if exc.exit_code == EXIT_UNKNOWN_OUTCOME and job is not None and getattr(exc, "recorded", True):
         message += f" (recorded as {job.local_id}; see `hailuo-tui show {job.local_id}`)"
     return CliError(message, exc.exit_code)
 

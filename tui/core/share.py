@@ -630,7 +630,9 @@ class RemoteService:
                    "(as unknown) if it was recorded.")
         stand_in = Job(local_id=f"unanswered-{new_local_id()}", request=request.to_dict(), submitted_at=time.time(),
                        idempotency_key=idempotency_key, status=UNKNOWN, error=message)
-        return SubmitFailed(stand_in, SubmitOutcomeUnknownError(message))
+        failed = SubmitFailed(stand_in, SubmitOutcomeUnknownError(message))
+        failed.recorded = False  # the stand-in is in no history: no command may point at it
+        return failed
 
     async def attach(self, server_ids: Iterable[str]) -> list[Job]:
         self._refuse_in_read_only()
@@ -830,7 +832,6 @@ class RemoteService:
         if self._closed:
             return
         # The owner went away: carry on without it.
-        self._watch_task = None
         try:
             await self._take_over()
         except Exception as exc:  # noqa: BLE001 - a wait must end: it ends with this reason
@@ -911,6 +912,9 @@ class RemoteService:
                 await asyncio.sleep(0.5)
                 continue
             store = await asyncio.to_thread(HistoryStore.open, self.settings.db_path)
+            if self._closed:
+                store.close()  # closed meanwhile: nobody to carry on for
+                raise NoOwner("closed")
             if not store.read_only:
                 break
             store.close()
