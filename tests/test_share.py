@@ -435,3 +435,55 @@ async def test_a_submit_whose_owner_dies_mid_post_is_unknown_and_never_sent_agai
     # The owner had recorded it before sending: whoever opens the history next reads it as unknown.
     jobs = HistoryStore.open(db, read_only=True).all()
     assert [(j.prompt, j.status) for j in jobs] == [("cut off", "unknown")]
+
+
+async def test_a_read_only_dashboard_follows_what_the_owner_writes(tmp_path, make_simulator):
+    from tui.core.catalog import VideoRequest
+    from tui.core.jobs import JobService
+    from tui.ui.app import HailuoApp
+
+    sim = make_simulator(job_seconds=0.5)
+    owner = JobService.open(app_settings(tmp_path, sim, KEY))
+    try:
+        await owner.serve_others("watch")
+        await owner.start()
+        app = HailuoApp(app_settings(tmp_path, sim, KEY, read_only=True, base_url=cli_url(sim)))
+        async with app.run_test(size=(160, 45)) as pilot:
+            await asyncio.wait_for(app.ready.wait(), 60)
+            assert app.read_only_reason is not None and "read-only" in app.read_only_reason
+            job = await owner.submit(VideoRequest(prompt="written by the owner"))
+            await until(lambda: table_ids(app).get(job.server_id) == "completed", 60, pilot=pilot,
+                        what="the owner's job, to its end, in the read-only table")
+            owner.forget(job.local_id)
+            await until(lambda: job.server_id not in table_ids(app), 60, pilot=pilot)
+            await pilot.press("a")
+            await pilot.pause()
+            assert type(app.screen).__name__ != "AttachScreen"  # refused, with the reason
+        assert [r for r in sim.requests if r.host.startswith("localhost")] == []
+    finally:
+        await owner.close()
+
+
+async def test_batch_beside_a_running_owner_is_sent_through_it(tmp_path, make_simulator):
+    from tui.core.jobs import JobService
+
+    sim = make_simulator(job_seconds=0.3)
+    db = tmp_path / "history.json"
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"prompt": f"row {n}"}) + "\n" for n in range(3)))
+    owner = JobService.open(app_settings(tmp_path, sim, KEY))
+    try:
+        await owner.serve_others("dashboard")
+        await owner.start()
+        code, out, err = await cli(sim, db, "batch", str(rows), "--wait", "--json")
+        assert code == 0, (out, err)
+        summary = json.loads(out)
+        assert summary and len(posts(sim)) == 3
+        assert sorted(j.prompt for j in owner.store.all()) == ["row 0", "row 1", "row 2"]
+        # The same file again: every row is in the owner's history already, nothing is sent.
+        code, _, err = await cli(sim, db, "batch", str(rows))
+        assert code == 0, err
+        assert len(posts(sim)) == 3
+    finally:
+        await owner.close()
+    assert [r for r in sim.requests if r.host.startswith("localhost")] == []

@@ -45,6 +45,7 @@ MAX_LINE = 1 << 20
 #: How long a client that lost its owner tries to take the history over (or find a new owner).
 TAKEOVER_SECONDS = 60.0
 
+_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
@@ -615,9 +616,8 @@ class RemoteService:
             raise self._unanswered_submit(request, idempotency_key) from None
         if not answer.get("ok"):
             raise_error(answer.get("error"))
-        job = Job.from_doc(answer.get("job"))
+        job = self._changed_job(Job.from_doc(answer.get("job")), None, added=True)
         self.session_jobs[job.local_id] = job
-        self._changed_job(job, None, added=True)
         return job
 
     def _unanswered_submit(self, request: VideoRequest, idempotency_key: str | None) -> Exception:
@@ -646,9 +646,7 @@ class RemoteService:
                 if not answer.get("ok"):
                     raise_error(answer.get("error"))
                 jobs = [Job.from_doc(doc) for doc in answer.get("jobs") or []]
-                for job in jobs:
-                    self._changed_job(job, None, added=self.store.get(job.local_id) is None)
-                return jobs
+                return [self._changed_job(job, None, added=self.store.get(job.local_id) is None) for job in jobs]
             await self._take_over()
         return await self.local.attach(ids)
 
@@ -869,13 +867,22 @@ class RemoteService:
             self.hub.emit(Notice(str(event.get("message")), str(event.get("severity") or "information"),
                                  topic=event.get("topic")))
 
-    def _changed_job(self, job: Job, previous: str | None, *, added: bool) -> None:
+    def _changed_job(self, job: Job, previous: str | None, *, added: bool) -> Job:
+        """A job as the owner has it now. The object this view holds already is updated in place
+        (as a JobService's jobs are), so whoever kept it (a batch's outcomes, the table) sees it."""
+        known = self.store.get(job.local_id) if self.store is not None else None
+        added = added and known is None  # told once, whichever came first: the answer or the event
+        if known is not None and known is not job:
+            for name in _JOB_FIELDS:
+                setattr(known, name, getattr(job, name))
+            job = known
         if self.store is not None:
             self.store.mirror_put(job)
         if job.is_success:
             self.eta.update(job)
         self.hub.emit(JobChanged(job, previous, added=added))
         self._wake()
+        return job
 
     def _removed(self, local_id: str) -> None:
         if self.store is not None:
