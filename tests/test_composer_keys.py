@@ -116,8 +116,10 @@ async def test_every_submit_says_what_was_sent_in_a_toast_visible_at_80x24(tmp_p
         text = str(toast.render())
         assert "Sent" in text and job.model in text
         assert "[bold]a heron[/] lifts off the misty" in text  # the prompt as typed, not as markup
-        # On the screen of an 80×24 terminal, whole.
-        assert toast.region.area > 0 and app.screen.region.contains_region(toast.region)
+        # On the screen of an 80×24 terminal, whole (once laid out: a busy machine can show the
+        # toast's text a frame before its place).
+        await until(lambda: toast.region.area > 0, pilot=pilot, what="the toast laid out")
+        assert app.screen.region.contains_region(toast.region)
 
 
 async def test_an_identical_submit_within_10_seconds_asks_ctrl_s_sends_escape_drops(tmp_path, make_simulator):

@@ -272,7 +272,12 @@ class ShareServer:
         self._connections.add(writer)
         try:
             line = await reader.readline()
-            if not line or self._server is None:
+            if not line:
+                return
+            if self._server is None:
+                # Closing: said so, so that the client knows nothing was done and does it itself.
+                writer.write(_line({"ok": False, "error": {"type": "closing"}}))
+                await writer.drain()
                 return
             request = _read(line)
             if request.get("op") == "watch":
@@ -340,9 +345,8 @@ class ShareServer:
                 service.download_in_background(local_id)
                 return {"ok": True}
         except Exception as exc:  # noqa: BLE001 - every failure is answered, never a dead connection
-            if type(exc).__module__.startswith("tui.") or isinstance(exc, OSError):
-                return {"ok": False, "error": error_of(exc)}
-            log.exception("share: %s failed", op)
+            if not (type(exc).__module__.startswith("tui.") or isinstance(exc, OSError)):
+                log.exception("share: %s failed", op)
             return {"ok": False, "error": error_of(exc)}
         return {"ok": False, "error": {"type": "internal", "message": f"unknown request {str(op)[:40]!r}"}}
 
@@ -448,7 +452,10 @@ class OwnerClient:
                 raise OwnerGone() from None
             if not answer.endswith(b"\n"):
                 raise OwnerGone()
-            return _read(answer)
+            value = _read(answer)
+            if not value.get("ok") and (value.get("error") or {}).get("type") == "closing":
+                raise NoOwner()  # it stopped before taking the request: nothing was done
+            return value
         finally:
             writer.close()
 
