@@ -110,7 +110,9 @@ async def test_a_job_that_completes_shows_its_clips_real_facts(tmp_path, make_si
             assert len(strip.preview.frames) == 5
             fetched = [r for r in sim.requests if r.path.startswith("/files/")]
             assert len(fetched) == 1 and fetched[0].header("Authorization") is None  # never the key
-            assert list((tmp_path / "cache" / "frames").glob("*.json"))
+            # Written to the cache after it was handed back to the pane: waited for, not assumed.
+            await until(lambda: list((tmp_path / "cache" / "frames").glob("*.json")), pilot=pilot,
+                        what="the frames in the cache")
             # Shown again: from memory, no second fetch.
             table.focus()
             await pilot.press("n")

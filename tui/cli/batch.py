@@ -159,6 +159,8 @@ async def _batch(settings: Settings, rows: list["BatchRow"], *, concurrency: int
             if pending:
                 await service.start()
                 await follow(service, pending, Progress(as_json=False, quiet=True), max_poll_errors=max_poll_errors)
+                # As the history has them now (a history taken over from its owner meanwhile holds new objects).
+                jobs = [service.store.get(j.local_id) or j for j in jobs]
             if code == EXIT_OK and len(jobs) == len(summary.outcomes):
                 code = outcome_code(jobs)
             if not as_json:

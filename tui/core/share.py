@@ -516,6 +516,7 @@ class RemoteService:
         self._watch_writer: asyncio.StreamWriter | None = None
         self._changed: set[asyncio.Future] = set()
         self._tasks: set[asyncio.Task] = set()
+        self._takeover_lock = asyncio.Lock()
         self._closed = False
 
     @classmethod
@@ -905,15 +906,26 @@ class RemoteService:
 
     async def _take_over(self) -> None:
         """The owner is gone: another client may already own the history (then follow it), else
-        this process opens it (the lock is free once the owner's process has ended)."""
+        this process opens it (the lock is free once the owner's process has ended). A request
+        and the event stream may both find the owner gone: one takeover, the other waits for it."""
+        async with self._takeover_lock:
+            if self.local is None:
+                await self._take_over_now()
+
+    async def _take_over_now(self) -> None:
         from tui.core.jobs import JobService
         from tui.core.store import HistoryStore
 
-        await self._stop_watching()
+        gone = self.owner.pid
+        if self._watch_task is not asyncio.current_task():
+            await self._stop_watching()
+        elif self._watch_writer is not None:
+            self._watch_writer.close()
+            self._watch_writer = None
         deadline = time.monotonic() + TAKEOVER_SECONDS
         while True:
             owner = await find_owner(self.settings.db_path)
-            if owner is not None and owner.pid != self.owner.pid:
+            if owner is not None and owner.pid not in (gone, os.getpid()):
                 self.owner = owner
                 reader = await self._watch_owner()
                 await asyncio.to_thread(self._store.reload)  # what was written between the two owners
