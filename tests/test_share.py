@@ -487,3 +487,44 @@ async def test_batch_beside_a_running_owner_is_sent_through_it(tmp_path, make_si
     finally:
         await owner.close()
     assert [r for r in sim.requests if r.host.startswith("localhost")] == []
+
+
+async def test_a_second_dashboard_downloads_and_forgets_through_the_owner(tmp_path, make_simulator):
+    from helpers import toasts
+    from tui.core.jobs import JobService
+    from tui.ui.app import HailuoApp
+    from tui.ui.widgets.job_table import JobTable
+
+    sim = make_simulator(job_seconds=0.3)
+    sid = sim.seed_job(status="completed")
+    owner = JobService.open(app_settings(tmp_path, sim, KEY))
+    try:
+        await owner.serve_others("dashboard")
+        await owner.start()
+        await owner.attach([sid])
+        app = HailuoApp(app_settings(tmp_path, sim, KEY, base_url=cli_url(sim)))
+        async with app.run_test(size=(160, 45)) as pilot:
+            await asyncio.wait_for(app.ready.wait(), 60)
+            assert type(app.service).__name__ == "RemoteService"
+            table = app.query_one(JobTable)
+            await until(lambda: sid in table_ids(app), 30, pilot=pilot)
+            table.select(next(j.local_id for j in table.visible_jobs() if j.server_id == sid))
+            table.focus()
+            await pilot.pause()
+            await pilot.press("d")
+            expected = tmp_path / "downloads" / f"{sid}_hailuo-2.3-fast_video.mp4"
+            await until(lambda: any(f"saved to {expected}" in t for t in toasts(app)), 60, pilot=pilot,
+                        what="the download's toast")
+            assert expected.stat().st_size > 0
+            # Recorded on the job by the owner, and the record shown here.
+            local_id = owner.store.find_by_server_id(sid).local_id
+            assert [d["path"] for d in owner.store.get(local_id).downloads] == [str(expected)]
+            await until(lambda: app.service.store.get(local_id).downloads, 30, pilot=pilot)
+            # x forgets it in the owner's history too.
+            await pilot.press("x")
+            await pilot.press("y")
+            await until(lambda: owner.store.get(local_id) is None, 30, pilot=pilot, what="forgotten by the owner")
+            assert sid not in table_ids(app)
+        assert [r for r in sim.requests if r.host.startswith("localhost")] == []
+    finally:
+        await owner.close()
