@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,11 @@ def _isolated_environment(tmp_path, monkeypatch):
     # Frames are fetched and decoded only by the tests about them (they ask for a preview mode):
     # elsewhere a shown job would fetch its clip and change the requests a test counts.
     monkeypatch.setenv("HAILUO_TUI_PREVIEW", "off")
+    # Each test's sockets in a directory of its own, short enough for a socket path (107 bytes).
+    runtime = tempfile.mkdtemp(prefix="ht-", dir="/tmp")
+    monkeypatch.setenv("HAILUO_TUI_RUNTIME_DIR", runtime)
+    yield
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from tui.cli.common import (
     echo,
     follow,
     open_service,
+    open_service_to_change,
     open_store,
     outcome_code,
     plain,
@@ -123,7 +124,7 @@ async def _batch(settings: Settings, rows: list["BatchRow"], *, concurrency: int
                  max_poll_errors: int) -> int:
     from tui.core.batch import BatchRun
 
-    service = open_service(settings)
+    service = await open_service_to_change(settings, role="batch")
     try:
         if not service.can_submit:
             reason = service.submit_disabled_reason or "submitting is disabled"
@@ -158,6 +159,8 @@ async def _batch(settings: Settings, rows: list["BatchRow"], *, concurrency: int
             if pending:
                 await service.start()
                 await follow(service, pending, Progress(as_json=False, quiet=True), max_poll_errors=max_poll_errors)
+                # As the history has them now (a history taken over from its owner meanwhile holds new objects).
+                jobs = [service.store.get(j.local_id) or j for j in jobs]
             if code == EXIT_OK and len(jobs) == len(summary.outcomes):
                 code = outcome_code(jobs)
             if not as_json:

@@ -285,6 +285,28 @@ def open_service(settings: Settings, *, read_only: bool = False):
     return service
 
 
+async def open_service_to_change(settings: Settings, *, role: str = "cli"):
+    """The service a command that changes the history uses: the history's owner when another
+    process holds it and serves it (tui.core.share), else the history opened here, as always."""
+    from tui.core import share
+
+    if not settings.read_only:
+        try:
+            owner = await share.find_owner(settings.db_path)
+        except share.ShareRefused as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+        if owner is not None:
+            try:
+                return await share.RemoteService.open(settings, owner, role=role)
+            except (share.NoOwner, share.OwnerGone):
+                pass  # it went away meanwhile: open the history here
+            except share.ShareRefused as exc:
+                raise CliError(str(exc), EXIT_USAGE) from None
+    service = open_service(settings)
+    await service.serve_others(role)
+    return service
+
+
 class Progress:
     """Prints transitions: plain lines, and on a terminal one status line kept at the bottom."""
 

@@ -51,6 +51,7 @@ from tui.cli.common import (
     find_job,
     run_async,
     open_service,
+    open_service_to_change,
     Progress,
     _terminal_width,
     follow,
@@ -216,7 +217,7 @@ async def _submit(settings: Settings, request: Any, *, wait: bool, as_json: bool
                   images: Any = None) -> int:
     from tui.core import jobs as jobs_module
 
-    service = open_service(settings)
+    service = await open_service_to_change(settings, role="submit")
     job = None
     try:
         if not service.can_submit:
@@ -260,7 +261,7 @@ def _check_written(service: Any, job: "Job | None") -> None:
 def _submit_error(exc: ApiError, job: "Job | None" = None) -> CliError:
     job = job or getattr(exc, "job", None)
     message = plain(exc.message)
-    if exc.exit_code == EXIT_UNKNOWN_OUTCOME and job is not None:
+    if exc.exit_code == EXIT_UNKNOWN_OUTCOME and job is not None and getattr(exc, "recorded", True):
         message += f" (recorded as {job.local_id}; see `hailuo-tui show {job.local_id}`)"
     return CliError(message, exc.exit_code)
 
@@ -296,7 +297,7 @@ def attach(ctx: click.Context, ids: tuple[str, ...], wait: bool, as_json: bool, 
 async def _attach(settings: Settings, ids: list[str], *, wait: bool, as_json: bool, max_poll_errors: int) -> int:
     from tui.core.jobs import ReadOnlyRefused
 
-    service = open_service(settings)
+    service = await open_service_to_change(settings, role="attach")
     try:
         try:
             attached = await service.attach(ids)
@@ -392,6 +393,13 @@ def forget(ctx: click.Context, ident: str, yes: bool, base_url: str | None, db: 
     """Remove one job from the local history (the job stays on the server)."""
     refuse_in_read_only(ctx, "forget")
     settings = settings_for(ctx, base_url, db, need_key=False)
+    import asyncio
+
+    through_owner = asyncio.run(_forget_through_owner(settings, ident, yes))
+    if through_owner is not None:
+        if through_owner:
+            echo(through_owner)
+        return
     store = open_store(settings, read_only=False)
     try:
         if store.read_only:
@@ -411,6 +419,49 @@ def forget(ctx: click.Context, ident: str, yes: bool, base_url: str | None, db: 
         store.close()
     hint = f"; `hailuo-tui attach {job.server_id}` brings it back" if job.server_id else ""
     echo(f"forgot {label} (the job stays on the server{hint})")
+
+
+def _confirm_forget(job: "Job") -> bool:
+    if not is_tty(sys.stdin):
+        return True
+    click.echo(f"{job.display_id}  {plain(job.status)}  {plain(job.prompt)[:60]}", err=True)
+    if not click.confirm("Forget this job? It stays on the server; only the local record goes", err=True):
+        echo("kept", err=True)
+        return False
+    return True
+
+
+def _forgot_line(job: "Job") -> str:
+    hint = f"; `hailuo-tui attach {job.server_id}` brings it back" if job.server_id else ""
+    return f"forgot {job.display_id} (the job stays on the server{hint})"
+
+
+async def _forget_through_owner(settings: Settings, ident: str, yes: bool) -> str | None:
+    """Forget through the history's owner when one serves it: the line to print ("" when the
+    user kept the job), None when there is no owner (the history is then opened here)."""
+    from tui.core import share
+    from tui.core.jobs import ReadOnlyRefused
+
+    try:
+        owner = await share.find_owner(settings.db_path)
+        if owner is None:
+            return None
+        service = await share.RemoteService.open(settings, owner, role="forget")
+    except (share.NoOwner, share.OwnerGone):
+        return None
+    except share.ShareRefused as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    try:
+        job = find_job(service.store, ident)
+        if not yes and not _confirm_forget(job):
+            return ""
+        try:
+            await service.forget_now(job.local_id)
+        except ReadOnlyRefused as exc:
+            raise CliError(f"cannot forget: {plain(exc)}", EXIT_USAGE) from None
+        return _forgot_line(job)
+    finally:
+        await service.close()
 
 
 @main.command()
@@ -463,7 +514,8 @@ def watch(ctx: click.Context, exit_status: bool, as_json: bool, max_poll_errors:
 
 
 async def _watch(settings: Settings, *, exit_status: bool, as_json: bool, max_poll_errors: int) -> int:
-    service = open_service(settings)
+    # Beside a running owner, its jobs are followed through it: each job is polled by one process.
+    service = await open_service_to_change(settings, role="watch")
     try:
         pending = [j.local_id for j in service.store.pending()]
         if not pending:
@@ -530,6 +582,7 @@ def locate(ctx: click.Context, as_json: bool, base_url: str | None, db: str | No
         "players": ", ".join(f"{p.name} ({p.path})" for p in players.found()) or "none found (mpv, timg, ffplay)",
         "base_url": settings.base_url,
         "api_key": f"${ENV_KEY} {key_state}",
+        **_owner_info(settings),
     }
     if as_json:
         echo(to_json(info))
@@ -538,9 +591,28 @@ def locate(ctx: click.Context, as_json: bool, base_url: str | None, db: str | No
         "config_file": "config file", "history_file": "history file", "demo_history_file": "demo history",
         "data_dir": "data dir", "templates_file": "templates", "download_dir": "download dir",
         "state_dir": "state dir", "cache_dir": "cache dir", "players": "players", "base_url": "base URL", "api_key": "API key",
+        "socket": "socket", "owner": "owner",
     }
     for name, value in info.items():
+        if name == "owner":
+            value = (f"pid {value['pid']} ({value['role']}) serves the history to other terminals" if value
+                     else "none: no process serves this history now")
         echo(f"{labels[name] + ':':<14} {plain(value)}")
+
+
+def _owner_info(settings: Settings) -> dict[str, Any]:
+    """The history's socket, and the process serving it there (None when none answers)."""
+    import asyncio
+
+    from tui.core import share
+
+    path = share.socket_path(settings.db_path)
+    try:
+        owner = asyncio.run(share.find_owner(settings.db_path))
+    except share.ShareRefused as exc:
+        warn(str(exc))
+        owner = None
+    return {"socket": str(path), "owner": {"pid": owner.pid, "role": owner.role} if owner is not None else None}
 
 
 # -- serve ----------------------------------------------------------------------------------

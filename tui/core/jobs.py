@@ -65,6 +65,20 @@ def duplicate_id_message(server_id: str, other: Job) -> str:
             "and was not re-sent. Check the provider's dashboard.")
 
 
+def parse_prediction_ids(text: str) -> tuple[list[str], str | None]:
+    """Prediction ids pasted as text (one or many, split by spaces, commas or lines; each once,
+    in order) and the first problem with them, as a line for the user (None when all are usable)."""
+    import re
+
+    ids = list(dict.fromkeys(piece for piece in re.split(r"[\s,;]+", text) if piece))
+    for ident in ids:
+        why = usable_prediction_id(ident)
+        if why is not None:
+            shown = ident if len(ident) <= 40 else ident[:39] + "…"
+            return ids, f"{shown!r} {why}"
+    return ids, None
+
+
 class ValidationFailed(Exception):
     """The request is wrong; nothing was recorded or sent. `errors` name the fields."""
 
@@ -207,6 +221,8 @@ class JobService:
         #: Tasks running a download (started here or by a caller), cancelled by close().
         self._download_tasks: set[asyncio.Task] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: The socket this service serves its history on to the user's other processes (tui.core.share).
+        self.share: Any | None = None
         if hasattr(store, "on_write_error"):
             store.on_write_error = self._on_write_error
 
@@ -313,6 +329,27 @@ class JobService:
             loop.call_soon_threadsafe(self._emit, notice)
         except RuntimeError:
             pass  # the loop closed meanwhile
+
+    # -- serving the history to other processes ---------------------------------------------
+    async def serve_others(self, role: str) -> Any | None:
+        """Owning the history (its lock), serve it to this user's other processes, so that they
+        submit, attach and forget through this one instead of being refused. A socket that
+        cannot be made is a notice, never a failure: this process works as before."""
+        from tui.core.share import ShareServer
+
+        self._bind_loop()
+        if self.share is not None or getattr(self.store, "read_only", True) or not hasattr(self.store, "path"):
+            return self.share
+        server = ShareServer(self, role=role)
+        try:
+            await server.start()
+        except OSError as exc:
+            log.warning("cannot serve the history to other processes: %s", exc)
+            self._emit(Notice(f"other terminals cannot use this history meanwhile: cannot make {server.path} "
+                              f"({exc.strerror or exc})", "warning"))
+            return None
+        self.share = server
+        return server
 
     # -- starting ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -783,6 +820,9 @@ class JobService:
         if self._closed:
             return
         self._closed = True
+        if self.share is not None:
+            # Requests in flight (a submit mid-POST) finish and are answered before anything stops.
+            await self.share.close()
         if self.poller is not None:
             await self.poller.stop()
         current = asyncio.current_task()

@@ -435,6 +435,8 @@ class HistoryStore:
         self.journal_path = path.with_name(path.name + ".journal")
         self.lock_path = path.with_name(path.name + ".lock")
         self.read_only = read_only
+        #: Read-only because another process holds the writer lock (that process owns the history).
+        self.held_elsewhere = False
         self.flush_interval = flush_interval
         self.notices: list[str] = []
         self.last_write_error: str | None = None
@@ -497,6 +499,7 @@ class HistoryStore:
         except OSError:
             os.close(fd)
             self.read_only = True
+            self.held_elsewhere = True
             self.notices.append(f"another hailuo-tui is writing {self.path}; this one is read-only (watch only)")
             return
         self._lock_fd = fd
@@ -752,6 +755,21 @@ class HistoryStore:
 
     def pending(self) -> list[Job]:
         return [job for job in self.all() if job.is_pending]
+
+    # -- a view of another owner's history ----------------------------------------------------
+    def mirror_put(self, job: Job) -> None:
+        """In memory only, never written: a change another process (the history's owner) made
+        and told this read-only view of."""
+        with self._lock:
+            self._index(job)
+
+    def mirror_remove(self, local_id: str) -> None:
+        """In memory only, never written: a job the owner removed."""
+        with self._lock:
+            job = self._jobs.pop(local_id, None)
+            if job is not None:
+                self._unindex(job)
+                self._order = None
 
     # -- writes ---------------------------------------------------------------------------
     def _check_writable(self) -> None:

@@ -240,9 +240,37 @@ class HailuoApp(App[int]):
         message = HistoryRead(store.all())
         if self.post_message(message):
             message.shown.wait(timeout=0.5)
+        if store.read_only:
+            return store  # another process may own it and serve it: asked on the loop (_service_opened)
         from tui.core.jobs import JobService
 
         return JobService.around(self.settings, store)
+
+    async def _service_for(self, store: Any) -> Any:
+        """For a history this process could not open for writing: the owner's service when a
+        process serves it (this dashboard then submits, forgets and downloads through it, and
+        sees its changes as they happen; `--read-only` only follows them), else a read-only one."""
+        from tui.core import share
+        from tui.core.jobs import JobService
+
+        if getattr(store, "held_elsewhere", False) or self.settings.read_only:
+            try:
+                owner = await share.find_owner(self.settings.db_path)
+            except share.ShareRefused as exc:
+                self.notify(clean(str(exc)), title="Not shared", severity="warning", timeout=10)
+                owner = None
+            if owner is not None:
+                try:
+                    service = await share.RemoteService.open(self.settings, owner, role="dashboard", store=store)
+                except (share.NoOwner, share.OwnerGone):
+                    service = None
+                if service is not None:
+                    service.read_only_mode = self.settings.read_only
+                    store.notices[:] = [n for n in store.notices if "another hailuo-tui is writing" not in n]
+                    store.notices.append(f"the history is owned by pid {owner.pid} ({owner.role}); this dashboard "
+                                         "works through it" + (" (watching only)" if self.settings.read_only else ""))
+                    return service
+        return await asyncio.to_thread(JobService.around, self.settings, store)
 
     def _open_service(self) -> None:
         self._open_service_thread()
@@ -274,6 +302,10 @@ class HailuoApp(App[int]):
         self.call_after_refresh(message.shown.set)
 
     async def _service_opened(self, service: Any) -> None:
+        from tui.core.store import HistoryStore
+
+        if isinstance(service, HistoryStore):
+            service = await self._service_for(service)
         self.service = service
         self._unsubscribe = service.subscribe(self._forward)
         await self.dashboard.service_opened(service)
@@ -284,6 +316,9 @@ class HailuoApp(App[int]):
                         title="Read-only", severity="warning", timeout=10)
         if self._poll:
             await service.start()
+        if hasattr(service, "serve_others"):
+            # This dashboard owns the history: the user's other terminals submit through it.
+            await service.serve_others("dashboard")
         self.signals.opened([job.local_id for job in service.store.pending()])
         await self.dashboard.service_running(service)
         if self._on_started is not None:

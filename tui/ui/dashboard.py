@@ -89,6 +89,7 @@ class DashboardScreen(Screen[None]):
         Binding("y", "copy", "Copy", id="app.copy"),
         Binding("c", "clone", "Clone", id="app.clone"),
         Binding("x", "forget", "Forget", show=False, id="app.forget"),
+        Binding("a", "attach", "Attach ids", show=False, id="app.attach"),
         Binding("o", "open_output", "Open", show=False, id="app.open"),
         Binding("P", "play", "Play the clip", show=False, id="app.play"),
         Binding("m", "mark", "Mark for compare", show=False, id="app.mark"),
@@ -875,6 +876,33 @@ class DashboardScreen(Screen[None]):
 
         self.app.push_screen(ConfirmScreen(f"Forget job {clean(job.short_id)}?",
                                        "It is removed from this history only; it stays on the server."), answered)
+
+    def action_attach(self) -> None:
+        if self._refused_in_read_only("Attach") or not self._service_ready():
+            return
+        from tui.ui.screens.attach import AttachScreen
+
+        def answered(ids: list[str] | None) -> None:
+            if ids:
+                self._attach_ids(ids)
+
+        self.app.push_screen(AttachScreen(), answered)
+
+    @work(exit_on_error=False, group="attach")
+    async def _attach_ids(self, ids: list[str]) -> None:
+        from tui.core.api.errors import ApiError
+        from tui.core.jobs import ReadOnlyRefused
+
+        try:
+            jobs = await self.app.service.attach(ids)
+        except ReadOnlyRefused as exc:
+            self.notify(f"Attach is off: {clean(exc)}", title="Read-only", severity="warning", timeout=6)
+            return
+        except ApiError as exc:
+            self.notify(f"Not attached: {clean(exc.message)}", title="Attach", severity="error", timeout=8)
+            return
+        shown = ", ".join(clean(job.short_id) for job in jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else "")
+        self.notify(f"Attached {len(jobs)} job{'s' if len(jobs) != 1 else ''}: {shown}", title="Attach", timeout=5)
 
     def action_open_output(self) -> None:
         job = self._need_job()
