@@ -611,7 +611,9 @@ async def test_the_dashboard_shows_malformed_answers_as_such_then_recovers(tmp_p
 
     from tui.ui.app import HailuoApp
 
-    sim = make_simulator(job_seconds=2)
+    # The simulator's clock moves only when told: the job cannot end before the faults begin.
+    now = [time.time()]
+    sim = make_simulator(job_seconds=2, clock=lambda: now[0])
     app = HailuoApp(app_settings(tmp_path, sim, KEY, **FAST))
     async with app.run_test(size=(160, 45)) as pilot:
         table, job = await submit_from_the_composer(app, pilot, "a garbled answer")
@@ -625,7 +627,8 @@ async def test_the_dashboard_shows_malformed_answers_as_such_then_recovers(tmp_p
         await until(lambda: "malformed response from the server" in str(detail.render()), pilot=pilot)
         assert job.is_pending  # a bad answer says nothing about the job: it is asked again
         sim.faults.malformed_rate = 0.0
-        await until(lambda: job.status == "completed", timeout=20, pilot=pilot)
+        now[0] += 5
+        await until(lambda: job.status == "completed", pilot=pilot)
         await until(lambda: "⚠" not in row_text() and "completed" in row_text(), pilot=pilot)
 
 
