@@ -283,8 +283,11 @@ class HailuoApp(App[int]):
         if event.state == WorkerState.SUCCESS:
             if self._on_its_way_out:
                 # Quit (or the terminal went) before the history finished opening: nothing is
-                # left to show it on, but its lock and files are let go as on any exit.
-                await event.worker.result.close()
+                # left to show it on, but its lock and files are let go as on any exit. (A service
+                # closes on the loop; a read-only history, handed over bare, closes at once.)
+                closing = event.worker.result.close()
+                if asyncio.iscoroutine(closing):
+                    await closing
                 return
             await self._service_opened(event.worker.result)
         elif event.state == WorkerState.ERROR and not self._on_its_way_out:
