@@ -382,6 +382,19 @@ def refusal(estimates: list[Estimate], shares: Iterable[Share], budgets: Budgets
     return None
 
 
+def refusal_for_history(requests: Iterable["VideoRequest"], history: Iterable["Job"], session_jobs: Iterable["Job"],
+                        prices: PriceTable, budgets: Budgets, *, now: float, batch: bool = False) -> str | None:
+    """`refusal` for requests about to be sent beside a history: the history's jobs of today
+    count toward budget_day, `session_jobs` toward budget_session. The one place both the job
+    service and a client of another process's history ask."""
+    if not budgets.any:
+        return None
+    day_start = local_day_start(now)
+    today = [share_of(job, prices) for job in history if job.submitted_at >= day_start]
+    session = [share_of(job, prices) for job in session_jobs]
+    return refusal([prices.for_request(r) for r in requests], today, budgets, session=session, now=now, batch=batch)
+
+
 # -- the ledger ---------------------------------------------------------------------------------
 
 

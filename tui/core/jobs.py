@@ -395,14 +395,8 @@ class JobService:
         """Why sending these would pass a budget (one line), or None. The history's jobs count as
         `tui.core.costs` says, those being sent right now included, so concurrent submits (a
         batch's workers, the dashboard beside it) cannot slip past a budget together."""
-        if not self.budgets.any:
-            return None
-        now = self._now()
-        day_start = costs.local_day_start(now)
-        today = [costs.share_of(job, self.prices) for job in self.store if job.submitted_at >= day_start]
-        session = [costs.share_of(job, self.prices) for job in self.session_jobs.values()]
-        return costs.refusal([self.estimate(r) for r in requests], today, self.budgets,
-                             session=session, now=now, batch=batch)
+        return costs.refusal_for_history(requests, self.store, self.session_jobs.values(), self.prices,
+                                         self.budgets, now=self._now(), batch=batch)
 
     async def submit(self, request: VideoRequest, *, idempotency_key: str | None = None,
                      images: catalog.ReadImages | None = None) -> Job:

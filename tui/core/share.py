@@ -596,14 +596,8 @@ class RemoteService:
         """As the owner would answer, from the history as it is now (the owner checks each submit again)."""
         from tui.core import costs
 
-        if not self.budgets.any:
-            return None
-        now = time.time()
-        day_start = costs.local_day_start(now)
-        today = [costs.share_of(job, self.prices) for job in self.store if job.submitted_at >= day_start]
-        session = [costs.share_of(job, self.prices) for job in self.session_jobs.values()]
-        return costs.refusal([self.estimate(r) for r in requests], today, self.budgets,
-                             session=session, now=now, batch=batch)
+        return costs.refusal_for_history(requests, self.store, self.session_jobs.values(), self.prices,
+                                         self.budgets, now=time.time(), batch=batch)
 
     # -- what the CLI asks ----------------------------------------------------------------------
     async def submit(self, request: VideoRequest, *, idempotency_key: str | None = None,
