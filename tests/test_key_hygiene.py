@@ -25,7 +25,7 @@ from tui.core.config import ConfigError, Settings, load_settings
 
 from helpers import FAST_POLLING, copy_from_the_menu, submit_from_the_composer, toast_titles, toasts, until
 
-KEY = "sk-hygiene-7f3a9c2b1d4e5f60a1b2c3d4e5f6a7b8"
+KEY = "sk-hygiene-FAKE-not-a-real-key-do-not-leak-000"
 #: Any long piece of the key is a leak too (a cut or partly masked key).
 PIECES = [KEY, KEY[3:], KEY[11:27], KEY[-16:]]
 
