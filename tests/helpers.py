@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -70,6 +71,15 @@ def toasts(app: Any) -> list[str]:
 def toast_titles(app: Any) -> list[str]:
     """The titles of every toast the app has raised (see `toasts`)."""
     return list(getattr(app, "_raised_toast_titles", []))
+
+
+def child_env(key: str) -> dict[str, str]:
+    """This environment for a `hailuo-tui` child process, with `key` as its API key and none of
+    the caller's API address or history: the command line decides those."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GPTPROTO_API_KEY", "GPTPROTO_BASE_URL", "HAILUO_TUI_DB")}
+    env["GPTPROTO_API_KEY"] = key
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 def posts(sim: Any) -> list:

@@ -29,6 +29,7 @@ from tui.core.jobs import JobService
 from tui.core.records import UNKNOWN
 from tui.core.store import HistoryStore
 
+import helpers
 from helpers import FAST_POLLING as FAST, app_settings, posts, submit_from_the_composer, toasts, until
 
 # Terminals driven through tmux or a pty run one after another on one worker: two at once
@@ -39,10 +40,7 @@ KEY = "sk-crash-0123456789abcdef"
 
 
 def child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GPTPROTO_API_KEY", "GPTPROTO_BASE_URL", "HAILUO_TUI_DB")}
-    env["GPTPROTO_API_KEY"] = KEY
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return helpers.child_env(KEY)
 
 
 def history(db: Path) -> list:

@@ -7,6 +7,7 @@ it and submits, attaches and forgets through it, with the exit codes and output 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FAST_POLLING, app_settings, posts, until
+import helpers
+from helpers import app_settings, posts, until
 from tui.core import share
 from tui.core.store import HistoryStore
 
@@ -24,10 +26,7 @@ KEY = "sk-test-share-0000000000"
 
 
 def child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GPTPROTO_API_KEY", "GPTPROTO_BASE_URL", "HAILUO_TUI_DB")}
-    env["GPTPROTO_API_KEY"] = KEY
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return helpers.child_env(KEY)
 
 
 async def cli(sim, db: Path, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
@@ -38,6 +37,20 @@ async def cli(sim, db: Path, *args: str, stdin: bytes | None = None) -> tuple[in
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=child_env())
     out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
     return proc.returncode, out.decode(), err.decode()
+
+
+@contextlib.asynccontextmanager
+async def running_owner(tmp_path: Path, sim, role: str):
+    """A job service that holds the history and serves it, as a dashboard or `watch` does."""
+    from tui.core.jobs import JobService
+
+    owner = JobService.open(app_settings(tmp_path, sim, KEY))
+    try:
+        await owner.serve_others(role)
+        await owner.start()
+        yield owner
+    finally:
+        await owner.close()
 
 
 def cli_url(sim) -> str:
@@ -150,7 +163,6 @@ async def test_a_attaches_pasted_ids_and_names_a_bad_one_where_it_is_typed(tmp_p
 
 
 async def test_locate_names_the_socket_and_the_process_that_owns_the_history(tmp_path, make_simulator):
-    from tui.core.config import Settings
     from tui.core.jobs import JobService
 
     sim = make_simulator()
@@ -439,14 +451,10 @@ async def test_a_submit_whose_owner_dies_mid_post_is_unknown_and_never_sent_agai
 
 async def test_a_read_only_dashboard_follows_what_the_owner_writes(tmp_path, make_simulator):
     from tui.core.catalog import VideoRequest
-    from tui.core.jobs import JobService
     from tui.ui.app import HailuoApp
 
     sim = make_simulator(job_seconds=0.5)
-    owner = JobService.open(app_settings(tmp_path, sim, KEY))
-    try:
-        await owner.serve_others("watch")
-        await owner.start()
+    async with running_owner(tmp_path, sim, "watch") as owner:
         app = HailuoApp(app_settings(tmp_path, sim, KEY, read_only=True, base_url=cli_url(sim)))
         async with app.run_test(size=(160, 45)) as pilot:
             await asyncio.wait_for(app.ready.wait(), 60)
@@ -460,21 +468,14 @@ async def test_a_read_only_dashboard_follows_what_the_owner_writes(tmp_path, mak
             await pilot.pause()
             assert type(app.screen).__name__ != "AttachScreen"  # refused, with the reason
         assert [r for r in sim.requests if r.host.startswith("localhost")] == []
-    finally:
-        await owner.close()
 
 
 async def test_batch_beside_a_running_owner_is_sent_through_it(tmp_path, make_simulator):
-    from tui.core.jobs import JobService
-
     sim = make_simulator(job_seconds=0.3)
     db = tmp_path / "history.json"
     rows = tmp_path / "rows.jsonl"
     rows.write_text("".join(json.dumps({"prompt": f"row {n}"}) + "\n" for n in range(3)))
-    owner = JobService.open(app_settings(tmp_path, sim, KEY))
-    try:
-        await owner.serve_others("dashboard")
-        await owner.start()
+    async with running_owner(tmp_path, sim, "dashboard") as owner:
         code, out, err = await cli(sim, db, "batch", str(rows), "--wait", "--json")
         assert code == 0, (out, err)
         summary = json.loads(out)
@@ -484,23 +485,17 @@ async def test_batch_beside_a_running_owner_is_sent_through_it(tmp_path, make_si
         code, _, err = await cli(sim, db, "batch", str(rows))
         assert code == 0, err
         assert len(posts(sim)) == 3
-    finally:
-        await owner.close()
     assert [r for r in sim.requests if r.host.startswith("localhost")] == []
 
 
 async def test_a_second_dashboard_downloads_and_forgets_through_the_owner(tmp_path, make_simulator):
     from helpers import toasts
-    from tui.core.jobs import JobService
     from tui.ui.app import HailuoApp
     from tui.ui.widgets.job_table import JobTable
 
     sim = make_simulator(job_seconds=0.3)
     sid = sim.seed_job(status="completed")
-    owner = JobService.open(app_settings(tmp_path, sim, KEY))
-    try:
-        await owner.serve_others("dashboard")
-        await owner.start()
+    async with running_owner(tmp_path, sim, "dashboard") as owner:
         await owner.attach([sid])
         app = HailuoApp(app_settings(tmp_path, sim, KEY, base_url=cli_url(sim)))
         async with app.run_test(size=(160, 45)) as pilot:
@@ -526,8 +521,6 @@ async def test_a_second_dashboard_downloads_and_forgets_through_the_owner(tmp_pa
             await until(lambda: owner.store.get(local_id) is None, 30, pilot=pilot, what="forgotten by the owner")
             assert sid not in table_ids(app)
         assert [r for r in sim.requests if r.host.startswith("localhost")] == []
-    finally:
-        await owner.close()
 
 
 async def test_cli_submit_with_a_local_image_goes_through_the_owner_which_reads_the_file(tmp_path, make_simulator):
