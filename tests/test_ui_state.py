@@ -45,7 +45,7 @@ async def test_a_theme_set_in_the_config_since_wins_over_the_one_remembered(tmp_
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"theme": "nord", "config_theme": None}))
     app = HailuoApp(app_settings(tmp_path, state_dir=tmp_path / "state", theme="gruvbox"), poll=False)
-    async with app.run_test(size=(120, 36)) as pilot:
+    async with app.run_test(size=(120, 36)):
         await asyncio.wait_for(app.ready.wait(), 60)
         assert app.theme == "gruvbox"
 

@@ -22,7 +22,6 @@ from tui.cli.common import (
     _connection_options,
     echo,
     follow,
-    open_service,
     open_service_to_change,
     open_store,
     outcome_code,

@@ -50,7 +50,6 @@ from tui.cli.common import (
     open_store,
     find_job,
     run_async,
-    open_service,
     open_service_to_change,
     Progress,
     _terminal_width,
