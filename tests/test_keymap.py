@@ -87,3 +87,19 @@ def test_docs_keys_md_lists_every_binding_id_as_the_bindings_say():
     assert (ROOT / "docs" / "KEYS.md").read_text(encoding="utf-8") == keys_markdown()
     for binding_id in ("app.forget", "app.quit", "job-table.sort", "composer.clear", "detail.raw", "confirm.yes"):
         assert f"`{binding_id}`" in keys_markdown()
+
+
+async def test_the_help_screen_says_the_closing_key_in_force_and_that_key_closes_it(tmp_path):
+    app = HailuoApp(app_settings(tmp_path, keymap={"help.close": "f10"}), poll=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await started(app, pilot)
+        await pilot.press("question_mark")
+        await until(lambda: isinstance(app.screen, HelpScreen), pilot=pilot)
+        closing = str(app.screen.query_one("#help-closing", Static).render())
+        assert closing.startswith("f10 closes"), closing
+        assert "Esc" not in closing and "ctrl+p opens the command palette" in closing, closing
+        await pilot.press("escape")  # no longer a closing key
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("f10")
+        await until(lambda: not isinstance(app.screen, HelpScreen), pilot=pilot)

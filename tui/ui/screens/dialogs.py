@@ -105,4 +105,16 @@ class HelpScreen(ModalScreen[None]):
             yield Label("Keys", classes="dialog-title")
             with VerticalScroll():
                 yield Static(text, id="help-text")
-            yield Label("Escape closes · ctrl+p opens the command palette", classes="dialog-detail")
+            yield Label(self.closing_line(), id="help-closing", classes="dialog-detail")
+
+    def closing_line(self) -> str:
+        """How to leave and where the palette is, by the keys in force (the [keymap] can move both)."""
+        from tui.ui.keys import key_label, keys_of
+
+        keymap = self.app._keymap
+        closing = " / ".join(key_label(key) for key in keys_of(self.BINDINGS[0], keymap))
+        palette = next((binding for _key, binding in self.app._bindings if binding.action == "command_palette"), None)
+        line = f"{closing} closes"
+        if palette is not None:
+            line += f" · {' / '.join(key_label(key) for key in keys_of(palette, keymap))} opens the command palette"
+        return line
