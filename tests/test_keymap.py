@@ -103,3 +103,20 @@ async def test_the_help_screen_says_the_closing_key_in_force_and_that_key_closes
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("f10")
         await until(lambda: not isinstance(app.screen, HelpScreen), pilot=pilot)
+
+
+async def test_at_80_columns_the_status_line_gives_the_keymap_problem_room_before_the_host(tmp_path):
+    app = HailuoApp(app_settings(tmp_path, keymap={"app.frobnicate": "f9"}), poll=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(app, pilot)
+        status = app.query_one(StatusLine)
+        await until(lambda: "[keymap]" in str(status.render()), pilot=pilot)
+        visible = str(status.render())[:status.content_region.width]
+        assert "[keymap] 'app.frobnicate' is no binding" in visible, visible
+        assert app.settings.api_host not in visible  # the host gave way (it is in `locate`)
+    wide = HailuoApp(app_settings(tmp_path, keymap={"app.frobnicate": "f9"}), poll=False)
+    async with wide.run_test(size=(240, 24)) as pilot:
+        await started(wide, pilot)
+        status = wide.query_one(StatusLine)
+        await until(lambda: "[keymap]" in str(status.render()), pilot=pilot)
+        assert wide.settings.api_host in str(status.render())

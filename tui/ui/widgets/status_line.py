@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
@@ -26,26 +27,36 @@ class StatusLine(Static):
     low_bandwidth: reactive[bool] = reactive(False)
 
     def render(self) -> Text:
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(" hailuo ", style="bold reverse")
+        # Parts in the order shown, each with the rank at which it gives way when the line is too
+        # narrow (higher goes first): an error must stay readable at 80 columns, while the host and
+        # the masked key are also in `locate`.
+        parts: list[tuple[int, str, str]] = [(0, " hailuo ", "bold reverse")]
         if self.mode:
-            text.append(f" {self.mode} ", style="bold")
+            parts.append((0, f" {self.mode} ", "bold"))
         if self.low_bandwidth:
-            text.append(" low-bandwidth ", style="bold")
-        text.append(f" {self.host} ")
+            parts.append((0, " low-bandwidth ", "bold"))
+        parts.append((3, f" {self.host} ", ""))
         # "no key" stands alone (not "key no key"); the mask's ellipsis is the terminal's own glyph.
         key = self.key.replace("…", GLYPHS.ellipsis)
-        text.append(f"· {key} " if key == "no key" else f"· key {key} ")
+        parts.append((2, f"· {key} " if key == "no key" else f"· key {key} ", ""))
         state = self.state
         if state is not None:
-            text.append(f"· {state.pending} pending ")
+            parts.append((0, f"· {state.pending} pending ", ""))
             described = state.describe()
-            text.append(f"· {described} ", style="bold" if described != "running" else "")
+            parts.append((0, f"· {described} ", "bold" if described != "running" else ""))
         if self.activity:
-            text.append(f"· {self.activity} ", style="bold")
+            parts.append((0, f"· {self.activity} ", "bold"))
         if self.marked:
-            text.append(f"· marked {clean(self.marked)} (= compares) ")
+            parts.append((1, f"· marked {clean(self.marked)} (= compares) ", ""))
         error = self.last_error or (state.last_error if state else None)
         if error:
-            text.append(f"· {clean(error)}", style="italic")
+            parts.append((0, f"· {clean(error)}", "italic"))
+        width = self.content_region.width or self.app.size.width
+        for rank in (3, 2, 1):
+            if sum(cell_len(text) for _rank, text, _style in parts) <= width:
+                break
+            parts = [part for part in parts if part[0] != rank]
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for _rank, part, style in parts:
+            text.append(part, style=style)
         return text
