@@ -513,6 +513,38 @@ async def test_a_submit_with_an_image_opens_the_file_once_and_not_on_the_ui_loop
     assert job.request["image"]["sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
 
 
+async def test_leaving_the_image_field_reads_the_file_in_a_thread_and_shows_its_size(tmp_path, monkeypatch):
+    from PIL import Image
+
+    image = tmp_path / "first-frame.png"
+    Image.new("RGB", (640, 400), (30, 120, 200)).save(image)
+    missing_pixels = tmp_path / "tiny.png"
+    Image.new("RGB", (100, 100), (0, 0, 0)).save(missing_pixels)
+    app = HailuoApp(app_settings(tmp_path, preview="off"), poll=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await started(app, pilot)
+        await pilot.press("n")
+        app.query_one("#scene").value = "image-to-video"
+        await pilot.pause()
+        field = app.query_one("#image", Input)
+        field.focus()
+        field.value = str(image)
+        opened = _count_opens(monkeypatch, image)
+        app.query_one("#prompt", TextArea).focus()  # leaves the field
+        info = app.query_one("#image-info", Static)
+        await until(lambda: "640" in str(info.render()), pilot=pilot, what="the image's size beside its field")
+        assert opened and not any(opened), opened  # read, and never on the UI loop
+
+        # A file found wrong when read is named under its field once the form is being checked.
+        field.focus()
+        field.value = str(missing_pixels)
+        app.query_one("#composer").validate_now()
+        app.query_one("#prompt", TextArea).focus()
+        error = app.query_one("#image-error", Static)
+        await until(lambda: error.has_class("-visible"), pilot=pilot, what="the small image's message")
+        assert "100" in str(error.render()), str(error.render())
+
+
 def test_a_submit_from_the_cli_or_a_batch_reads_each_image_once(tmp_path, monkeypatch):
     from PIL import Image
 

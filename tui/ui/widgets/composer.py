@@ -103,6 +103,9 @@ class Composer(VerticalScroll, can_focus=False):
         self.prices = prices or PriceTable()
         self._validate_timer: Timer | None = None
         self._errors: list[FieldError] = []
+        #: The form was checked since it was last filled (its messages are showing, so a file read
+        #: later that found something new must show it too).
+        self._checked_since_load = False
         self._listening = False
         #: The request the form held when it was last filled, cleared or sent: nothing typed since.
         self._kept: VideoRequest | None = None
@@ -226,6 +229,7 @@ class Composer(VerticalScroll, can_focus=False):
         if self._validate_timer is not None:
             self._validate_timer.stop()
         self.show_errors([])
+        self._checked_since_load = False
         self._kept = self.request
 
     def clear(self) -> None:
@@ -259,6 +263,7 @@ class Composer(VerticalScroll, can_focus=False):
             elif self._read_images.get(name, ("", ()))[0] == source:
                 errors.extend(FieldError(name, message) for message in self._read_images[name][1])
         self._errors = errors
+        self._checked_since_load = True
         self.show_errors(self._errors)
         return self._errors
 
@@ -338,12 +343,24 @@ class Composer(VerticalScroll, can_focus=False):
             return  # a Select between options
         self.query_one("#estimate", Static).update(Text(self.prices.estimate(model, resolution, duration).line()))
 
-    def _update_images(self) -> None:
-        for name in ("image", "end_image"):
-            value = self.query_one(f"#{name}", Input).value.strip()
+    def _update_images(self, *, validate: bool = False) -> None:
+        """Read what each image field names and show it (its size, a thumbnail, its problems)."""
+        self._inspect_images([(name, self.query_one(f"#{name}", Input).value.strip())
+                              for name in ("image", "end_image")], validate)
+
+    @work(group="image-inspect", exclusive=True, exit_on_error=False)
+    async def _inspect_images(self, fields: list[tuple[str, str]], validate: bool) -> None:
+        # In a thread: the file may be large, slow (a network mount) or not a file at all, and the
+        # form must keep answering keys meanwhile. A newer read (the user left the field again)
+        # cancels this one.
+        changed = False
+        for name, value in fields:
             info_text = ""
             if value:
-                info = catalog.inspect_image(value)
+                info = await asyncio.to_thread(catalog.inspect_image, value)
+                if self.query_one(f"#{name}", Input).value.strip() != value:
+                    continue  # edited meanwhile: leaving the field again reads the new path
+                changed |= self._read_images.get(name) != (value, info.errors)
                 self._read_images[name] = (value, info.errors)
                 info_text = info.summary() if info.ok else ""
                 if info.ok and not info.is_url:
@@ -353,6 +370,8 @@ class Composer(VerticalScroll, can_focus=False):
             else:
                 self._hide_thumbnail(name)
             self.query_one(f"#{name}-info", Static).update(Text(inert(info_text)))
+        if validate or (changed and self._checked_since_load):
+            self.validate_now()
 
     def _hide_thumbnail(self, name: str) -> None:
         thumb = self.query_one(f"#{name}-thumb", Static)
@@ -412,8 +431,7 @@ class Composer(VerticalScroll, can_focus=False):
 
     @on(Input.Submitted, "#image, #end_image")
     def _image_entered(self) -> None:
-        self._update_images()
-        self.validate_now()
+        self._update_images(validate=True)
 
     @on(Input.Blurred, "#image, #end_image")
     def _image_left(self) -> None:
