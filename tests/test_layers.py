@@ -85,3 +85,18 @@ def test_every_source_file_the_documents_name_is_there(document):
     named = set(re.findall(r"(?<![\w/-])tui/[A-Za-z_/]*\.(?:py|tcss|html)\b", text))
     missing = sorted(path for path in named if not (root / path).exists())
     assert not missing, f"{document} names files that are not there: {missing}"
+
+
+def test_the_app_stays_small_and_the_dashboard_keys_live_on_the_dashboard_screen():
+    import inspect
+
+    from tui.ui.app import HailuoApp
+    from tui.ui.dashboard import DashboardScreen
+
+    lines, _start = inspect.getsourcelines(HailuoApp)
+    assert len(lines) < 400, f"HailuoApp is {len(lines)} lines: move screen work to its screen"
+    assert "check_action" not in HailuoApp.__dict__  # no gate on the app keeping keys from dialogs
+    app_actions = {binding.action for binding in HailuoApp.BINDINGS}
+    screen_actions = {binding.action for binding in DashboardScreen.BINDINGS}
+    assert {"toggle_composer", "forget", "filter", "submit", "help"} <= screen_actions, screen_actions
+    assert not app_actions & {"toggle_composer", "forget", "filter", "submit", "help"}, app_actions
