@@ -549,3 +549,49 @@ async def test_cli_submit_with_a_local_image_goes_through_the_owner_which_reads_
     encoded = next(value for value in body.values() if isinstance(value, str) and value.startswith("data:image/png"))
     assert base64.b64decode(encoded.split(",", 1)[1]) == image.read_bytes()
     assert not sent.host.startswith("localhost")
+
+
+# -- what a client that stops reading costs the owner ----------------------------------------------
+
+async def test_a_client_that_stops_reading_costs_the_owner_one_entry_per_job_and_hears_each_finish_once():
+    from tui.core.events import JobChanged, JobRemoved, Notice, PollerState
+    from tui.core.share import EventBacklog
+
+    from helpers import make_job
+
+    backlog = EventBacklog(keep=3)
+    jobs = [make_job(f"job{n}", status="processing") for n in range(50)]
+    for _round in range(200):  # 10,000 changes while nobody reads
+        for job in jobs:
+            backlog.put(JobChanged(job, "processing"))
+    for n in range(10):
+        backlog.put(Notice(f"notice {n}"))
+        backlog.put(PollerState(pending=n))
+    finished = jobs[0]
+    finished.status = "succeeded"
+    backlog.put(JobChanged(finished, "processing"))
+    backlog.put(JobRemoved(jobs[1].local_id))
+    assert len(backlog) == 50 + 3 + 1  # a job each, the newest notices, one poller state
+
+    sent = [await backlog.get() for _ in range(len(backlog))]
+    changes = [event for event in sent if isinstance(event, JobChanged)]
+    assert [event.job.local_id for event in changes] == [job.local_id for job in jobs if job is not jobs[1]]
+    done = next(event for event in changes if event.job is finished)
+    assert done.previous_status == "processing" and done.status_changed  # the finish is still announced
+    assert [event.local_id for event in sent if isinstance(event, JobRemoved)] == [jobs[1].local_id]
+    assert [event.message for event in sent if isinstance(event, Notice)] == ["notice 7", "notice 8", "notice 9"]
+    assert [event.pending for event in sent if isinstance(event, PollerState)] == [9]
+
+
+async def test_a_job_added_and_forgotten_before_the_client_read_is_never_sent():
+    from tui.core.events import JobChanged, JobRemoved
+    from tui.core.share import EventBacklog
+
+    from helpers import make_job
+
+    backlog = EventBacklog()
+    job = make_job("brief")
+    backlog.put(JobChanged(job, None, added=True))
+    backlog.put(JobChanged(job, "queued"))
+    backlog.put(JobRemoved(job.local_id))
+    assert len(backlog) == 0
