@@ -24,7 +24,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input, OptionList, Static, TextArea
 
 from tui.core.catalog import VideoRequest
 from tui.core.config import ENV_KEY, Settings
@@ -454,7 +454,7 @@ class DashboardScreen(Screen[None]):
         (await self.detail()).show_job(event.job)
         if self.has_class("-narrow"):
             self.add_class("-show-detail")
-            self.query_one("#outputs").focus()
+            self.query_one("#outputs", OptionList).focus()
 
     def _show_selected(self, *, force: bool = False) -> None:
         detail = self.built_now("detail")
@@ -614,11 +614,11 @@ class DashboardScreen(Screen[None]):
             show = not screen.has_class("-show-composer")
             screen.set_class(show, "-show-composer")
             if show:
-                self.query_one("#prompt").focus()
+                self.query_one("#prompt", TextArea).focus()
             else:
                 self.query_one(JobTable).focus()
         else:
-            self.query_one("#prompt").focus()
+            self.query_one("#prompt", TextArea).focus()
 
     async def action_submit(self) -> None:
         """Submit the composer's request from anywhere; its messages show beside its fields."""
@@ -629,7 +629,7 @@ class DashboardScreen(Screen[None]):
         screen = self
         if screen.has_class("-narrow") and not screen.has_class("-show-composer"):
             screen.add_class("-show-composer")
-            self.query_one("#prompt").focus()
+            self.query_one("#prompt", TextArea).focus()
         await composer.action_submit()
 
     async def action_toggle_raw(self) -> None:
@@ -703,7 +703,7 @@ class DashboardScreen(Screen[None]):
     def _show_composer(self) -> None:
         if self.has_class("-narrow"):
             self.add_class("-show-composer")
-        self.query_one("#prompt").focus()
+        self.query_one("#prompt", TextArea).focus()
 
     def _set_mark(self, job: Job | None) -> None:
         self.app.marked = job.local_id if job is not None else None
@@ -793,6 +793,7 @@ class DashboardScreen(Screen[None]):
     def on_composer_recall_requested(self, event: "Composer.RecallRequested") -> None:
         from tui.core.templates import TemplateError, recent_prompts
         from tui.ui.screens.prompts import PromptPicker
+        from tui.ui.widgets.composer import Composer
 
         if self._refused_in_read_only("Recalling a prompt"):
             return
@@ -819,7 +820,7 @@ class DashboardScreen(Screen[None]):
         def picked(entry) -> None:
             if entry is None:
                 return
-            composer = self.query_one("#composer")
+            composer = self.query_one("#composer", Composer)
             composer.load(entry.request(composer.request))
             self._show_composer()
             what = f"template {clean(entry.name)!r}" if entry.is_template else "an earlier prompt"

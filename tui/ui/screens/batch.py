@@ -129,7 +129,7 @@ class BatchScreen(ModalScreen[None]):
                 yield Button("Close  esc", id="batch-close")
 
     def on_mount(self) -> None:
-        self.query_one("#batch-bar").display = False
+        self.query_one("#batch-bar", ProgressBar).display = False
         if self.running is not None:
             self.show_progress(self.running)
         else:
@@ -167,7 +167,7 @@ class BatchScreen(ModalScreen[None]):
                  notices: list[str] | None = None) -> None:
         warnings = [Text(f"warning: {clean(n)}") for n in notices or []]
         self.running = None
-        self.query_one("#batch-bar").display = False
+        self.query_one("#batch-bar", ProgressBar).display = False
         if errors:
             self.rows = []
             row_count = len({e.row for e in errors})
