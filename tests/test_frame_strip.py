@@ -212,3 +212,68 @@ async def test_the_composer_shows_the_chosen_image_once_it_validates(tmp_path, m
                        for segment in cells if segment.style and segment.style.color)
             app.query_one("#scene", Select).value = "text-to-video"
             await until(lambda: thumb.region.height == 0, pilot=pilot)  # hidden with the image fields
+
+
+def _kitty_app(tmp_path, monkeypatch, clips_app):
+    """The clips dashboard drawing with kitty graphics, and what it writes to the terminal."""
+    from textual.drivers.headless_driver import HeadlessDriver
+
+    monkeypatch.delenv("TMUX", raising=False)
+    import dataclasses
+
+    clips_app.settings = dataclasses.replace(clips_app.settings, preview="kitty")
+    written: list[str] = []
+    monkeypatch.setattr(HeadlessDriver, "write", lambda self, data: written.append(data))
+    return written
+
+
+def _transmitted(written: list[str]) -> list[int]:
+    import re
+
+    return [int(i) for data in written for i in re.findall(r"\x1b_Ga=T,U=1,[^;]*?,i=(\d+),", data)]
+
+
+def _deleted(written: list[str]) -> list[int]:
+    import re
+
+    return [int(i) for data in written for i in re.findall(r"\x1b_Ga=d,d=I,i=(\d+),", data)]
+
+
+def _placeholder_ids(strip: FrameStrip) -> set[int]:
+    """The image ids the strip's cells show (kitty reads them from the placeholders' colour)."""
+    from tui.core.graphics import PLACEHOLDER
+
+    return {segment.style.color.number for y in range(strip.region.height) for segment in strip.render_line(y)
+            if PLACEHOLDER in segment.text and segment.style and segment.style.color}
+
+
+async def test_kitty_draws_each_frame_as_an_image_and_selecting_another_job_deletes_the_old_ones(
+        tmp_path, monkeypatch, clips_app):
+    written = _kitty_app(tmp_path, monkeypatch, clips_app)
+    async with clips_app.run_test(size=(160, 45)) as pilot:
+        strip = await _show(pilot, "local-0001")
+        await until(lambda: _placeholder_ids(strip), pilot=pilot)
+        first = set(_transmitted(written))
+        assert _placeholder_ids(strip) == first and len(first) == len(strip.preview.frames)
+        assert not set(_deleted(written)) & first
+
+        clips_app.query_one(JobTable).select("local-0002")
+        await until(lambda: strip.preview is not None and _placeholder_ids(strip) - first, pilot=pilot)
+        second = _placeholder_ids(strip)
+        assert not second & first
+        assert first <= set(_deleted(written))  # the old job's images are gone from the terminal
+        assert second <= set(_transmitted(written)) and not second & set(_deleted(written))
+
+
+async def test_kitty_images_are_removed_while_a_dialog_is_over_the_strip(tmp_path, monkeypatch, clips_app):
+    written = _kitty_app(tmp_path, monkeypatch, clips_app)
+    async with clips_app.run_test(size=(160, 45)) as pilot:
+        strip = await _show(pilot, "local-0001")
+        await until(lambda: _placeholder_ids(strip), pilot=pilot)
+        shown = _placeholder_ids(strip)
+        await pilot.press("question_mark")
+        await until(lambda: shown <= set(_deleted(written)), pilot=pilot, what="(images left under the dialog)")
+        await until(lambda: not _placeholder_ids(strip), pilot=pilot)  # half-blocks under the dialog
+        await pilot.press("escape")
+        await until(lambda: _placeholder_ids(strip), pilot=pilot)  # drawn again, as new images
+        assert not _placeholder_ids(strip) & shown
