@@ -61,9 +61,14 @@ async def _show(pilot, local_id: str) -> FrameStrip:
     assert pilot.app.query_one(JobTable).select(local_id)
     await pilot.pause()
     strip = pilot.app.query_one("#detail #frames", FrameStrip)
-    await until(lambda: strip.preview is not None, pilot=pilot)
+    await until(lambda: complete(strip), pilot=pilot)
     await pilot.pause()
     return strip
+
+
+def complete(strip: FrameStrip) -> bool:
+    """Every frame of the clip is in the strip (the first, middle and last are shown before the others)."""
+    return strip.preview is not None and not strip.preview.coming
 
 
 def test_detail_pane_snapshot_with_half_block_frames(snap_compare, clips_app):
@@ -89,7 +94,7 @@ def test_compare_screen_snapshot_with_both_jobs_frames(snap_compare, clips_app):
         await pilot.press("equals_sign")
         screen = pilot.app.screen
         left, right = screen.query_one("#frames-left", FrameStrip), screen.query_one("#frames-right", FrameStrip)
-        await until(lambda: left.preview is not None and right.preview is not None, pilot=pilot, timeout=30)
+        await until(lambda: complete(left) and complete(right), pilot=pilot, timeout=30)
         pilot.app.clear_notifications()
         await pilot.pause()
 
@@ -105,7 +110,7 @@ async def test_a_job_that_completes_shows_its_clips_real_facts(tmp_path, make_si
         async with app.run_test(size=(160, 45)) as pilot:
             table, job = await submit_from_the_composer(app, pilot, "a heron lifting off a misty lake")
             strip = app.query_one("#detail #frames", FrameStrip)
-            await until(lambda: strip.preview is not None, pilot=pilot)
+            await until(lambda: complete(strip), pilot=pilot)
             assert strip.preview.facts == "2.0 s · 320×180 · 10 fps"
             assert len(strip.preview.frames) == 5
             fetched = [r for r in sim.requests if r.path.startswith("/files/")]
@@ -258,7 +263,7 @@ async def test_kitty_draws_each_frame_as_an_image_and_selecting_another_job_dele
         assert not set(_deleted(written)) & first
 
         clips_app.query_one(JobTable).select("local-0002")
-        await until(lambda: strip.preview is not None and _placeholder_ids(strip) - first, pilot=pilot)
+        await until(lambda: complete(strip) and _placeholder_ids(strip) - first, pilot=pilot)
         second = _placeholder_ids(strip)
         assert not second & first
         assert first <= set(_deleted(written))  # the old job's images are gone from the terminal
@@ -277,3 +282,33 @@ async def test_kitty_images_are_removed_while_a_dialog_is_over_the_strip(tmp_pat
         await pilot.press("escape")
         await until(lambda: _placeholder_ids(strip), pilot=pilot)  # drawn again, as new images
         assert not _placeholder_ids(strip) & shown
+
+
+def test_the_first_frames_take_their_places_among_five_while_the_others_decode(tmp_path):
+    from dataclasses import replace
+
+    from tui.core.frames import read_preview
+    from tui.ui.widgets.frame_strip import tiles_for
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(prompt_video("a fox in the snow"))
+    whole = read_preview(clip, count=5)
+    first = replace(whole, frames=(whole.frames[0], whole.frames[2], whole.frames[4]), coming=2)
+    shown, tile = tiles_for(100, first, [])
+    assert tiles_for(100, whole, [])[1] == tile  # the same tile size: nothing moves when the rest come
+    assert [frame for _, frame in shown] == [whole.frames[0], None, whole.frames[2], None, whole.frames[4]]
+    narrow, _ = tiles_for(40, first, [])
+    assert [frame for _, frame in narrow] == list(first.frames)
+
+
+async def test_the_strip_keeps_its_height_while_the_next_jobs_frames_load(clips_app):
+    async with clips_app.run_test(size=(160, 45)) as pilot:
+        strip = await _show(pilot, "local-0001")
+        body = clips_app.query_one("#detail-body")
+        height, body_at = strip.region.height, body.region.y
+        strip.loading("loading frames…")
+        await pilot.pause()
+        assert strip.region.height == height and body.region.y == body_at
+        strip.show(None, images=[])
+        await pilot.pause()
+        assert strip.region.height == 0

@@ -150,7 +150,13 @@ Tile = tuple[str, Frame | None]  # (caption, picture or None when it has none)
 def tiles_for(width: int, preview: Preview | None, images: list[tuple[str, Frame | NoPreview]]) -> tuple[list[Tile], int]:
     """What fits `width` cells: the image inputs, then five, three or one of the clip's frames; and the tile width."""
     extra: list[Tile] = [(label, picture if isinstance(picture, Frame) else None) for label, picture in images]
-    frames = list(preview.frames) if preview is not None else []
+    frames: list[Frame | None] = list(preview.frames) if preview is not None else []
+    if preview is not None and preview.coming and len(frames) == preview.coming + 1:
+        # The first, middle and last while the others decode: in their places, so nothing moves.
+        spread: list[Frame | None] = [frames[0]]
+        for frame in frames[1:]:
+            spread += [None, frame]
+        frames = spread
     choices = [n for n in (5, 3, 1) if n <= len(frames)] or [0]
     for count in choices:
         total = max(1, count + len(extra))
@@ -160,8 +166,8 @@ def tiles_for(width: int, preview: Preview | None, images: list[tuple[str, Frame
     if count == 3 and len(frames) > 3:
         frames = [frames[0], frames[len(frames) // 2], frames[-1]]  # first, middle, last
     elif count < len(frames):
-        frames = frames[:count]
-    shown = extra + [(_stamp(frame.at), frame) for frame in frames]
+        frames = [frame for frame in frames if frame is not None][:count]
+    shown = extra + [(_stamp(frame.at) if frame is not None else "", frame) for frame in frames]
     return shown, max(2, min(MAX_TILE, tile))
 
 
@@ -250,6 +256,8 @@ class FrameStrip(Widget):
         self._sixels: dict[PictureKey, tuple[Frame, str]] = {}
         self._sixel_tiles: list[tuple[Frame, int, int]] = []
         self._sixel_encoding = False
+        #: Cells high kept while loading (the previous pictures' height), 0: none.
+        self._reserved = 0
 
     def on_mount(self) -> None:
         if self.renderer is None:
@@ -283,6 +291,8 @@ class FrameStrip(Widget):
     def show(self, result: Preview | NoPreview | str | None,
              images: list[tuple[str, Frame | NoPreview]] | None = None) -> None:
         """A preview, a reason it has none, a state line ("loading frames…"), or None (nothing)."""
+        before = self._height()
+        self._reserved = 0
         if images is not None:
             self.images = list(images)
         if isinstance(result, Preview):
@@ -295,7 +305,21 @@ class FrameStrip(Widget):
         if not self.has_pictures:
             self._forget_kitty(set())
             self._sixel_tiles = []
-        self.refresh(layout=True)
+        # The pane is laid out again only when the strip's height changes (the three first frames
+        # replaced by five, or one job's frames by another's, keep it): a layout repaints the pane.
+        self.refresh(layout=self._height() != before)
+
+    def loading(self, state: str) -> None:
+        """A state line ("loading frames…") in place of the pictures, the strip keeping its height
+        so that the pane below does not move up and back down when the frames arrive."""
+        reserve = self._height() if self.has_pictures and self.display else 0
+        self.show(state, images=[])
+        self._reserved = reserve
+        self.refresh(layout=self._height() != (reserve or 1))
+
+    def _height(self) -> int:
+        width = self.content_size.width or self.size.width
+        return self.get_content_height(None, None, width) if width else -1
 
     @property
     def has_pictures(self) -> bool:
@@ -304,7 +328,7 @@ class FrameStrip(Widget):
     def get_content_height(self, container, viewport, width: int) -> int:
         state = 1 if self.state else 0
         if not self.has_pictures:
-            return state
+            return max(state, self._reserved)
         tiles, tile = tiles_for(width, self.preview, self.images)
         return state + tile_rows(tile, tiles) + 1
 
