@@ -312,3 +312,38 @@ async def test_the_strip_keeps_its_height_while_the_next_jobs_frames_load(clips_
         strip.show(None, images=[])
         await pilot.pause()
         assert strip.region.height == 0
+
+
+async def test_sixel_draws_each_frame_over_its_tile_once_the_strip_is_painted(tmp_path, monkeypatch, clips_app):
+    import dataclasses
+    import re
+
+    from textual.drivers.headless_driver import HeadlessDriver
+
+    from tui.core.graphics import cursor_to
+
+    monkeypatch.delenv("TMUX", raising=False)
+    clips_app.settings = dataclasses.replace(clips_app.settings, preview="sixel")
+    written: list[str] = []
+    monkeypatch.setattr(HeadlessDriver, "write", lambda self, data: written.append(data))
+    async with clips_app.run_test(size=(160, 45)) as pilot:
+        strip = await _show(pilot, "local-0001")
+        frames = len(strip.preview.frames)
+
+        def drawn() -> list[str]:
+            return [data for data in written if data.startswith("\x1b7") and data.endswith("\x1b8")]
+
+        await until(lambda: drawn() and drawn()[-1].count("\x1bP0;1;0q") == frames, pilot=pilot)
+        last = drawn()[-1]
+        region = strip.content_region
+        top = region.y + 1  # under the facts line
+        assert last.startswith("\x1b7" + cursor_to(region.x, top) + "\x1bP0;1;0q")
+        columns = [int(c) - 1 for c in re.findall(rf"\x1b\[{top + 1};(\d+)H\x1bP", last)]
+        assert len(columns) == frames and columns == sorted(columns) and columns[0] == region.x
+        # Under a dialog no Sixel is written (Textual's repaint of the cells covers the old one).
+        await pilot.press("question_mark")
+        await pilot.pause()
+        before = len(drawn())
+        strip.refresh()
+        await pilot.pause()
+        assert len(drawn()) == before
