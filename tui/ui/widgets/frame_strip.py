@@ -254,7 +254,7 @@ class FrameStrip(Widget):
         self._kitty: dict[PictureKey, tuple[int, Frame]] = {}
         #: sixel: encoded pictures by what they picture, and the tiles last drawn (to draw over).
         self._sixels: dict[PictureKey, tuple[Frame, str]] = {}
-        self._sixel_tiles: list[tuple[Frame, int, int]] = []
+        self._sixel_tiles: list[tuple[Frame | None, int, int]] = []
         self._sixel_encoding = False
         #: Cells high kept while loading (the previous pictures' height), 0: none.
         self._reserved = 0
@@ -291,8 +291,17 @@ class FrameStrip(Widget):
     def show(self, result: Preview | NoPreview | str | None,
              images: list[tuple[str, Frame | NoPreview]] | None = None) -> None:
         """A preview, a reason it has none, a state line ("loading frames…"), or None (nothing)."""
+        self._show(result, images, reserve=0)
+
+    def loading(self, state: str) -> None:
+        """A state line ("loading frames…") in place of the pictures, the strip keeping its height
+        so that the pane below does not move up and back down when the frames arrive."""
+        self._show(state, [], reserve=self._height() if self.has_pictures and self.display else 0)
+
+    def _show(self, result: Preview | NoPreview | str | None, images: list[tuple[str, Frame | NoPreview]] | None,
+              *, reserve: int) -> None:
         before = self._height()
-        self._reserved = 0
+        self._reserved = reserve
         if images is not None:
             self.images = list(images)
         if isinstance(result, Preview):
@@ -308,14 +317,6 @@ class FrameStrip(Widget):
         # The pane is laid out again only when the strip's height changes (the three first frames
         # replaced by five, or one job's frames by another's, keep it): a layout repaints the pane.
         self.refresh(layout=self._height() != before)
-
-    def loading(self, state: str) -> None:
-        """A state line ("loading frames…") in place of the pictures, the strip keeping its height
-        so that the pane below does not move up and back down when the frames arrive."""
-        reserve = self._height() if self.has_pictures and self.display else 0
-        self.show(state, images=[])
-        self._reserved = reserve
-        self.refresh(layout=self._height() != (reserve or 1))
 
     def _height(self) -> int:
         width = self.content_size.width or self.size.width
