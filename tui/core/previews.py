@@ -146,7 +146,8 @@ class Previews:
             path = fetched
             found = await asyncio.to_thread(self._decode, path, FIRST_FRAMES)
         result = found
-        if isinstance(found, Preview):
+        if isinstance(found, Preview) and len(found.frames) == len(FIRST_FRAMES):
+            # (Fewer: the clip ended or a limit was reached, so the second pass is not tried.)
             if on_first is not None:
                 on_first(replace(found, coming=len(REST_FRAMES)))
             rest = await asyncio.to_thread(self._decode, path, REST_FRAMES)
