@@ -94,3 +94,18 @@ def test_sixel_keeps_to_256_colours_and_wraps_for_tmux():
 def test_cell_pixels_falls_back_when_the_terminal_does_not_say(tmp_path):
     with open(tmp_path / "not-a-tty", "w") as handle:
         assert graphics.cell_pixels(handle.fileno()) == (10, 20)
+
+
+def test_cell_pixels_reads_the_terminals_window_size():
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    try:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 960, 576))
+        assert graphics.cell_pixels(slave) == (12, 24)
+    finally:
+        os.close(master)
+        os.close(slave)

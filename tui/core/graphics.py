@@ -154,17 +154,22 @@ def cursor_to(column: int, row: int) -> str:
 
 
 def cell_pixels(fd: int | None = None) -> tuple[int, int]:
-    """One cell's size in pixels from the terminal's window size (TIOCGWINSZ); (10, 20) when unknown."""
-    try:
-        import fcntl
-        import struct
-        import sys
-        import termios
+    """One cell's size in pixels from the terminal's window size (TIOCGWINSZ on `fd`, else on
+    stdout or stderr, where Textual writes); (10, 20) when no terminal says."""
+    import sys
 
-        fd = sys.__stdout__.fileno() if fd is None else fd
-        rows, cols, x_pixels, y_pixels = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+    candidates = [fd] if fd is not None else [stream for stream in (sys.__stdout__, sys.__stderr__) if stream]
+    for candidate in candidates:
+        try:
+            import fcntl
+            import struct
+            import termios
+
+            number = candidate if isinstance(candidate, int) else candidate.fileno()
+            rows, cols, x_pixels, y_pixels = struct.unpack("HHHH", fcntl.ioctl(number, termios.TIOCGWINSZ,
+                                                                               b"\0" * 8))
+        except (OSError, ValueError, AttributeError, ImportError):
+            continue
         if rows and cols and x_pixels and y_pixels:
             return max(1, x_pixels // cols), max(1, y_pixels // rows)
-    except (OSError, ValueError, AttributeError, ImportError):
-        pass
     return 10, 20
