@@ -347,3 +347,19 @@ async def test_sixel_draws_each_frame_over_its_tile_once_the_strip_is_painted(tm
         strip.refresh()
         await pilot.pause()
         assert len(drawn()) == before
+
+
+async def test_kitty_images_go_when_the_pane_is_hidden_and_come_back_with_it(tmp_path, monkeypatch, clips_app):
+    written = _kitty_app(tmp_path, monkeypatch, clips_app)
+    async with clips_app.run_test(size=(160, 45)) as pilot:
+        strip = await _show(pilot, "local-0001")
+        await until(lambda: _placeholder_ids(strip), pilot=pilot)
+        shown = _placeholder_ids(strip)
+        detail = clips_app.query_one("#detail")
+        detail.display = False
+        await until(lambda: shown <= set(_deleted(written)), pilot=pilot, what="(images kept for a hidden pane)")
+        sent = len(_transmitted(written))
+        detail.display = True
+        await until(lambda: len(_transmitted(written)) >= sent + len(shown), pilot=pilot)
+        again = _placeholder_ids(strip)
+        assert again and not again & set(_deleted(written))  # drawn again, as images still in the terminal

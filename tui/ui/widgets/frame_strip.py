@@ -9,9 +9,9 @@ tmux's `allow-passthrough`):
 - **kitty**: each frame is transmitted once as a virtual placement (`tui.core.graphics`) and
   drawn as Unicode placeholder cells in the image's id colour. Being text, the placeholders move,
   crop and hide with the pane, and a dialog drawn over the strip covers them. An image no longer
-  shown (another job, a resize, the strip hidden or unmounted, the screen covered by another)
-  is deleted from the terminal by id. While another screen is on top the strip draws blocks:
-  a modal's tint would change the id colour.
+  shown (another job, a resize, the strip hidden — with its pane too, or scrolled out of view —
+  or unmounted, the screen covered by another) is deleted from the terminal by id. While
+  another screen is on top the strip draws blocks: a modal's tint would change the id colour.
 - **sixel** (a subset): the strip draws half-blocks, and once they are painted writes each frame
   as a Sixel image over its tile (cursor positioned, then restored), encoded off the UI loop. It
   is drawn only when the whole strip is visible on the active screen; any repaint of the strip's
@@ -269,6 +269,14 @@ class FrameStrip(Widget):
 
     def on_unmount(self) -> None:
         self._forget_kitty(set())
+
+    def on_hide(self) -> None:
+        # Off the screen (its pane hidden, scrolled out of view): nothing of it kept in the terminal.
+        self._forget_kitty(set())
+
+    def on_show(self) -> None:
+        if self.renderer != "blocks":
+            self.refresh()  # drawn again: the images sent anew
 
     def _screen_changed(self, _screen) -> None:
         # Covered by another screen (or back on top): draw blocks, or the pictures again.
