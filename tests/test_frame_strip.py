@@ -61,9 +61,14 @@ async def _show(pilot, local_id: str) -> FrameStrip:
     assert pilot.app.query_one(JobTable).select(local_id)
     await pilot.pause()
     strip = pilot.app.query_one("#detail #frames", FrameStrip)
-    await until(lambda: strip.preview is not None, pilot=pilot)
+    await until(lambda: complete(strip), pilot=pilot)
     await pilot.pause()
     return strip
+
+
+def complete(strip: FrameStrip) -> bool:
+    """Every frame of the clip is in the strip (the first, middle and last are shown before the others)."""
+    return strip.preview is not None and not strip.preview.coming
 
 
 def test_detail_pane_snapshot_with_half_block_frames(snap_compare, clips_app):
@@ -89,7 +94,7 @@ def test_compare_screen_snapshot_with_both_jobs_frames(snap_compare, clips_app):
         await pilot.press("equals_sign")
         screen = pilot.app.screen
         left, right = screen.query_one("#frames-left", FrameStrip), screen.query_one("#frames-right", FrameStrip)
-        await until(lambda: left.preview is not None and right.preview is not None, pilot=pilot, timeout=30)
+        await until(lambda: complete(left) and complete(right), pilot=pilot, timeout=30)
         pilot.app.clear_notifications()
         await pilot.pause()
 
@@ -105,7 +110,7 @@ async def test_a_job_that_completes_shows_its_clips_real_facts(tmp_path, make_si
         async with app.run_test(size=(160, 45)) as pilot:
             table, job = await submit_from_the_composer(app, pilot, "a heron lifting off a misty lake")
             strip = app.query_one("#detail #frames", FrameStrip)
-            await until(lambda: strip.preview is not None, pilot=pilot)
+            await until(lambda: complete(strip), pilot=pilot)
             assert strip.preview.facts == "2.0 s · 320×180 · 10 fps"
             assert len(strip.preview.frames) == 5
             fetched = [r for r in sim.requests if r.path.startswith("/files/")]
@@ -212,3 +217,149 @@ async def test_the_composer_shows_the_chosen_image_once_it_validates(tmp_path, m
                        for segment in cells if segment.style and segment.style.color)
             app.query_one("#scene", Select).value = "text-to-video"
             await until(lambda: thumb.region.height == 0, pilot=pilot)  # hidden with the image fields
+
+
+def _kitty_app(tmp_path, monkeypatch, clips_app):
+    """The clips dashboard drawing with kitty graphics, and what it writes to the terminal."""
+    from textual.drivers.headless_driver import HeadlessDriver
+
+    monkeypatch.delenv("TMUX", raising=False)
+    import dataclasses
+
+    clips_app.settings = dataclasses.replace(clips_app.settings, preview="kitty")
+    written: list[str] = []
+    monkeypatch.setattr(HeadlessDriver, "write", lambda self, data: written.append(data))
+    return written
+
+
+def _transmitted(written: list[str]) -> list[int]:
+    import re
+
+    return [int(i) for data in written for i in re.findall(r"\x1b_Ga=T,U=1,[^;]*?,i=(\d+),", data)]
+
+
+def _deleted(written: list[str]) -> list[int]:
+    import re
+
+    return [int(i) for data in written for i in re.findall(r"\x1b_Ga=d,d=I,i=(\d+),", data)]
+
+
+def _placeholder_ids(strip: FrameStrip) -> set[int]:
+    """The image ids the strip's cells show (kitty reads them from the placeholders' colour)."""
+    from tui.core.graphics import PLACEHOLDER
+
+    return {segment.style.color.number for y in range(strip.region.height) for segment in strip.render_line(y)
+            if PLACEHOLDER in segment.text and segment.style and segment.style.color}
+
+
+async def test_kitty_draws_each_frame_as_an_image_and_selecting_another_job_deletes_the_old_ones(
+        tmp_path, monkeypatch, clips_app):
+    written = _kitty_app(tmp_path, monkeypatch, clips_app)
+    async with clips_app.run_test(size=(160, 45)) as pilot:
+        strip = await _show(pilot, "local-0001")
+        await until(lambda: _placeholder_ids(strip), pilot=pilot)
+        first = set(_transmitted(written))
+        assert _placeholder_ids(strip) == first and len(first) == len(strip.preview.frames)
+        assert not set(_deleted(written)) & first
+
+        clips_app.query_one(JobTable).select("local-0002")
+        await until(lambda: complete(strip) and _placeholder_ids(strip) - first, pilot=pilot)
+        second = _placeholder_ids(strip)
+        assert not second & first
+        assert first <= set(_deleted(written))  # the old job's images are gone from the terminal
+        assert second <= set(_transmitted(written)) and not second & set(_deleted(written))
+
+
+async def test_kitty_images_are_removed_while_a_dialog_is_over_the_strip(tmp_path, monkeypatch, clips_app):
+    written = _kitty_app(tmp_path, monkeypatch, clips_app)
+    async with clips_app.run_test(size=(160, 45)) as pilot:
+        strip = await _show(pilot, "local-0001")
+        await until(lambda: _placeholder_ids(strip), pilot=pilot)
+        shown = _placeholder_ids(strip)
+        await pilot.press("question_mark")
+        await until(lambda: shown <= set(_deleted(written)), pilot=pilot, what="(images left under the dialog)")
+        await until(lambda: not _placeholder_ids(strip), pilot=pilot)  # half-blocks under the dialog
+        await pilot.press("escape")
+        await until(lambda: _placeholder_ids(strip), pilot=pilot)  # drawn again, as new images
+        assert not _placeholder_ids(strip) & shown
+
+
+def test_the_first_frames_take_their_places_among_five_while_the_others_decode(tmp_path):
+    from dataclasses import replace
+
+    from tui.core.frames import read_preview
+    from tui.ui.widgets.frame_strip import tiles_for
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(prompt_video("a fox in the snow"))
+    whole = read_preview(clip, count=5)
+    first = replace(whole, frames=(whole.frames[0], whole.frames[2], whole.frames[4]), coming=2)
+    shown, tile = tiles_for(100, first, [])
+    assert tiles_for(100, whole, [])[1] == tile  # the same tile size: nothing moves when the rest come
+    assert [frame for _, frame in shown] == [whole.frames[0], None, whole.frames[2], None, whole.frames[4]]
+    narrow, _ = tiles_for(40, first, [])
+    assert [frame for _, frame in narrow] == list(first.frames)
+
+
+async def test_the_strip_keeps_its_height_while_the_next_jobs_frames_load(clips_app):
+    async with clips_app.run_test(size=(160, 45)) as pilot:
+        strip = await _show(pilot, "local-0001")
+        body = clips_app.query_one("#detail-body")
+        height, body_at = strip.region.height, body.region.y
+        strip.loading("loading frames…")
+        await pilot.pause()
+        assert strip.region.height == height and body.region.y == body_at
+        strip.show(None, images=[])
+        await pilot.pause()
+        assert strip.region.height == 0
+
+
+async def test_sixel_draws_each_frame_over_its_tile_once_the_strip_is_painted(tmp_path, monkeypatch, clips_app):
+    import dataclasses
+    import re
+
+    from textual.drivers.headless_driver import HeadlessDriver
+
+    from tui.core.graphics import cursor_to
+
+    monkeypatch.delenv("TMUX", raising=False)
+    clips_app.settings = dataclasses.replace(clips_app.settings, preview="sixel")
+    written: list[str] = []
+    monkeypatch.setattr(HeadlessDriver, "write", lambda self, data: written.append(data))
+    async with clips_app.run_test(size=(160, 45)) as pilot:
+        strip = await _show(pilot, "local-0001")
+        frames = len(strip.preview.frames)
+
+        def drawn() -> list[str]:
+            return [data for data in written if data.startswith("\x1b7") and data.endswith("\x1b8")]
+
+        await until(lambda: drawn() and drawn()[-1].count("\x1bP0;1;0q") == frames, pilot=pilot)
+        last = drawn()[-1]
+        region = strip.content_region
+        top = region.y + 1  # under the facts line
+        assert last.startswith("\x1b7" + cursor_to(region.x, top) + "\x1bP0;1;0q")
+        columns = [int(c) - 1 for c in re.findall(rf"\x1b\[{top + 1};(\d+)H\x1bP", last)]
+        assert len(columns) == frames and columns == sorted(columns) and columns[0] == region.x
+        # Under a dialog no Sixel is written (Textual's repaint of the cells covers the old one).
+        await pilot.press("question_mark")
+        await pilot.pause()
+        before = len(drawn())
+        strip.refresh()
+        await pilot.pause()
+        assert len(drawn()) == before
+
+
+async def test_kitty_images_go_when_the_pane_is_hidden_and_come_back_with_it(tmp_path, monkeypatch, clips_app):
+    written = _kitty_app(tmp_path, monkeypatch, clips_app)
+    async with clips_app.run_test(size=(160, 45)) as pilot:
+        strip = await _show(pilot, "local-0001")
+        await until(lambda: _placeholder_ids(strip), pilot=pilot)
+        shown = _placeholder_ids(strip)
+        detail = clips_app.query_one("#detail")
+        detail.display = False
+        await until(lambda: shown <= set(_deleted(written)), pilot=pilot, what="(images kept for a hidden pane)")
+        sent = len(_transmitted(written))
+        detail.display = True
+        await until(lambda: len(_transmitted(written)) >= sent + len(shown), pilot=pilot)
+        again = _placeholder_ids(strip)
+        assert again and not again & set(_deleted(written))  # drawn again, as images still in the terminal

@@ -208,3 +208,28 @@ def test_the_cap_counts_fetched_clips_too(tmp_path):
 def test_a_cache_key_names_the_job_and_the_clip():
     assert cache_key("local-0001", "https://x/1.mp4") != cache_key("local-0001", "https://x/2.mp4")
     assert cache_key("../../etc", "u").startswith("etc-")
+
+
+async def test_the_first_middle_and_last_frames_are_handed_over_before_the_other_two(tmp_path):
+    """One decode for what a narrow strip shows, then the rest; the whole preview is what is kept."""
+    from types import SimpleNamespace
+
+    from tui.core.frame_cache import FrameCache
+    from tui.core.previews import Previews
+
+    clip = _clip(tmp_path, prompt_video(FOX))
+    url = "https://cdn.example.invalid/fox.mp4"
+    job = SimpleNamespace(local_id="local-1", outputs=[url], downloads=[{"url": url, "path": str(clip)}])
+    previews = Previews(FrameCache(tmp_path / "cache"))
+    firsts: list[Preview] = []
+    whole = await previews.for_job(job, on_first=firsts.append)
+    await previews.aclose()
+    assert len(firsts) == 1 and len(firsts[0].frames) == 3 and firsts[0].coming == 2
+    assert [f.at for f in firsts[0].frames] == [f.at for f in read_preview(clip, count=3).frames]
+    assert len(whole.frames) == 5 and whole.coming == 0
+    assert [f.at for f in whole.frames] == sorted(f.at for f in whole.frames)
+    assert {f.rgb for f in firsts[0].frames} <= {f.rgb for f in whole.frames}
+    # Shown again, from the disk: no decode, so no first frames apart.
+    again = Previews(FrameCache(tmp_path / "cache"))
+    later: list[Preview] = []
+    assert len((await again.for_job(job, on_first=later.append)).frames) == 5 and later == []

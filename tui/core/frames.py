@@ -64,6 +64,8 @@ class Preview:
     fps: float
     codec: str
     frames: tuple[Frame, ...]
+    #: Frames still being decoded, each to go between two of these (the first frames are shown at once).
+    coming: int = 0
 
     @property
     def facts(self) -> str:
@@ -114,10 +116,12 @@ def moments(duration: float, count: int) -> list[float]:
     return [duration * i / (count - 1) for i in range(count)]
 
 
-def read_preview(path: Path | str, *, count: int = 3, thumb_width: int = THUMB_WIDTH,
+def read_preview(path: Path | str, *, count: int = 3, only: tuple[int, ...] | None = None,
+                 thumb_width: int = THUMB_WIDTH,
                  max_file_bytes: int = MAX_FILE_BYTES, max_bytes_read: int = MAX_BYTES_READ,
                  max_frames: int = MAX_FRAMES_DECODED, timeout: float = TIMEOUT) -> Preview:
-    """The clip's facts and `count` frames; raises NoPreview (never anything else for a bad file)."""
+    """The clip's facts and `count` frames (or, with `only`, those of the `count` moments at these
+    indexes); raises NoPreview (never anything else for a bad file)."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -138,7 +142,7 @@ def read_preview(path: Path | str, *, count: int = 3, thumb_width: int = THUMB_W
         with open(path, "rb") as handle:
             reader = _BoundedReader(handle, max_bytes=max_bytes_read, deadline=deadline)
             try:
-                return _decode(av, reader, size, count=count, thumb_width=thumb_width,
+                return _decode(av, reader, size, count=count, only=only, thumb_width=thumb_width,
                                max_frames=max_frames, deadline=deadline)
             except NoPreview:
                 raise
@@ -159,8 +163,8 @@ def _reason(av, exc: Exception) -> str:
     return f"the video cannot be decoded ({text})" if text else "the video cannot be decoded"
 
 
-def _decode(av, reader: _BoundedReader, size: int, *, count: int, thumb_width: int, max_frames: int,
-            deadline: float) -> Preview:
+def _decode(av, reader: _BoundedReader, size: int, *, count: int, only: tuple[int, ...] | None,
+            thumb_width: int, max_frames: int, deadline: float) -> Preview:
     container = av.open(reader, mode="r", options={"probesize": str(max(4096, min(size, 5_000_000)))})
     try:
         if not container.streams.video:
@@ -177,7 +181,10 @@ def _decode(av, reader: _BoundedReader, size: int, *, count: int, thumb_width: i
         thumb_h = max(1, round(thumb_w * height / width))
         cursor = _Cursor(container, stream, max_frames, deadline)
         frames: list[Frame] = []
-        for target in moments(duration, count):
+        targets = moments(duration, count)
+        if only is not None:
+            targets = [targets[i] for i in only if 0 <= i < len(targets)]
+        for target in targets:
             try:
                 frame = cursor.frame_at(target, last=duration > 0 and target >= duration)
             except NoPreview:

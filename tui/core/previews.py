@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +21,9 @@ from tui.core.frames import MAX_FILE_BYTES, THUMB_WIDTH, Frame, NoPreview, Previ
 
 #: Frames decoded per clip: the strip shows 5 when wide, else the first, middle and last of them.
 FRAMES_PER_CLIP = 5
+#: Of those, decoded and shown first (first, middle, last); the other two follow.
+FIRST_FRAMES = (0, 2, 4)
+REST_FRAMES = (1, 3)
 #: Image inputs larger than this are not opened for a thumbnail.
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
 _MEMORY = 32
@@ -97,8 +101,11 @@ class Previews:
         url = job.outputs[0] if getattr(job, "outputs", None) else None
         return self._memory.get(cache_key(job.local_id, url)) if url else None
 
-    async def for_job(self, job: Any) -> Result | None:
-        """The job's first output's preview; None when the job has no output (yet)."""
+    async def for_job(self, job: Any, on_first: Callable[[Preview], None] | None = None) -> Result | None:
+        """The job's first output's preview; None when the job has no output (yet).
+
+        When the clip has to be decoded, `on_first` is given the first, middle and last frames as
+        soon as they are (the strip can draw them), before the other frames are decoded."""
         if not job.outputs:
             return None
         url = job.outputs[0]
@@ -111,7 +118,7 @@ class Previews:
         future = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
-            result = await self._build(job, url, key)
+            result = await self._build(job, url, key, on_first)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
@@ -127,27 +134,40 @@ class Previews:
         while len(self._memory) > _MEMORY:
             self._memory.popitem(last=False)
 
-    async def _build(self, job: Any, url: str, key: str) -> Result:
-        # One thread hop for the lookups: the frames on disk, else the clip on this machine.
-        cached, path = await asyncio.to_thread(self._lookup, job, url, key)
-        if cached is not None:
-            return cached
-        if path is None:
-            path = await self._fetch(url, key)
-            if isinstance(path, NoPreview):
-                return path  # not stored: a network failure is worth trying again later
-        result = await asyncio.to_thread(self._decode, path)
+    async def _build(self, job: Any, url: str, key: str, on_first: Callable[[Preview], None] | None) -> Result:
+        # One thread hop when the clip is here: the frames on disk, else the first frames decoded.
+        found, path = await asyncio.to_thread(self._cached_or_first, job, url, key)
+        if found is not None and path is None:
+            return found  # from the disk cache, or a reason stored there
+        if found is None:
+            fetched = await self._fetch(url, key)
+            if isinstance(fetched, NoPreview):
+                return fetched  # not stored: a network failure is worth trying again later
+            path = fetched
+            found = await asyncio.to_thread(self._decode, path, FIRST_FRAMES)
+        result = found
+        if isinstance(found, Preview) and len(found.frames) == len(FIRST_FRAMES):
+            # (Fewer: the clip ended or a limit was reached, so the second pass is not tried.)
+            if on_first is not None:
+                on_first(replace(found, coming=len(REST_FRAMES)))
+            rest = await asyncio.to_thread(self._decode, path, REST_FRAMES)
+            if isinstance(rest, Preview):
+                result = replace(found, frames=tuple(sorted(found.frames + rest.frames, key=lambda f: f.at)))
         # Written after the frames are handed back: the strip does not wait for the disk.
         task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.cache.put, key, result))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
         return result
 
-    def _lookup(self, job: Any, url: str, key: str) -> tuple[Result | None, Path | None]:
+    def _cached_or_first(self, job: Any, url: str, key: str) -> tuple[Result | None, Path | None]:
+        """(the cached result, None), or (the first frames, the clip) when it is here, or (None, None)."""
         cached = self.cache.get(key)
         if cached is not None:
             return cached, None
-        return None, saved_copy(job, url) or self._cached_video(key)
+        path = saved_copy(job, url) or self._cached_video(key)
+        if path is None:
+            return None, None
+        return self._decode(path, FIRST_FRAMES), path
 
     async def local_clip(self, job: Any) -> Path | NoPreview:
         """The job's first clip on this machine (its download, or the cache's copy, fetched if needed)."""
@@ -195,9 +215,9 @@ class Previews:
         return Path(saved.path)
 
     @staticmethod
-    def _decode(path: Path) -> Result:
+    def _decode(path: Path, only: tuple[int, ...] | None = None) -> Result:
         try:
-            return read_preview(path, count=FRAMES_PER_CLIP)
+            return read_preview(path, count=FRAMES_PER_CLIP, only=only)
         except NoPreview as exc:
             return exc
 

@@ -150,5 +150,7 @@ class CompareScreen(Screen[None]):
     @work(group="compare-frames", exit_on_error=False)
     async def _load(self, job: Job, side: str) -> None:
         images = await self.previews.images_for(job)
-        result = await self.previews.for_job(job) if job.outputs else "no output yet"
-        self.query_one(f"#frames-{side}", FrameStrip).show(result, images=images)
+        strip = self.query_one(f"#frames-{side}", FrameStrip)
+        result = (await self.previews.for_job(job, on_first=lambda first: strip.show(first, images=images))
+                  if job.outputs else "no output yet")
+        strip.show(result, images=images)

@@ -279,7 +279,10 @@ class DetailPane(VerticalScroll):
         if known is not None and not images:
             strip.show(known, images=[])
             return
-        strip.show(f"loading frames{GLYPHS.ellipsis}" if job.outputs else None, images=[])
+        if job.outputs:
+            strip.loading(f"loading frames{GLYPHS.ellipsis}")
+        else:
+            strip.show(None, images=[])
         self._load_preview(job, key)
 
     @work(exclusive=True, group="preview", exit_on_error=False)
@@ -287,9 +290,15 @@ class DetailPane(VerticalScroll):
         images = await self.previews.images_for(job)
         if self._preview_of != key:
             return
-        result = await self.previews.for_job(job) if job.outputs else None
+        strip = self.query_one("#frames", FrameStrip)
+
+        def first_frames(preview) -> None:  # first, middle and last on screen while the rest decode
+            if self._preview_of == key:
+                strip.show(preview, images=images)
+
+        result = await self.previews.for_job(job, on_first=first_frames) if job.outputs else None
         if self._preview_of == key:  # another job may have been selected meanwhile
-            self.query_one("#frames", FrameStrip).show(result, images=images)
+            strip.show(result, images=images)
 
     @property
     def selected_output(self) -> str | None:
