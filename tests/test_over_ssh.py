@@ -384,10 +384,14 @@ async def test_low_bandwidth_mode_shows_on_the_status_line_and_slows_the_clocks(
         await pilot.pause()
         assert "low-bandwidth" in str(app.query_one(StatusLine).render())
         assert app.query_one(JobTable)._tick_interval == 5.0 and app.animation_level == "none"
+        assert app.query_one(JobTable)._coarse_clock  # running jobs' clocks in whole minutes
+        await until(lambda: app.screen.query("DetailPane"), pilot=pilot, what="the detail pane")
+        assert app.screen.query_one("DetailPane")._tick_interval == 5.0
     normal = HailuoApp(_settings(tmp_path / "n", sim, low_bandwidth=False))
     async with normal.run_test(size=(160, 45)) as pilot:
         await asyncio.wait_for(normal.ready.wait(), 60)
         assert "low-bandwidth" not in str(normal.query_one(StatusLine).render())
+        assert not normal.query_one(JobTable)._coarse_clock
 
 
 async def test_a_failing_hook_is_shown_once_on_the_status_line(tmp_path, make_simulator) -> None:
