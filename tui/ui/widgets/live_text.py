@@ -19,10 +19,15 @@ from textual.widgets import Static
 class LiveText(Static):
     #: Lines (content coordinates) the next refresh is limited to; None: the whole widget.
     _only_lines: list[Region] | None = None
+    #: What `update_lines` was last given (equal content: nothing to do).
+    _given: Any = None
 
     def update_lines(self, content: Any) -> None:
         """Show `content`; when its rendering has the height of the one on screen, only the
         lines that differ are repainted (none: nothing happens)."""
+        if content == self._given:
+            return
+        self._given = content
         width, height = self.size
         shown = self._render_cache
         if not self.is_mounted or not width or shown.size != self.size or len(shown.lines) != height:
@@ -37,7 +42,15 @@ class LiveText(Static):
         if not changed:
             return
         self._only_lines = changed
-        self.update(content, layout=False)
+        super().update(visual, layout=False)
+        # What was just rendered is what the repaint draws: not rendered a second time.
+        self._render_cache = type(shown)(self.size, strips)
+        self._dirty_regions.clear()
+
+    def update(self, content: Any = "", *, layout: bool = True) -> None:
+        if content is not self._given:
+            self._given = None  # set some other way: the next update_lines compares renderings
+        super().update(content, layout=layout)
 
     def refresh(self, *regions: Region, **options: Any) -> "LiveText":
         only, self._only_lines = self._only_lines, None
