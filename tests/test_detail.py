@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import OptionList, Static
 
@@ -174,16 +175,18 @@ async def test_a_failed_job_s_unmeasured_times_say_unknown_and_units_match_the_t
         assert _line(_body(app), "Total").endswith("15m00s")  # never shorter than the execution
 
 
-async def test_a_tick_repaints_only_the_lines_whose_text_changed():
+@pytest.mark.parametrize("prompt", ["a heron takes off", "a heron takes off over a misty lake at dawn " * 6])
+async def test_a_tick_repaints_only_the_lines_whose_text_changed(prompt):
     """Over a slow link the pane's clock costs its two timing lines, not the pane: a repaint of
-    the whole body (two dozen lines) each tick was most of the dashboard's output."""
+    the whole body (two dozen lines) each tick was most of the dashboard's output. Also when the
+    prompt wraps over several lines."""
     from tests.helpers import until
     from tui.ui.widgets.live_text import LiveText
 
     running = _job(status="processing", finished_at=None, outputs=[], inference_time_ms=0, execution_time_ms=None,
-                   status_history=[["submitting", T0], ["created", T0 + 1], ["processing", T0 + 4]])
+                   status_history=[["submitting", T0], ["created", T0 + 1], ["processing", T0 + 4]], prompt=prompt)
     app = TickingApp()
-    async with app.run_test(size=(100, 60)) as pilot:
+    async with app.run_test(size=(120, 60)) as pilot:
         pane = app.query_one(DetailPane)
         pane.show_job(running)
         await pilot.pause()
@@ -205,7 +208,7 @@ async def test_a_tick_repaints_only_the_lines_whose_text_changed():
         # The same job with a new status is redrawn the same way: only what differs.
         dirtied.clear()
         pane.show_job(_job(status="queued", finished_at=None, outputs=[], inference_time_ms=0, execution_time_ms=None,
-                           status_history=running.status_history))
+                           status_history=running.status_history, prompt=prompt))
         await pilot.pause()
         assert "queued" in _line(_body(app), "Status")
         rows_marked = {region.y - body.content_offset.y for call in dirtied for region in call}

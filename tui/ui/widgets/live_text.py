@@ -21,10 +21,12 @@ class LiveText(Static):
     _only_lines: list[Region] | None = None
     #: What `update_lines` was last given (equal content: nothing to do).
     _given: Any = None
+    #: (visual, width, lines it takes) of what is shown, for telling whether an update changes the height.
+    _natural: tuple[Any, int, int] | None = None
 
     def update_lines(self, content: Any) -> None:
-        """Show `content`; when its rendering has the height of the one on screen, only the
-        lines that differ are repainted (none: nothing happens)."""
+        """Show `content`; when it takes as many lines as what is on screen, only the lines that
+        differ are repainted (none: nothing happens)."""
         if content == self._given:
             return
         self._given = content
@@ -33,16 +35,21 @@ class LiveText(Static):
         if not self.is_mounted or not width or shown.size != self.size or len(shown.lines) != height:
             self.update(content)
             return
+        style = self.visual_style
+        if self._natural is None or self._natural[:2] != (self.visual, width):
+            self._natural = (self.visual, width, len(Visual.to_strips(self, self.visual, width, None, style)))
         visual = visualize(self, content, markup=self._render_markup)
-        if visual.get_height(self.styles, width) != height:
+        strips = Visual.to_strips(self, visual, width, None, style)
+        if len(strips) != self._natural[2] or len(strips) > height:
             self.update(content)  # it grows or shrinks: a layout
             return
-        strips = Visual.to_strips(self, visual, width, height, self.visual_style)
+        strips += shown.lines[len(strips):]  # the blank lines below it stay as they are
         changed = [Region(0, y, width, 1) for y, (old, new) in enumerate(zip(shown.lines, strips)) if old != new]
         if not changed:
             return
         self._only_lines = changed
         super().update(visual, layout=False)
+        self._natural = (visual, width, self._natural[2])
         # What was just rendered is what the repaint draws: not rendered a second time.
         self._render_cache = type(shown)(self.size, strips)
         self._dirty_regions.clear()
