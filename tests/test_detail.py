@@ -205,6 +205,10 @@ async def test_a_tick_repaints_only_the_lines_whose_text_changed(prompt):
         assert dirtied and all(dirtied)  # never the whole widget
         marked = {region.y - body.content_offset.y for call in dirtied for region in call}
         assert marked == changed and all(region.height == 1 for call in dirtied for region in call)
+        # What it drew, rendered a line at a time, is what a full repaint would draw.
+        from textual.visual import Visual
+        width, height = body.size
+        assert body._render_cache.lines == Visual.to_strips(body, body.visual, width, height, body.visual_style)
         # The same job with a new status is redrawn the same way: only what differs.
         dirtied.clear()
         pane.show_job(_job(status="queued", finished_at=None, outputs=[], inference_time_ms=0, execution_time_ms=None,

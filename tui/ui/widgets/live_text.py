@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual.geometry import Region
+from textual.strip import Strip
 from textual.visual import Visual, visualize
 from textual.widgets import Static
 
@@ -23,6 +25,9 @@ class LiveText(Static):
     _given: Any = None
     #: (visual, width, lines it takes) of what is shown, for telling whether an update changes the height.
     _natural: tuple[Any, int, int] | None = None
+    #: Each line's rows by (index, text, spans), at the (width, style) of `_lines_for`: see `_strips_by_line`.
+    _lines: dict[tuple, list] = {}
+    _lines_for: tuple = ()
 
     def update_lines(self, content: Any) -> None:
         """Show `content`; when it takes as many lines as what is on screen, only the lines that
@@ -39,7 +44,9 @@ class LiveText(Static):
         if self._natural is None or self._natural[:2] != (self.visual, width):
             self._natural = (self.visual, width, len(Visual.to_strips(self, self.visual, width, None, style)))
         visual = visualize(self, content, markup=self._render_markup)
-        strips = Visual.to_strips(self, visual, width, None, style)
+        strips = self._strips_by_line(content, width) if self._by_line(content) else None
+        if strips is None:
+            strips = Visual.to_strips(self, visual, width, None, style)
         if len(strips) != self._natural[2] or len(strips) > height:
             self.update(content)  # it grows or shrinks: a layout
             return
@@ -53,6 +60,32 @@ class LiveText(Static):
         # What was just rendered is what the repaint draws: not rendered a second time.
         self._render_cache = type(shown)(self.size, strips)
         self._dirty_regions.clear()
+
+    @staticmethod
+    def _by_line(content: Any) -> bool:
+        """Plain rich Text (no base style, wrapping left as it is) renders line by line as it does whole."""
+        return (isinstance(content, Text) and not content.style and content.justify is None
+                and content.overflow is None and content.no_wrap is None)
+
+    def _strips_by_line(self, content: Text, width: int) -> list[Strip]:
+        """The rendering of `content`, each line rendered once and kept while it stays the same
+        at the same place: a tick that changes two lines renders two lines, not the text."""
+        style = self.visual_style
+        known = self._lines if self._lines_for == (width, style) else {}
+        kept: dict[tuple, list[Strip]] = {}
+        strips: list[Strip] = []
+        for index, line in enumerate(content.split("\n", allow_blank=True)):
+            key = (index, line.plain, tuple(line.spans))
+            rows = known.get(key)
+            if rows is None:
+                # Rendered below `index` blank lines, so its rows carry the offsets they have in the whole.
+                placed = Text("\n" * index)
+                placed.append_text(line)
+                rows = Visual.to_strips(self, visualize(self, placed, markup=False), width, None, style)[index:]
+            kept[key] = rows
+            strips.extend(rows)
+        self._lines, self._lines_for = kept, (width, style)
+        return strips
 
     def update(self, content: Any = "", *, layout: bool = True) -> None:
         if content is not self._given:
