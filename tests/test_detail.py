@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import OptionList, Static
 
@@ -172,3 +173,52 @@ async def test_a_failed_job_s_unmeasured_times_say_unknown_and_units_match_the_t
         await pilot.pause()
         assert _line(_body(app), "Execution").endswith("15m00s")  # as the table says it, not 900000 ms
         assert _line(_body(app), "Total").endswith("15m00s")  # never shorter than the execution
+
+
+@pytest.mark.parametrize("prompt", ["a heron takes off", "a heron takes off over a misty lake at dawn " * 6])
+async def test_a_tick_repaints_only_the_lines_whose_text_changed(prompt):
+    """Over a slow link the pane's clock costs its two timing lines, not the pane: a repaint of
+    the whole body (two dozen lines) each tick was most of the dashboard's output. Also when the
+    prompt wraps over several lines."""
+    from tests.helpers import until
+    from tui.ui.widgets.live_text import LiveText
+
+    running = _job(status="processing", finished_at=None, outputs=[], inference_time_ms=0, execution_time_ms=None,
+                   status_history=[["submitting", T0], ["created", T0 + 1], ["processing", T0 + 4]], prompt=prompt)
+    app = TickingApp()
+    async with app.run_test(size=(120, 60)) as pilot:
+        pane = app.query_one(DetailPane)
+        pane.show_job(running)
+        await pilot.pause()
+        body = app.query_one("#detail-body", LiveText)
+        before = [body.render_line(y).text for y in range(body.size.height)]
+        dirtied: list[tuple] = []
+        original = body._set_dirty
+        body._set_dirty = lambda *regions: (dirtied.append(regions), original(*regions))[1]
+        app.now = T0 + 34  # only the clock moved
+        await until(lambda: "34.0 s so far" in _line(_body(app), "Total"), pilot=pilot, what="the pane to tick")
+        await pilot.pause()
+        after = [body.render_line(y).text for y in range(body.size.height)]
+        changed = {y for y, (old, new) in enumerate(zip(before, after)) if old != new}
+        assert len(after) == len(before)
+        assert {after[y].split()[0] for y in changed} == {"In", "Total"}  # "In processing", "Total"
+        assert dirtied and all(dirtied)  # never the whole widget
+        marked = {region.y - body.content_offset.y for call in dirtied for region in call}
+        assert marked == changed and all(region.height == 1 for call in dirtied for region in call)
+        # What it drew, rendered a line at a time, is what a full repaint would draw.
+        from textual.visual import Visual
+        width, height = body.size
+        assert body._render_cache.lines == Visual.to_strips(body, body.visual, width, height, body.visual_style)
+        # The same job with a new status is redrawn the same way: only what differs.
+        dirtied.clear()
+        pane.show_job(_job(status="queued", finished_at=None, outputs=[], inference_time_ms=0, execution_time_ms=None,
+                           status_history=running.status_history, prompt=prompt))
+        await pilot.pause()
+        assert "queued" in _line(_body(app), "Status")
+        rows_marked = {region.y - body.content_offset.y for call in dirtied for region in call}
+        assert dirtied and all(dirtied) and 0 in rows_marked and len(rows_marked) < len(after) // 2
+        # A body of another height is laid out again and drawn whole.
+        dirtied.clear()
+        pane.show_job(_job(error="it broke\nover two lines", status="failed"))
+        await pilot.pause()
+        assert () in dirtied and "it broke" in _body(app)

@@ -8,6 +8,7 @@ import pytest
 from rich.cells import cell_len
 from textual.app import App, ComposeResult
 
+from helpers import until
 from tui.core.config import styles_dir
 from tui.core.records import UNKNOWN, Job
 from tui.ui.widgets import job_table as job_table_module
@@ -56,16 +57,18 @@ def make_job(
 class TableApp(App):
     CSS_PATH = [str(styles_dir() / "job_table.tcss")]
 
-    def __init__(self, jobs: list[Job], clock: Clock | None = None, tick_interval: float = 0) -> None:
+    def __init__(self, jobs: list[Job], clock: Clock | None = None, tick_interval: float = 0,
+                 coarse_clock: bool = False) -> None:
         super().__init__()
         self.jobs = jobs
         self.clock = clock or Clock()
         self.tick_interval = tick_interval
+        self.coarse_clock = coarse_clock
         self.highlighted: list[str] = []
         self.selected: list[str] = []
 
     def compose(self) -> ComposeResult:
-        yield JobTable(self.jobs, clock=self.clock, tick_interval=self.tick_interval)
+        yield JobTable(self.jobs, clock=self.clock, tick_interval=self.tick_interval, coarse_clock=self.coarse_clock)
 
     def on_job_table_highlighted(self, message: JobTable.Highlighted) -> None:
         self.highlighted.append(message.job.local_id if message.job is not None else None)
@@ -158,6 +161,30 @@ async def test_clock_redraws_only_visible_rows_whose_time_text_changed() -> None
         changed = {x for x in range(len(after)) if before[x] != after[x]}
         covered = {x for region in regions for x in range(region.x, region.right)}
         assert changed <= covered and len(covered) < len(after) // 3
+
+
+async def test_a_coarse_clock_redraws_running_rows_once_a_minute() -> None:
+    """Low-bandwidth mode: past its first minute a running job's clock reads in whole minutes, so
+    the ticks within a minute send nothing; its first minute still counts seconds."""
+    clock = Clock()
+    data = [make_job(1, age=125, status="processing"), make_job(2, age=20, status="queued")]
+    app = TableApp(data, clock, tick_interval=0.05, coarse_clock=True)
+    async with app.run_test(size=(120, 6)) as pilot:
+        table = app.query_one(JobTable)
+        await pilot.pause(0.15)
+        lines = screen_lines(table)
+        assert "queued 20s" in lines[1] and "processing 2m " in lines[2]
+        refreshed = _record_refreshes(table)
+        clock.now += 30  # 2m35s, 50s
+        # One tick looks at every row on screen: once it redrew one, it has judged both.
+        await until(lambda: refreshed, pilot=pilot, what="a tick to redraw the first minute")
+        assert {region.y for call in refreshed for region in call} == {1}  # the older row was not redrawn
+        assert "queued 50s" in screen_lines(table)[1] and "processing 2m " in screen_lines(table)[2]
+        refreshed.clear()
+        clock.now += 30  # 3m05s, 1m20s
+        await until(lambda: {region.y for call in refreshed for region in call} == {1, 2}, pilot=pilot,
+                    what="the minute to turn on both rows")
+        assert "queued 1m " in screen_lines(table)[1] and "processing 3m " in screen_lines(table)[2]
 
 
 async def test_upsert_updates_one_row_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -434,6 +461,7 @@ def test_plain_text_strips_controls() -> None:
 def test_formats() -> None:
     assert [format_ago(s) for s in (12, 300, 3 * 3600, 2 * 86400, -5)] == ["12s ago", "5m ago", "3h ago", "2d ago", "0s ago"]
     assert [format_elapsed(s) for s in (9, 83, 3725, 200_000)] == ["9s", "1m23s", "1h02m", "2d07h"]
+    assert [format_elapsed(s, coarse=True) for s in (9, 83, 3725, 200_000)] == ["9s", "1m", "1h02m", "2d07h"]
     assert [format_exec(ms) for ms in (6200, None, 0, 400_000)] == ["6.2s", "—", "—", "6m40s"]
 
 

@@ -83,6 +83,46 @@ def test_title_and_progress_sequences() -> None:
     assert seq.progress_sequence(None) == f"{ESC}]9;4;0;0{seq.BEL}"
 
 
+def _unwrap_tmux(text: str) -> str:
+    """What tmux forwards to the outer terminal from one passthrough."""
+    assert text.startswith(f"{ESC}Ptmux;") and text.endswith(seq.ST)
+    inner = text[len(f"{ESC}Ptmux;"):-len(seq.ST)]
+    assert inner.replace(ESC + ESC, "").count(ESC) == 0  # no lone ESC could end the passthrough early
+    return inner.replace(ESC + ESC, ESC)
+
+
+@pytest.mark.parametrize("kind, introducer", [("osc9", f"{ESC}]9;"), ("osc777", f"{ESC}]777;"), ("osc99", f"{ESC}]99;")])
+@pytest.mark.parametrize("inside_tmux", [False, True])
+def test_each_kind_writes_one_inert_notification_in_and_out_of_tmux(kind, introducer, inside_tmux) -> None:
+    """What the notifier writes for a job whose prompt and error are hostile: one notification of
+    the terminal's kind (tmux: in one passthrough the outer terminal receives unchanged), in
+    which nothing of the hostile text can act."""
+    written: list[str] = []
+    env = {"TMUX": "/tmp/tmux-1000/default,1,0"} if inside_tmux else {}
+    notifier = TerminalNotifier(kind, written.append, env=env)
+    assert notifier.notify(f"Job failed: {HOSTILE}", HOSTILE) == kind and len(written) == 1
+    sent = _unwrap_tmux(written[0]) if inside_tmux else written[0]
+    assert sent == seq.notification(kind, f"Job failed: {HOSTILE}", HOSTILE)
+    for part in (sent.split(seq.ST)[:-1] if kind == "osc99" else [sent]):  # kitty: title, then body
+        part = part + seq.ST if kind == "osc99" else part
+        _assert_inert_inside(part, introducer)
+
+
+@pytest.mark.parametrize("inside_tmux", [False, True])
+def test_bell_and_off_and_a_hostile_title(inside_tmux) -> None:
+    env = {"TMUX": "/tmp/tmux-1000/default,1,0"} if inside_tmux else {}
+    written: list[str] = []
+    assert TerminalNotifier("bell", written.append, env=env).notify("t", HOSTILE) == "bell" and written == [seq.BEL]
+    written.clear()
+    assert TerminalNotifier("off", written.append, env=env).notify("t", HOSTILE) is None and written == []
+    # The title is tmux's own business (never passed through); hostile text cannot leave it.
+    notifier = TerminalNotifier("off", written.append, env=env, run=lambda *a, **k: type("R", (), {"returncode": 1})())
+    notifier.set_title(f"hailuo · {HOSTILE}")
+    title = written[-1]
+    assert title.startswith(f"{ESC}]2;hailuo · done") and title.endswith(seq.BEL)
+    _assert_inert_inside(title, f"{ESC}]2;")
+
+
 @pytest.mark.parametrize("env, kind", [
     ({"KITTY_WINDOW_ID": "1", "TERM": "xterm-kitty"}, "osc99"),
     ({"TERM_PROGRAM": "iTerm.app"}, "osc9"),
@@ -372,6 +412,31 @@ async def test_the_dashboard_notifies_through_tmux_and_sets_then_restores_the_ti
     assert titles[-1] == seq.title_sequence(socket.gethostname()) and written[-1] == titles[-1]
 
 
+async def test_inside_tmux_without_passthrough_one_hint_says_how_to_turn_it_on(tmp_path, make_simulator,
+                                                                               monkeypatch) -> None:
+    from helpers import toasts
+    from tui.ui.app import HailuoApp
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    asked = tmp_path / "asked"
+    fake_tmux = bin_dir / "tmux"  # a real child: answers as a tmux whose allow-passthrough is off
+    fake_tmux.write_text(f"#!{sys.executable}\nimport sys\nopen({str(asked)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
+                         "print('off' if 'allow-passthrough' in sys.argv else 'my pane')\n")
+    fake_tmux.chmod(0o755)
+    monkeypatch.setenv("TMUX", "/nonexistent/tmux-test,1,0")
+    monkeypatch.setenv("TERM_PROGRAM", "tmux")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    sim = make_simulator()
+    app = HailuoApp(_settings(tmp_path, sim, notify="osc9"))
+    app.signals.notifier._write = lambda text: None
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 60)
+        await until(lambda: any("allow-passthrough on" in t for t in toasts(app)), pilot=pilot, what="the hint")
+        assert "show -gv allow-passthrough" in asked.read_text()
+    assert sum("allow-passthrough on" in t for t in toasts(app)) == 1
+
+
 async def test_low_bandwidth_mode_shows_on_the_status_line_and_slows_the_clocks(tmp_path, make_simulator) -> None:
     from tui.ui.app import HailuoApp
     from tui.ui.widgets.job_table import JobTable
@@ -384,10 +449,14 @@ async def test_low_bandwidth_mode_shows_on_the_status_line_and_slows_the_clocks(
         await pilot.pause()
         assert "low-bandwidth" in str(app.query_one(StatusLine).render())
         assert app.query_one(JobTable)._tick_interval == 5.0 and app.animation_level == "none"
+        assert app.query_one(JobTable)._coarse_clock  # running jobs' clocks in whole minutes
+        await until(lambda: app.screen.query("DetailPane"), pilot=pilot, what="the detail pane")
+        assert app.screen.query_one("DetailPane")._tick_interval == 5.0
     normal = HailuoApp(_settings(tmp_path / "n", sim, low_bandwidth=False))
     async with normal.run_test(size=(160, 45)) as pilot:
         await asyncio.wait_for(normal.ready.wait(), 60)
         assert "low-bandwidth" not in str(normal.query_one(StatusLine).render())
+        assert not normal.query_one(JobTable)._coarse_clock
 
 
 async def test_a_failing_hook_is_shown_once_on_the_status_line(tmp_path, make_simulator) -> None:

@@ -240,7 +240,8 @@ class DashboardScreen(Screen[None]):
                 filter_box.display = False  # until `/`
                 yield filter_box
                 yield JobTable(id="jobs", clock=self.app._clock, prices=PriceTable(self.app.settings.prices),
-                               tick_interval=LOW_BANDWIDTH_TICK if self.app.low_bandwidth else 1.0)
+                               tick_interval=LOW_BANDWIDTH_TICK if self.app.low_bandwidth else 1.0,
+                               coarse_clock=self.app.low_bandwidth)
                 yield StatsPanel(id="stats")
                 yield Static(id="detail-placeholder", classes="detail-pane")
         yield Footer()
@@ -270,7 +271,8 @@ class DashboardScreen(Screen[None]):
         """The detail pane, built once in its kept place, showing the selected job."""
         pane = await self._build_once("detail", lambda: DetailPane(
             id="detail", classes="detail-pane", clock=self.app._clock, prices=PriceTable(self.app.settings.prices),
-            previews=self.app.previews, preview_mode=self.app.preview_renderer))
+            previews=self.app.previews, preview_mode=self.app.preview_renderer,
+            tick_interval=LOW_BANDWIDTH_TICK if self.app.low_bandwidth else 1.0))
         return pane
 
     async def action_play(self) -> None:

@@ -62,14 +62,16 @@ def format_ago(seconds: float) -> str:
     return f"{seconds // 86400}d ago"
 
 
-def format_elapsed(seconds: float) -> str:
+def format_elapsed(seconds: float, *, coarse: bool = False) -> str:
+    """`45s`, `1m23s`, `1h02m`; `coarse` (low-bandwidth mode) drops the seconds past the first
+    minute (`1m`), so a running job's clock changes on screen once a minute, not each tick."""
     seconds = _whole_seconds(seconds)
     if seconds is None:
         return "—"
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
+        return f"{seconds // 60}m" if coarse else f"{seconds // 60}m{seconds % 60:02d}s"
     if seconds < 86400:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"

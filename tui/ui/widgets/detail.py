@@ -32,6 +32,7 @@ from tui.core.records import Job
 from tui.core.text import inert
 from tui.ui.format import format_span, format_stamp
 from tui.ui.widgets.frame_strip import FrameStrip
+from tui.ui.widgets.live_text import LiveText
 
 def clean(value: object) -> str:
     """Plain text for the screen: escape sequences and control characters gone (newlines kept)."""
@@ -171,9 +172,10 @@ class DetailPane(VerticalScroll):
 
     def __init__(self, *, clock: Callable[[], float] = time.time, id: str | None = None,
                  classes: str | None = None, prices: PriceTable | None = None, previews: Any = None,
-                 preview_mode: str = "blocks") -> None:
+                 preview_mode: str = "blocks", tick_interval: float = 1.0) -> None:
         super().__init__(id=id, classes=classes)
         self._clock = clock
+        self._tick_interval = tick_interval
         #: For the cost line: the config's `[prices]` over the list prices.
         self.prices = prices or PriceTable()
         #: tui.core.previews.Previews, or None: no frames are shown.
@@ -188,13 +190,14 @@ class DetailPane(VerticalScroll):
 
     def on_mount(self) -> None:
         # Live timings ("In processing", "Total") tick while an unfinished job is shown.
-        self.set_interval(1.0, self._tick)
+        self.set_interval(self._tick_interval, self._tick)
 
     def _tick(self) -> None:
         job = self.job
         if job is None or job.is_finished:
             return
-        self.query_one("#detail-body", Static).update(describe(job, self._clock(), self.prices))
+        # Only the timing lines change: only they are repainted.
+        self.query_one("#detail-body", LiveText).update_lines(describe(job, self._clock(), self.prices))
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="download"):
@@ -202,7 +205,7 @@ class DetailPane(VerticalScroll):
             # Built with a total: a bar without one animates (15 frames a second, even hidden).
             yield ProgressBar(id="download-bar", total=1, show_eta=False)
         yield FrameStrip(id="frames")
-        yield Static(Text("No job selected"), id="detail-body")
+        yield LiveText(Text("No job selected"), id="detail-body")
         yield Static(Text("Outputs"), id="outputs-title", classes="section-title")
         yield OptionList(id="outputs", compact=True)
         yield Static(Text(""), id="saved")
@@ -236,7 +239,7 @@ class DetailPane(VerticalScroll):
             return
         self.job = job
         self._shown = key
-        body = self.query_one("#detail-body", Static)
+        body = self.query_one("#detail-body", LiveText)
         outputs = self.query_one("#outputs", OptionList)
         raw = self.query_one("#raw-json", Static)
         self._show_download()
@@ -250,7 +253,8 @@ class DetailPane(VerticalScroll):
             raw.update(Text(""))
             self.set_class(True, "-no-outputs")
             return
-        body.update(describe(job, self._clock(), self.prices))
+        # The same job changing status repaints the lines that changed, not the pane.
+        body.update_lines(describe(job, self._clock(), self.prices))
         highlighted = outputs.highlighted
         outputs.clear_options()
         outputs.add_options([Option(Text(clean(url)), id=f"output-{i}") for i, url in enumerate(job.outputs)])

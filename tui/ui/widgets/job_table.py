@@ -237,15 +237,15 @@ class _Row:
             problem=poll_problem(job),
         )
 
-    def clock_texts(self, now: float) -> tuple[str, str, str]:
-        """The cells that change with time alone: status with elapsed time, submitted, and the ETA
-        (`~40s left`, `late 2m`). While polls fail, the status cell says why instead (the status
-        is in the detail pane)."""
+    def clock_texts(self, now: float, coarse: bool = False) -> tuple[str, str, str]:
+        """The cells that change with time alone: status with elapsed time (whole minutes past the
+        first when `coarse`), submitted, and the ETA (`~40s left`, `late 2m`). While polls fail,
+        the status cell says why instead (the status is in the detail pane)."""
         # The status is a word, never a colour alone: it reads the same under NO_COLOR.
         if self.pending and self.problem:
             status = f"{GLYPHS.warning} {self.problem}"
         elif self.pending:
-            status = f"{self.status} {format_elapsed(now - self.submitted_at)}"
+            status = f"{self.status} {format_elapsed(now - self.submitted_at, coarse=coarse)}"
         else:
             status = self.status
         eta = eta_text(now - self.submitted_at, self.estimate) if self.pending and self.estimate is not None else ""
@@ -460,6 +460,7 @@ class JobTable(ScrollView, can_focus=True):
         *,
         clock: Callable[[], float] = time.time,
         tick_interval: float = 1.0,
+        coarse_clock: bool = False,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -471,6 +472,8 @@ class JobTable(ScrollView, can_focus=True):
         #: For the cost column (the config's `[prices]` over the list prices).
         self.prices = prices or _DEFAULT_PRICES
         self._tick_interval = tick_interval
+        #: Running jobs' elapsed time in whole minutes past the first (low-bandwidth mode).
+        self._coarse_clock = coarse_clock
         self._jobs: dict[str, Job] = {}
         self._key_of: Callable[[Job], tuple] = _sort_key_function("submitted")
         self._keys: dict[str, tuple] = _Keys({}, self._key_of)  # each job's key, as placed in the lists
@@ -893,7 +896,7 @@ class JobTable(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         for row_index, local_id in enumerate(self._visible[top : top + self._page_rows()], start=top):
             cached = self._strips.get(local_id)
-            if cached is None or cached[0] != (width, *self._row(local_id).clock_texts(now)):
+            if cached is None or cached[0] != (width, *self._row(local_id).clock_texts(now, self._coarse_clock)):
                 self._refresh_row(row_index, local_id, cached)
 
     def _refresh_row(self, row_index: int, local_id: str, old: tuple[tuple, Strip] | None) -> None:
@@ -956,7 +959,7 @@ class JobTable(ScrollView, can_focus=True):
 
     def _row_strip(self, local_id: str, width: int) -> Strip:
         row = self._row(local_id)
-        status_text, ago_text, eta_cell = row.clock_texts(self._clock())
+        status_text, ago_text, eta_cell = row.clock_texts(self._clock(), self._coarse_clock)
         key = (width, status_text, ago_text, eta_cell)
         cached = self._strips.get(local_id)
         if cached is not None and cached[0] == key:
