@@ -30,7 +30,7 @@ from tui.core.api.errors import ApiError, PollingHalted, SubmitOutcomeUnknownErr
 from tui.core.catalog import FieldError, VideoRequest
 from tui.core.eta import EtaBook
 from tui.core.events import DownloadFinished, DownloadProgress, EventHub, JobChanged, JobRemoved, Notice, PollerState
-from tui.core.records import UNKNOWN, Job, new_local_id
+from tui.core.records import JOB_FIELDS, UNKNOWN, Job, new_local_id
 
 if TYPE_CHECKING:
     from tui.core.config import Settings
@@ -45,7 +45,7 @@ MAX_LINE = 1 << 20
 #: How long a client that lost its owner tries to take the history over (or find a new owner).
 TAKEOVER_SECONDS = 60.0
 
-_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
+_JOB_FIELDS = JOB_FIELDS
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
