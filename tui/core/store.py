@@ -209,7 +209,8 @@ def _job_of(doc: Any, skipped: list | None = None) -> Job | None:
 
 def _shared(job: Job) -> Job:
     """The job with the words thousands of jobs carry (status, model, scene, resolution, a
-    common error) held once, not once a job; and its finishing time one float, not two."""
+    common error) held once, not once a job; and equal numbers it holds twice (its finishing
+    time, its two durations) one object each."""
     job.status = _intern(job.status)
     request = job.request
     for key in ("model", "scene", "resolution"):
@@ -219,6 +220,8 @@ def _shared(job: Job) -> Job:
     error = job.error
     if error is not None and len(error) <= 200:
         job.error = _intern(error)
+    if job.inference_time_ms == job.execution_time_ms:
+        job.inference_time_ms = job.execution_time_ms
     finished_at = job.finished_at
     for entry in job.status_history:
         entry[0] = _intern(entry[0])
