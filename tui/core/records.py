@@ -269,9 +269,7 @@ class Job:
         }
 
 
-#: Every field of a job, in order (what `to_doc` writes).
-JOB_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Job))
-_FIELD_NAMES = JOB_FIELDS
+_FIELD_NAMES = tuple(f.name for f in fields(Job))
 
 
 class DamagedRecord(ValueError):

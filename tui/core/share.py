@@ -11,7 +11,6 @@ docs/ARCHITECTURE.md ("One history, many terminals"). The API key never crosses 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import hashlib
@@ -210,58 +209,6 @@ def raise_error(data: Any) -> None:
 # -- the owner's side -------------------------------------------------------------------------------
 
 
-class EventBacklog:
-    """The changes one watching client has not been sent yet, held in a bounded space.
-
-    A client that stops reading (suspended with ctrl+z, a stalled pipe) must not make the owner
-    hold every change since: a job's newer change replaces its older unsent one (the client
-    gets the job as it is now, with the status it last saw as `previous_status`, so a finish is
-    still announced once), the poller's state and a download's progress keep only their newest,
-    and of the rest (notices, finished downloads) only the newest `keep` are held.
-    """
-
-    def __init__(self, keep: int = 1000) -> None:
-        self.keep = keep
-        self._pending: dict[Any, Any] = {}
-        self._others = 0
-        self._other_keys: collections.deque = collections.deque()  # oldest first, sent ones too
-        self._ready = asyncio.Event()
-
-    def __len__(self) -> int:
-        return len(self._pending)
-
-    def put(self, event: Any) -> None:
-        if isinstance(event, JobChanged):
-            key: Any = ("job", event.job.local_id)
-            older = self._pending.get(key)
-            if isinstance(older, JobChanged):
-                event = JobChanged(event.job, older.previous_status, older.added or event.added)
-        elif isinstance(event, JobRemoved):
-            key = ("job", event.local_id)
-            if isinstance(self._pending.get(key), JobChanged) and self._pending[key].added:
-                del self._pending[key]  # added and gone before the client heard of it
-                return
-        elif isinstance(event, PollerState):
-            key = ("poller",)
-        elif isinstance(event, DownloadProgress):
-            key = ("progress", event.local_id, event.index)
-        else:
-            self._others += 1
-            key = ("other", self._others)
-            self._other_keys.append(key)
-            while len(self._other_keys) > self.keep:
-                self._pending.pop(self._other_keys.popleft(), None)
-        self._pending[key] = event
-        self._ready.set()
-
-    async def get(self) -> Any:
-        while not self._pending:
-            self._ready.clear()
-            await self._ready.wait()
-        key = next(iter(self._pending))
-        return self._pending.pop(key)
-
-
 class ShareServer:
     """Serves a JobService that owns its history to the user's other processes."""
 
@@ -405,8 +352,8 @@ class ShareServer:
 
     async def _watch(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Every change from now on, until the client closes."""
-        queue = EventBacklog()
-        unsubscribe = self.service.subscribe(queue.put)
+        queue: asyncio.Queue = asyncio.Queue()
+        unsubscribe = self.service.subscribe(queue.put_nowait)
         closed = asyncio.ensure_future(reader.read())  # the client's EOF ends the stream
         try:
             writer.write(_line({"event": "ready", "pid": os.getpid()}))
