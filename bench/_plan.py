@@ -21,7 +21,7 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
      ["--presses", "6", "--warmup", "0.5", "--history", "100", "--pending", "10", "--flip-every", "0.5"]),
     ("bench_output.py", "terminal bytes/s over 60 s", [],
      ["--seconds", "0.5", "--warmup", "1", "--history", "100", "--pending", "10", "--flip-every", "0.3"]),
-    ("bench_scale.py", "start-up and memory at 1k..100k jobs", [],
+    ("bench_scale.py", "start-up and memory at 1k..200k jobs", [],
      ["--sizes", "50,200", "--repeat", "1"]),
     ("bench_eta_poll.py", "ETA-aware polling vs today's schedule and a fixed 2 s, 30-120 s jobs, scaled time", [],
      ["--jobs", "6", "--scale", "0.01", "--history", "5"]),

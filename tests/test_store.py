@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+import tui.core.store as store_module
 from tui.core.records import SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, Job
 from tui.core.store import HistoryStore, ReadOnlyHistoryError
 
@@ -388,13 +389,13 @@ def test_the_garbage_collector_is_paused_while_a_history_is_read_and_only_then(t
         for n in range(20):
             store.put(make_job(n))
     seen: list[bool] = []
-    real = Job.from_doc.__func__
+    real = store_module._shared  # every job read passes there, whichever way it was decoded
 
-    def noting(cls, doc):
+    def noting(job):
         seen.append(gc.isenabled())
-        return real(cls, doc)
+        return real(job)
 
-    Job.from_doc = classmethod(noting)
+    store_module._shared = noting
     try:
         with HistoryStore.open(path) as store:
             assert len(store) == 20 and gc.isenabled()
@@ -408,7 +409,7 @@ def test_the_garbage_collector_is_paused_while_a_history_is_read_and_only_then(t
         finally:
             gc.enable()
     finally:
-        Job.from_doc = classmethod(real)
+        store_module._shared = real
     assert seen and not any(seen)
 
 
@@ -725,3 +726,66 @@ def test_a_cli_command_whose_history_write_failed_once_exits_non_zero_and_says_s
     monkeypatch.undo()
     with HistoryStore.open(path, read_only=True) as again:
         assert [job.status for job in again.all()] == ["completed"]  # writing resumed
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+#: Documents a history may hold beside good ones: (what is odd, the change to a good document).
+_ODD_DOCUMENTS = [
+    ("a count written as a float", {"execution_time_ms": 1500.0}),
+    ("a flag where a count goes", {"poll_errors": True}),
+    ("a time before 1970", {"finished_at": -5}),
+    ("a whole-number submission time", {"submitted_at": 1_767_225_601}),
+    ("raw nests too deep", {"raw": _nested(70)}),
+    ("a download record nests too deep", {"downloads": [_nested(6), {"url": "u", "path": "p"}]}),
+    ("a request nesting deeper than a request can", {"request": {"model": "m", "prompt": _nested(20)}}),
+    ("a status history with entries out of shape", {"status_history": [["queued", 1.0], "junk", ["x"], ["done", 2]]}),
+    ("an id too long", {"local_id": "x" * 201}),
+    ("no status", {"status": None}),
+    ("an output that is no URL", {"outputs": ["https://x/1.mp4", 3]}),
+    ("a field this version does not know", {"colour": "red"}),
+    ("a lone surrogate in the error", {"error": "bad \ud800 text"}),
+    ("a server id of the wrong kind", {"server_id": 12}),
+]
+
+
+def test_a_snapshot_read_in_slices_gives_each_odd_document_what_reading_it_alone_gives(tmp_path, monkeypatch):
+    """The snapshot's slices are decoded and checked in one go; an odd document among good ones
+    must come out as reading it alone makes it (a field dropped, a job skipped, text repaired),
+    and the good ones around it intact."""
+    monkeypatch.setattr(store_module, "SLICE", 4)  # slices of good and odd documents mixed
+    good = [make_job(n, status="completed", finished_at=1_767_225_700.0 + n,
+                     status_history=[["completed", 1_767_225_700.0 + n]]).to_doc() for n in range(30)]
+    odd = []
+    for n, (_, change) in enumerate(_ODD_DOCUMENTS):
+        doc = make_job(100 + n, status="failed", error="content policy", outputs=["https://x/0.mp4"]).to_doc()
+        odd.append({**doc, **change})
+    docs = good[:15] + [doc for pair in zip(odd, good[15:]) for doc in pair] + good[15 + len(odd):]
+    lines = [json.dumps(doc, ensure_ascii=True, separators=(",", ":")) for doc in docs]
+    path = tmp_path / "history.json"
+    path.write_text('{"jobs":{\n' + ",\n".join(f'"{n}":{line}' for n, line in enumerate(lines, start=1))
+                    + '\n},"_meta":{"1":{"seq":0}}}\n')
+
+    alone = [store_module._job_of(store_module._loads(line.encode())) for line in lines]
+    expected = {job.local_id: job for job in alone if job is not None}
+    with HistoryStore.open(path, read_only=True) as store:
+        assert {job.local_id: job for job in store.all()} == expected
+        assert any("3 damaged job record(s)" in notice for notice in store.notices), store.notices
+    # What reading alone makes of them, as a user sees it.
+    by_change = dict(zip((what for what, _ in _ODD_DOCUMENTS), alone[15:15 + 2 * len(odd):2]))
+    assert by_change["a count written as a float"].execution_time_ms == 1500
+    assert by_change["a flag where a count goes"].poll_errors == 0
+    assert by_change["a time before 1970"].finished_at is None
+    assert by_change["raw nests too deep"].raw is None
+    assert by_change["a download record nests too deep"].downloads == [{"url": "u", "path": "p"}]
+    assert by_change["a status history with entries out of shape"].status_history == [["queued", 1.0], ["done", 2]]
+    assert by_change["a lone surrogate in the error"].error == "bad \ufffd text"
+    assert by_change["a server id of the wrong kind"].server_id is None
+    for skipped in ("a request nesting deeper than a request can", "an id too long", "no status"):
+        assert by_change[skipped] is None
+    assert all(expected[doc["local_id"]].to_doc() == doc for doc in good)

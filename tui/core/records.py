@@ -10,7 +10,9 @@ import secrets
 import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from tui.core.api.models import FAILURE_STATUSES, SUCCESS_STATUSES, Prediction, is_terminal, showable_time
 
@@ -54,6 +56,42 @@ def iso(ts: float | None) -> str | None:
         return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
     except (OverflowError, OSError, ValueError):
         return None
+
+
+#: The latest time `datetime` can show (9999-12-31T23:59:59Z).
+_LATEST = 253402300799.0
+#: The constraints `Job.from_doc` checks, as types: a history's documents are decoded and
+#: checked in C (`decode_jobs`), and only a document these refuse is read by `from_doc`.
+_Time = Annotated[float, msgspec.Meta(ge=0, le=_LATEST)]
+_Count = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
+
+
+class _Document(msgspec.Struct, gc=False):
+    """A job's document as the history holds it, its fields in Job's order."""
+    local_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    request: dict[str, Any]
+    submitted_at: _Time
+    status: Annotated[str, msgspec.Meta(min_length=1)] = SUBMITTING
+    server_id: str | None = None
+    outputs: list[str] = msgspec.field(default_factory=list)
+    outputs_omitted: _Count = 0
+    result_url: str | None = None
+    error: str | None = None
+    execution_time_ms: _Count | None = None
+    inference_time_ms: _Count | None = None
+    has_nsfw_contents: list[bool] = msgspec.field(default_factory=list)
+    created_at: _Time | None = None
+    finished_at: _Time | None = None
+    last_polled_at: _Time | None = None
+    poll_errors: _Count = 0
+    last_poll_error: str | None = None
+    last_poll_error_kind: str | None = None
+    # Decoded as pairs, checked, then made lists (`_settled`), as `from_doc` gives them.
+    status_history: list[tuple[str, _Time]] = msgspec.field(default_factory=list)
+    raw: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    downloads: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    schema: int = SCHEMA_VERSION
 
 
 @dataclass(slots=True)
@@ -238,8 +276,6 @@ class DamagedRecord(ValueError):
     """A history document that cannot be used as a job."""
 
 
-#: The latest time `datetime` can show (9999-12-31T23:59:59Z).
-_LATEST = 253402300799.0
 _UNUSABLE = object()
 
 
@@ -334,5 +370,42 @@ def _copy_json(value: Any) -> Any:
         return [_copy_json(item) for item in value]
     return value
 
-# Every field is validated when read: a new field needs its check here.
+_JOBS_DECODER = msgspec.json.Decoder(list[_Document])
+_fields_of = msgspec.structs.astuple
+
+
+def decode_jobs(array: bytes) -> list[Job | None] | None:
+    """Jobs from a JSON array of history documents, decoded and validated in C (a third of the
+    time of `json.loads` plus `from_doc`): None when a document in it breaks a constraint of
+    the types above, or the JSON is not plain (a NaN, a lone surrogate), so the caller reads
+    each document with `from_doc`, which drops or refuses what it must. A None in the list:
+    that document nests too deep, and `from_doc` says what is kept of it. A job given here is
+    the job `from_doc` gives for the same document."""
+    try:
+        docs = _JOBS_DECODER.decode(array)
+    except (msgspec.DecodeError, RecursionError, MemoryError):
+        return None
+    return [Job(*_fields_of(doc)) if _settled(doc) else None for doc in docs]
+
+
+_FLAT = frozenset({str, int, float, bool, type(None)})
+
+
+def _settled(doc: _Document) -> bool:
+    """Check what the types cannot (how deep a dict nests) and make the status history lists;
+    False when `from_doc` must read the document instead."""
+    request = doc.request
+    if not _FLAT.issuperset(map(type, request.values())) and not _shallow(request, 16):
+        return False
+    if doc.raw is not None and not _shallow(doc.raw, 64):
+        return False
+    if doc.downloads and not all(_shallow(d, 4) for d in doc.downloads):
+        return False
+    # Through a tuple: a list made from it is sized exactly (a job has one or two entries).
+    doc.status_history = list(tuple(map(list, doc.status_history)))
+    return True
+
+
+# Every field is validated when read: a new field needs its check here, and its type in _Document.
+assert _Document.__struct_fields__ == _FIELD_NAMES
 assert set(_OPTIONAL_CHECKS) | {"local_id", "request", "submitted_at", "status"} == set(_FIELD_NAMES)

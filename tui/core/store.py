@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from tinydb.storages import Storage
 
-from tui.core.records import SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, DamagedRecord, Job
+from tui.core.records import SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, DamagedRecord, Job, decode_jobs
 
 JOURNAL_COMPACT_BYTES = 4 * 1024 * 1024
 #: Jobs parsed or serialised at a time (about 10 ms of work, and the memory of that many only).
@@ -199,29 +199,35 @@ _intern = sys.intern
 def _job_of(doc: Any, skipped: list | None = None) -> Job | None:
     """A Job from a history document, validated, its repeated words shared (status, model...);
     None if unusable (the document then goes to `skipped`)."""
-    if not isinstance(doc, dict):
-        if skipped is not None:
-            skipped.append(doc)
-        return None
-    # Thousands of jobs carry the same few words: one string each instead of one per job.
-    if isinstance(doc.get("status"), str):
-        doc["status"] = _intern(doc["status"])
-    request = doc.get("request")
-    if isinstance(request, dict):
-        for key in ("model", "scene", "resolution"):
-            if isinstance(request.get(key), str):
-                request[key] = _intern(request[key])
-    history = doc.get("status_history")
-    if isinstance(history, list):
-        for entry in history:
-            if isinstance(entry, list) and entry and isinstance(entry[0], str):
-                entry[0] = _intern(entry[0])
     try:
-        return Job.from_doc(doc)
+        return _shared(Job.from_doc(doc))
     except DamagedRecord:
         if skipped is not None:
             skipped.append(doc)
         return None
+
+
+def _shared(job: Job) -> Job:
+    """The job with the words thousands of jobs carry (status, model, scene, resolution, a
+    common error) held once, not once a job; and equal numbers it holds twice (its finishing
+    time, its two durations) one object each."""
+    job.status = _intern(job.status)
+    request = job.request
+    for key in ("model", "scene", "resolution"):
+        value = request.get(key)
+        if type(value) is str:
+            request[key] = _intern(value)
+    error = job.error
+    if error is not None and len(error) <= 200:
+        job.error = _intern(error)
+    if job.inference_time_ms == job.execution_time_ms:
+        job.inference_time_ms = job.execution_time_ms
+    finished_at = job.finished_at
+    for entry in job.status_history:
+        entry[0] = _intern(entry[0])
+        if entry[1] == finished_at:
+            entry[1] = finished_at
+    return job
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -261,13 +267,15 @@ def _read_snapshot_lines(handle, jobs: dict[str, Job], skipped: list) -> dict[st
     pending: list[bytes] = []
 
     def take() -> None:
-        try:
-            docs = _loads(b"[" + b",".join(pending) + b"]")
-        except DAMAGE:
-            # A document in this slice does not parse: each is parsed alone, to lose it only.
-            docs = [_parsed_or_damaged(line) for line in pending]
-        for doc in docs:
-            job = _job_of(doc, skipped)
+        array = b"[" + b",".join(pending) + b"]"
+        # Decoded and checked in C; a slice it refuses (a document damaged, or a lone surrogate
+        # to repair) is read again one document at a time, to lose only what must be lost.
+        plain = _SURROGATE_ESCAPE.search(array) is None
+        decoded = decode_jobs(array) if plain else None
+        if decoded is None:
+            decoded = [(decode_jobs(b"[" + line + b"]") or [None])[0] if plain else None for line in pending]
+        for line, job in zip(pending, decoded):
+            job = _shared(job) if job is not None else _job_of(_parsed_or_damaged(line), skipped)
             if job is not None:
                 jobs[job.local_id] = job
         pending.clear()
