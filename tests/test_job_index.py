@@ -69,6 +69,14 @@ def test_kept_tie_orders_stay_right_as_jobs_change_in_place_and_keys_stay_as_sor
     assert gone not in order and len(order) == len(jobs)
 
 
+def test_work_kept_for_other_jobs_is_never_used_for_these() -> None:
+    index = SortIndex()
+    index.prepare(history(50, 5))  # e.g. the newest jobs, before the whole history was set
+    jobs = history(120, 6)
+    order, _key = index.sort("model", jobs)
+    assert order == [job.local_id for job in sorted(jobs.values(), key=sort_key_function("model"))]
+
+
 def test_search_keeps_order_and_needs_every_word() -> None:
     jobs = history(200, 4)
     ids = list(jobs)

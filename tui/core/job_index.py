@@ -190,11 +190,13 @@ class SortIndex:
     the tie-breaking orders. `forget()` when a job is added or removed."""
 
     def __init__(self) -> None:
+        self._jobs: dict[str, Job] | None = None  # the mapping `_ids` was taken from
         self._ids: list[str] | None = None
         self._slot: dict[str, int] = {}
         self._ties: dict[bool, list[int]] = {}
 
     def forget(self) -> None:
+        self._jobs = None
         self._ids = None
         self._slot = {}
         self._ties = {}
@@ -206,7 +208,9 @@ class SortIndex:
 
     def _tie_order(self, jobs: dict[str, Job], newest_first: bool) -> list[int]:
         ids = self._ids
-        if ids is None:
+        if ids is None or jobs is not self._jobs or len(ids) != len(jobs):  # (a missed `forget`)
+            self.forget()
+            self._jobs = jobs
             ids = self._ids = list(jobs)
             self._slot = dict(zip(ids, range(len(ids))))
         order = self._ties.get(newest_first)

@@ -4,7 +4,8 @@ A stock `DataTable` builds a renderable per cell up front (7 s to the first fram
 jobs). This table keeps plain Python lists of local ids and renders only the lines on screen
 through Textual's Line API: a row is formatted the first time it is seen and its `Strip` is
 cached until that job (or the width, or the text of its clock-driven cells) changes. Sorting
-and filtering are list work over precomputed keys and lowercase haystacks.
+and filtering are list work over what `tui.core.job_index` keeps: search text in display
+order, recent query results to narrow, sort orders from plain values.
 
 Everything from the server or the user is drawn as literal segments (never parsed as markup)
 after `plain_text()` has removed control characters and escape sequences.
@@ -654,7 +655,7 @@ class JobTable(ScrollView, can_focus=True):
                     built[local_id] = search_text(job)
             self._changed_while_indexing.clear()
             self._haystacks = built
-            self.call_later(self._sorter.prepare, self._jobs)
+            self.call_later(lambda: self._sorter.prepare(self._jobs))  # the jobs when it runs: newer ones may be set
 
         self.call_later(step, 0)
 
