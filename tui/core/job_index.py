@@ -18,6 +18,7 @@ Nothing here knows about widgets: the table (tui/ui/widgets/job_table.py) holds 
 from __future__ import annotations
 
 import operator
+from array import array
 from itertools import compress, repeat
 from typing import Callable, Iterable, Sequence
 
@@ -193,7 +194,7 @@ class SortIndex:
         self._jobs: dict[str, Job] | None = None  # the mapping `_ids` was taken from
         self._ids: list[str] | None = None
         self._slot: dict[str, int] = {}
-        self._ties: dict[bool, list[int]] = {}
+        self._ties: dict[bool, array] = {}  # compact: 8 bytes a job, not a list of int objects
 
     def forget(self) -> None:
         self._jobs = None
@@ -206,7 +207,7 @@ class SortIndex:
         self._tie_order(jobs, True)
         self._tie_order(jobs, False)
 
-    def _tie_order(self, jobs: dict[str, Job], newest_first: bool) -> list[int]:
+    def _tie_order(self, jobs: dict[str, Job], newest_first: bool) -> array:
         ids = self._ids
         if ids is None or jobs is not self._jobs or len(ids) != len(jobs):  # (a missed `forget`)
             self.forget()
@@ -218,7 +219,7 @@ class SortIndex:
             submitted = [job.submitted_at for job in map(jobs.__getitem__, ids)]
             order = sorted(range(len(ids)), key=ids.__getitem__)
             order.sort(key=submitted.__getitem__, reverse=newest_first)  # stable: ties keep local id order
-            self._ties[newest_first] = order
+            order = self._ties[newest_first] = array("q", order)
         return order
 
     def sort(self, column: str, jobs: dict[str, Job]) -> tuple[list[str], Callable[[str], tuple]]:
@@ -230,7 +231,7 @@ class SortIndex:
         instead of one over tuples: no tuple per job is built, compared or collected.
         """
         newest_first = not _oldest_first(column)
-        order = list(self._tie_order(jobs, newest_first))
+        order = self._tie_order(jobs, newest_first).tolist()
         ids, slot = self._ids, self._slot
         primary = _primary(column)
         if primary is None:
