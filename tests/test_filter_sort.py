@@ -136,7 +136,8 @@ async def test_changes_made_while_the_search_text_is_still_being_built_are_searc
     async with app.run_test(size=(160, 30)) as pilot:
         table = app.query_one(JobTable)
         await pilot.pause()
-        table.set_jobs(big)  # starts building; none of it has run before these changes
+        table.set_jobs(big)
+        table.prepare_filter()  # as `/` does: starts building; none of it has run before these changes
         renamed = dataclasses.replace(current["local0000004"], request={**current["local0000004"].request,
                                                                         "prompt": "a unicorn"})
         current[renamed.local_id] = renamed
