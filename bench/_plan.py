@@ -27,6 +27,8 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
      ["--jobs", "6", "--scale", "0.01", "--history", "5"]),
     ("bench_frames.py", "selected job to frames on screen, file local and not", [],
      ["--history", "200", "--jobs", "2"]),
+    ("bench_filter.py", "filter as you type and sort at 50,000 and 200,000 jobs", [],
+     ["--sizes", "300", "--rounds", "1"]),
 ]
 
 #: (script, what it measures, smoke arguments)

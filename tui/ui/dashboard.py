@@ -644,6 +644,7 @@ class DashboardScreen(Screen[None]):
         box = self.query_one("#filter", Input)
         box.display = True
         box.focus()
+        self.query_one(JobTable).prepare_filter()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
