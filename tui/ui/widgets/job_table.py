@@ -24,6 +24,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -445,7 +446,9 @@ class JobTable(ScrollView, can_focus=True):
         self._sorter = SortIndex()
         self._groups: dict[str, str] | None = None  # built on the first status filter
         self._rows: dict[str, _Row] = {}
-        self._strips: dict[str, tuple[tuple, Strip]] = {}
+        #: Each row's rendered strip with the key it was drawn for; the rows drawn last are kept
+        #: (a long scroll through a big history must not keep every row it passed).
+        self._strips: LRUCache[str, tuple[tuple, Strip]] = LRUCache(4096)
         self._header: tuple[tuple, Strip] | None = None
         self._styles: dict[str, Style] = {}
         self._layouts: dict[int, list[tuple[Column, int]]] = {}
@@ -814,7 +817,8 @@ class JobTable(ScrollView, can_focus=True):
                 if self._visible_texts is not None:
                     del self._visible_texts[old_row]
         self._rows.pop(local_id, None)
-        old_strip = self._strips.pop(local_id, None)
+        old_strip = self._strips.get(local_id)
+        self._strips.discard(local_id)
 
         if job is None:
             self._jobs.pop(local_id, None)
@@ -1075,9 +1079,7 @@ class JobTable(ScrollView, can_focus=True):
                 text, style = row.execution, muted
             segments.append(Segment(fit(text, column_width, right=column.right) + " " * _GAP, style))
         strip = Strip(segments).adjust_cell_length(width, plain).simplify()
-        if len(self._strips) > 4096:  # bound memory after a long scroll through a big history
-            self._strips.clear()
-        self._strips[local_id] = (key, strip)
+        self._strips.set(local_id, (key, strip))
         return strip
 
     # -- mouse -------------------------------------------------------------------------------
