@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -164,3 +165,14 @@ def test_on_the_scene_select_c_and_q_leave_the_draft_and_the_app_alone(dashboard
     screen = tmux.wait_screen(lambda s: f"{len(draft)} / 5,000" in s and "Clear form" in s, "the form again")
     assert draft in screen and "Quit anyway" not in screen
     assert len(posts(sim)) == 1 and tmux.running
+
+
+def test_a_filter_typed_in_one_burst_with_its_slash_lands_in_the_filter(dashboard):
+    tmux, sim = dashboard
+    tmux.keys("Escape")  # the table has the focus, as after start
+    tmux.wait_screen(lambda s: "Clear form" not in s, "the focus out of the form")
+    tmux.burst("/xo")  # x alone would ask to forget the selected job
+    typed = re.compile(r"(^|▕) xo(\s|$)", re.M)
+    screen = tmux.wait_screen(lambda s: bool(typed.search(s)) or "Forget" in s, "the filter holding what was typed")
+    assert "Forget" not in screen and typed.search(screen), screen
+    assert tmux.running

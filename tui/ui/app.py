@@ -19,10 +19,11 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.widgets import Input, TextArea
 
 from tui.core.config import ENV_KEY, Settings, styles_dir
 from tui.ui.dashboard import DashboardScreen
@@ -100,6 +101,22 @@ class HailuoApp(App[int]):
         self._stats_timer: Any = None
         self._previews: Any = None
         self._preview_renderer: str | None = None
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            event.typed_at = self.focused  # where Textual is about to hand it (see _on_key)
+        await super().on_event(event)
+
+    async def _on_key(self, event: events.Key) -> None:
+        # A key read in one burst with a key that moved the focus into a text field (`/` then
+        # the filter) was handed to the widget focused before, and comes back up here unused:
+        # it belongs to the field, not to the bindings (`x` would ask to forget a job).
+        typed_at, focused = getattr(event, "typed_at", None), self.focused
+        if (typed_at is not None and focused is not None and focused is not typed_at
+                and isinstance(focused, (Input, TextArea)) and focused.screen is typed_at.screen):
+            event.prevent_default()  # Textual's own handler (the bindings) is not run for it
+            focused._forward_event(events.Key(event.key, event.character))
+        # Otherwise Textual calls App._on_key after this one, as for every class that has it.
 
     def notify(self, message: str, *, title: str = "", severity: str = "information", timeout: float | None = None,
                markup: bool = False) -> None:

@@ -643,7 +643,9 @@ class DashboardScreen(Screen[None]):
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.display = True
-        box.focus()
+        # At once, not by `focus()` (which queues it behind the keys already read): letters typed
+        # in the same burst as `/` belong to the filter, not to the table's keys (`x` forgets).
+        self.set_focus(box)
         self.query_one(JobTable).prepare_filter()
 
     @on(Input.Changed, "#filter")
