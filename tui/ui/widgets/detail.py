@@ -187,6 +187,8 @@ class DetailPane(VerticalScroll):
         self._shown: tuple | None = None
         #: Downloads in progress, by job (set by the app): the shown job's is drawn as a bar.
         self._downloads: dict[str, DownloadProgress] = {}
+        #: What the saved files' lines show.
+        self._saved_text = Text("")
 
     def on_mount(self) -> None:
         # Live timings ("In processing", "Total") tick while an unfinished job is shown.
@@ -243,9 +245,7 @@ class DetailPane(VerticalScroll):
         outputs = self.query_one("#outputs", OptionList)
         raw = self.query_one("#raw-json", Static)
         self._show_download()
-        saved = self.query_one("#saved", Static)
-        saved.update(saved_files(job) if job is not None else Text(""))
-        saved.display = job is not None and bool(job.downloads)
+        self._show_saved(job)
         self._show_preview(job)
         if job is None:
             body.update(Text("No job selected"))
@@ -256,8 +256,15 @@ class DetailPane(VerticalScroll):
         # The same job changing status repaints the lines that changed, not the pane.
         body.update_lines(describe(job, self._clock(), self.prices))
         highlighted = outputs.highlighted
-        outputs.clear_options()
-        outputs.add_options([Option(Text(clean(url)), id=f"output-{i}") for i, url in enumerate(job.outputs)])
+        prompts = [Text(clean(url)) for url in job.outputs]
+        if len(prompts) == outputs.option_count:
+            # As many lines as shown: replaced in place, the list keeps its size (emptying and
+            # filling it would change its height twice, each a layout of the whole screen).
+            for index, prompt in enumerate(prompts):
+                outputs.replace_option_prompt_at_index(index, prompt)
+        else:
+            outputs.clear_options()
+            outputs.add_options([Option(prompt, id=f"output-{i}") for i, prompt in enumerate(prompts)])
         if job.outputs:
             outputs.highlighted = min(highlighted or 0, len(job.outputs) - 1)
         self.set_class(not job.outputs, "-no-outputs")
@@ -265,6 +272,17 @@ class DetailPane(VerticalScroll):
         if self.show_raw:
             dumped = json.dumps(job.raw, indent=2, ensure_ascii=False, default=str) if job.raw else "(no response yet)"
             raw.update(Text(clean(dumped)))
+
+    def _show_saved(self, job: Job | None) -> None:
+        """The saved files' lines, shown only for a job that has some."""
+        saved = self.query_one("#saved", Static)
+        text = saved_files(job) if job is not None else Text("")
+        wanted = job is not None and bool(job.downloads)
+        if text != self._saved_text:
+            self._saved_text = text
+            # Hidden before and after, its size does not matter: no layout (showing it lays out).
+            saved.update(text, layout=saved.display and wanted)
+        saved.display = wanted
 
     def _show_preview(self, job: Job | None) -> None:
         """The strip for this job: drawn at once when its frames are at hand, else loaded by a worker."""
