@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPTS = [
@@ -217,3 +217,23 @@ def ms(seconds: float) -> str:
 
 def mib(kib: float) -> str:
     return f"{kib / 1024:.0f} MiB"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def watch_frames(app, probe: Callable[[], object]) -> list[tuple[float, object]]:
+    """Note the time and `probe()` of every frame the app displays (rendered to terminal bytes)."""
+    frames: list[tuple[float, object]] = []
+    original = app._display
+
+    def display(screen, renderable) -> None:
+        original(screen, renderable)
+        if renderable is not None and hasattr(renderable, "render_segments"):
+            renderable.render_segments(app.console)  # what a terminal would be sent
+        frames.append((time.perf_counter(), probe()))
+
+    app._display = display
+    return frames

@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from _common import bare_app_class, child_environ, machine, make_history, status_kib, summary, table  # noqa: E402
+from _common import bare_app_class, percentile, watch_frames, child_environ, machine, make_history, status_kib, summary, table  # noqa: E402
 from _workload import KEY, TERMINAL_SIZE  # noqa: E402
 
 #: Keystroke to frame, p95, by history size (the targets; sizes in between take the larger one).
@@ -46,26 +46,6 @@ SORT_TARGET = 0.100
 VERBOSE = False  # at 50,000 jobs; reported at every size
 #: Typed a key at a time, then taken back a key at a time: narrowing, then widening results.
 QUERIES = ("fox snow 7", "hailuo-2.3-pro bee", "failed 12")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def watch_frames(app, probe: Callable[[], object]) -> list[tuple[float, object]]:
-    """Note the time and `probe()` of every frame the app displays (rendered to terminal bytes)."""
-    frames: list[tuple[float, object]] = []
-    original = app._display
-
-    def display(screen, renderable) -> None:
-        original(screen, renderable)
-        if renderable is not None and hasattr(renderable, "render_segments"):
-            renderable.render_segments(app.console)  # what a terminal would be sent
-        frames.append((time.perf_counter(), probe()))
-
-    app._display = display
-    return frames
 
 
 async def timed_key(pilot, frames, key: str, expected: object, what: str) -> float:

@@ -30,30 +30,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from _common import bare_app_class, machine, summary, table  # noqa: E402
+from _common import bare_app_class, percentile, watch_frames, machine, summary, table  # noqa: E402
 from _workload import TERMINAL_SIZE, Workload  # noqa: E402
 
 TARGET_P95 = 0.050
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def watch_frames(app, probe: Callable[[], object]) -> list[tuple[float, object]]:
-    """Note the time and `probe()` of every frame the app displays (rendered to terminal bytes)."""
-    frames: list[tuple[float, object]] = []
-    original = app._display
-
-    def display(screen, renderable) -> None:
-        original(screen, renderable)
-        if renderable is not None and hasattr(renderable, "render_segments"):
-            renderable.render_segments(app.console)  # what a terminal would be sent
-        frames.append((time.perf_counter(), probe()))
-
-    app._display = display
-    return frames
 
 
 async def press_and_time(app, pilot, frames, presses: int, cursor: Callable[[], int | None],
