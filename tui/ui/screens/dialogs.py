@@ -111,10 +111,11 @@ class HelpScreen(ModalScreen[None]):
         """How to leave and where the palette is, by the keys in force (the [keymap] can move both)."""
         from tui.ui.keys import key_label, keys_of
 
-        keymap = self.app._keymap
-        closing = " / ".join(key_label(key) for key in keys_of(self.BINDINGS[0], keymap))
+        def keys(binding) -> str:
+            return " / ".join(key_label(key) for key in keys_of(binding, self.app._keymap))
+
         palette = next((binding for _key, binding in self.app._bindings if binding.action == "command_palette"), None)
-        line = f"{closing} closes"
+        line = f"{keys(self.BINDINGS[0])} closes"
         if palette is not None:
-            line += f" · {' / '.join(key_label(key) for key in keys_of(palette, keymap))} opens the command palette"
+            line += f" · {keys(palette)} opens the command palette"
         return line
