@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -237,3 +238,19 @@ def watch_frames(app, probe: Callable[[], object]) -> list[tuple[float, object]]
 
     app._display = display
     return frames
+
+
+async def timed_key(pilot, frames, key: str, expected: object, what: str, timeout: float = 30) -> float:
+    """Press `key`; seconds until a frame noted by `watch_frames` has its probe equal `expected`."""
+    seen = len(frames)
+    started = time.perf_counter()
+    await pilot.press(key)
+    deadline = started + timeout
+    while True:
+        hit = next((t for t, state in frames[seen:] if state == expected), None)
+        if hit is not None:
+            return hit - started
+        if time.perf_counter() > deadline:
+            last = frames[-1][1] if frames else None
+            raise RuntimeError(f"no frame showed {what} ({expected!r}) after {key!r}; last frame: {last!r}")
+        await asyncio.sleep(0.0005)

@@ -31,13 +31,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from _common import bare_app_class, percentile, watch_frames, child_environ, machine, make_history, status_kib, summary, table  # noqa: E402
+from _common import bare_app_class, percentile, timed_key, watch_frames, child_environ, machine, make_history, status_kib, summary, table  # noqa: E402
 from _workload import KEY, TERMINAL_SIZE  # noqa: E402
 
 #: Keystroke to frame, p95, by history size (the targets; sizes in between take the larger one).
@@ -46,22 +45,6 @@ SORT_TARGET = 0.100
 VERBOSE = False  # at 50,000 jobs; reported at every size
 #: Typed a key at a time, then taken back a key at a time: narrowing, then widening results.
 QUERIES = ("fox snow 7", "hailuo-2.3-pro bee", "failed 12")
-
-
-async def timed_key(pilot, frames, key: str, expected: object, what: str) -> float:
-    """Press `key`; seconds until a frame's probe equals `expected`."""
-    seen = len(frames)
-    started = time.perf_counter()
-    await pilot.press(key)
-    deadline = started + 30
-    while True:
-        hit = next((t for t, state in frames[seen:] if state == expected), None)
-        if hit is not None:
-            return hit - started
-        if time.perf_counter() > deadline:
-            last = frames[-1][1] if frames else None
-            raise RuntimeError(f"no frame showed {what} ({expected!r}) after {key!r}; last frame: {last!r}")
-        await asyncio.sleep(0.0005)
 
 
 # -- what the table must show, worked out apart from the table ----------------------------------------

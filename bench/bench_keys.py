@@ -22,7 +22,6 @@ import asyncio
 import random
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -30,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from _common import bare_app_class, percentile, watch_frames, machine, summary, table  # noqa: E402
+from _common import bare_app_class, percentile, timed_key, watch_frames, machine, summary, table  # noqa: E402
 from _workload import TERMINAL_SIZE, Workload  # noqa: E402
 
 TARGET_P95 = 0.050
@@ -43,18 +42,7 @@ async def press_and_time(app, pilot, frames, presses: int, cursor: Callable[[], 
     for i in range(presses):
         before = cursor() or 0
         key, expected = ("down", before + 1) if i % 2 == 0 else ("up", before - 1)
-        seen = len(frames)
-        started = time.perf_counter()
-        await pilot.press(key)
-        deadline = started + 5
-        while True:
-            hit = next((t for t, row in frames[seen:] if row == expected), None)
-            if hit is not None:
-                latencies.append(hit - started)
-                break
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"no frame showed the cursor on row {expected} after {key}")
-            await asyncio.sleep(0.0005)
+        latencies.append(await timed_key(pilot, frames, key, expected, "the cursor on its new row", timeout=5))
         await asyncio.sleep(rng.uniform(0.01, 0.06))
     return latencies
 
