@@ -163,6 +163,42 @@ async def test_clock_redraws_only_visible_rows_whose_time_text_changed() -> None
         assert changed <= covered and len(covered) < len(after) // 3
 
 
+def _count_ticks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many clock ticks tables mounted from now on have run (one item a tick): the timer
+    holds the method it was given at mount, so the class is patched before."""
+    ticks: list[int] = []
+    original = JobTable._tick
+    monkeypatch.setattr(JobTable, "_tick", lambda table: (ticks.append(1), original(table))[1])
+    return ticks
+
+
+async def test_after_a_change_the_clock_redraws_against_what_is_on_screen_now(monkeypatch) -> None:
+    """Each tick compares a row with what it shows now, not with what it first showed: a row
+    redrawn once is not redrawn again while its text stays, and its next change sends only the
+    cells that changed since."""
+    clock = Clock()
+    ticks = _count_ticks(monkeypatch)
+    app = TableApp([make_job(99, age=5, status="processing")], clock, tick_interval=0.05)
+    async with app.run_test(size=(120, 6)) as pilot:
+        table = app.query_one(JobTable)
+        await until(lambda: "processing 5s" in screen_lines(table)[1], pilot=pilot)
+        clock.now += 60  # "5s" -> "1m05s": many cells
+        await until(lambda: "processing 1m05s" in screen_lines(table)[1], pilot=pilot)
+        refreshed = _record_refreshes(table)
+        ticks.clear()
+        await until(lambda: len(ticks) >= 3, pilot=pilot, what="three ticks")
+        assert refreshed == []  # the text stayed: nothing redrawn
+        before = screen_lines(table)[1]
+        clock.now += 1  # "1m05s" -> "1m06s": one cell
+        ticks.clear()  # (waited for by ticks: reading the lines here would render them first)
+        await until(lambda: len(ticks) >= 2, pilot=pilot, what="two ticks")
+        after = screen_lines(table)[1]
+        assert "processing 1m06s" in after
+        changed = {x for x in range(len(after)) if before[x] != after[x]}
+        covered = {x for call in refreshed for region in call for x in range(region.x, region.right)}
+        assert changed == {before.index("1m05s") + 3} and covered == changed
+
+
 async def test_a_coarse_clock_redraws_running_rows_once_a_minute() -> None:
     """Low-bandwidth mode: past its first minute a running job's clock reads in whole minutes, so
     the ticks within a minute send nothing; its first minute still counts seconds."""

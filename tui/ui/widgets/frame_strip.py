@@ -191,6 +191,7 @@ def _picture(frame: Frame | None, tile: int, rows: int) -> list[list[Segment]]:
     drawn = _drawn.get(key)
     if drawn is None or drawn[0] is not frame:
         drawn = (frame, HalfBlocks(frame, tile, rows).lines())
+        _drawn.discard(key)  # (an id reused by a newer frame: LRUCache keeps a key's first value)
         _drawn[key] = drawn
     return drawn[1]
 

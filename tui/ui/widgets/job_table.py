@@ -1079,6 +1079,8 @@ class JobTable(ScrollView, can_focus=True):
                 text, style = row.execution, muted
             segments.append(Segment(fit(text, column_width, right=column.right) + " " * _GAP, style))
         strip = Strip(segments).adjust_cell_length(width, plain).simplify()
+        # Textual's LRUCache keeps the first value set for a key: the old strip must go first.
+        self._strips.discard(local_id)
         self._strips.set(local_id, (key, strip))
         return strip
 
