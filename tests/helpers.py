@@ -15,11 +15,13 @@ FAST_POLLING = dict(poll_base_interval=0.05, poll_max_interval=0.2, poll_rate=20
 
 
 async def until(predicate: Callable[[], Any], timeout: float = 60.0, *, pilot: Any = None, what: object = "") -> None:
-    """Wait until `predicate()` is true: on a Pilot (so the app runs meanwhile) or on the loop."""
+    """Wait until `predicate()` is true: on a Pilot (so the app runs meanwhile) or on the loop.
+    `what` names the wait in the error; a callable is asked then (the state that explains it)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached in {timeout:g}s {what}".rstrip())
+            said = what() if callable(what) else what
+            raise AssertionError(f"condition not reached in {timeout:g}s {said}".rstrip())
         if pilot is not None:
             await pilot.pause(0.02)
         else:
@@ -93,11 +95,22 @@ async def submit_from_the_composer(app: Any, pilot: Any, prompt: str) -> tuple[A
 
     from tui.ui.widgets.job_table import JobTable
 
+    from tui.ui.widgets.composer import Composer
+
     await asyncio.wait_for(app.ready.wait(), 60)
+    composer = app.query_one("#composer", Composer)
+    # As a user does it: the form takes the submit once it is there and open for it.
+    await until(lambda: composer.disabled_reason is None, pilot=pilot, what="for the form to open")
     app.query_one("#prompt", TextArea).text = prompt
+    app.query_one("#prompt", TextArea).focus()
     await pilot.press("ctrl+s")
     table = app.query_one(JobTable)
-    await until(lambda: table.total_count == 1 and table.visible_jobs()[0].server_id is not None, pilot=pilot)
+
+    def why() -> str:  # what a timeout reports: the form's note and the toasts say why nothing was sent
+        return f"(form note: {composer.query_one('#submit-note').render()!s}; toasts: {toasts(app)})"
+
+    await until(lambda: table.total_count == 1 and table.visible_jobs()[0].server_id is not None, pilot=pilot,
+                what=why)
     table.focus()
     return table, table.visible_jobs()[0]
 
