@@ -93,9 +93,8 @@ async def submit_from_the_composer(app: Any, pilot: Any, prompt: str) -> tuple[A
     job its id. Returns the job table (focused) and the job."""
     from textual.widgets import TextArea
 
-    from tui.ui.widgets.job_table import JobTable
-
     from tui.ui.widgets.composer import Composer
+    from tui.ui.widgets.job_table import JobTable
 
     await asyncio.wait_for(app.ready.wait(), 60)
     composer = app.query_one("#composer", Composer)
