@@ -413,6 +413,32 @@ def test_the_garbage_collector_is_paused_while_a_history_is_read_and_only_then(t
     assert seen and not any(seen)
 
 
+def test_a_history_read_for_good_is_out_of_the_collectors_walks_and_one_read_for_a_while_is_not(tmp_path):
+    """The dashboard's process holds its history until it ends: what it reads is frozen before
+    the collector runs again, so no collection walks 50,000 jobs. A store opened in passing
+    (the CLI, a test) leaves the collector as it was."""
+    import gc
+
+    path = tmp_path / "history.json"
+    with HistoryStore.open(path) as store:
+        for n in range(20):
+            store.put(make_job(n))
+
+    def tracked(store) -> bool:
+        jobs = {id(job) for job in store.all()}
+        return any(id(obj) in jobs for obj in gc.get_objects())
+
+    assert gc.get_freeze_count() == 0
+    with HistoryStore.open(path, read_only=True) as store:
+        assert tracked(store) and gc.get_freeze_count() == 0
+    try:
+        with HistoryStore.open(path, read_only=True, freeze=True) as store:
+            assert gc.get_freeze_count() > 0 and gc.isenabled()
+            assert len(store) == 20 and not tracked(store)
+    finally:
+        gc.unfreeze()  # this test process opens many histories
+
+
 def test_a_compaction_the_disk_has_no_room_for_becomes_an_append(tmp_path, monkeypatch):
     import errno
 

@@ -52,8 +52,9 @@ class HailuoApp(App[int]):
     def __init__(self, settings: Settings, *, service_factory: Callable[[Settings], Any] | None = None,
                  on_started: Callable[["HailuoApp"], Any] | None = None, clock: Callable[[], float] = time.time,
                  poll: bool = True, freeze_history: bool = False) -> None:
-        """`freeze_history`: this process is the dashboard's (run_app). Once the history is on
-        screen, everything alive is moved out of the garbage collector's reach (`gc.freeze`):
+        """`freeze_history`: this process is the dashboard's (run_app). The history is moved out
+        of the garbage collector's reach (`gc.freeze`) as it is read, and once it is on screen
+        everything else alive too:
         a full collection walks every object, 120 ms with 50,000 jobs, and would freeze the
         screen each time it ran. Not for tests, which run many apps in one process."""
         super().__init__()
@@ -253,7 +254,8 @@ class HailuoApp(App[int]):
         # The whole history, then the service (its HTTP client is a third of a second of
         # imports): the history is on screen before the service is built. The reader waits for
         # that frame (briefly): its work holds the interpreter, and the frame would wait too.
-        store = HistoryStore.open(self.settings.db_path, read_only=self.settings.read_only)
+        store = HistoryStore.open(self.settings.db_path, read_only=self.settings.read_only,
+                                  freeze=self._freeze_history)
         message = HistoryRead(store.all())
         if self.post_message(message):
             message.shown.wait(timeout=0.5)
