@@ -132,7 +132,10 @@ class DashboardScreen(Screen[None]):
         self.app._history_shown = complete
         self.app._history_loading = not complete
         self._show_activity()
-        self.call_after_refresh(self.detail)
+        if complete:
+            # Not while the rest is read: building the pane and loading its frames (the HTTP
+            # client's import) would hold the interpreter the reader needs (100 ms at 50,000 jobs).
+            self.call_after_refresh(self.detail)
 
     async def service_opened(self, service: Any) -> None:
         """The service is there: the whole history, the form, the poller's state."""
