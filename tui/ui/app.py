@@ -28,7 +28,7 @@ from textual.widgets import Input, TextArea
 from tui.core.config import ENV_KEY, Settings, styles_dir
 from tui.ui.dashboard import DashboardScreen
 from tui.ui.messages import HistoryRead, message_for
-from tui.ui.widgets.detail import clean
+from tui.ui.format import clean
 
 if TYPE_CHECKING:
     from tui.core.events import DownloadProgress

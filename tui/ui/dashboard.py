@@ -35,13 +35,14 @@ from tui.ui import clipboard
 from tui.ui.glyphs import plain_screen
 from tui.ui.keys import in_force, key_label
 from tui.ui.messages import DownloadEnded, JobForgotten, JobUpdated, NoticePosted, PollerStateChanged
-from tui.ui.widgets.detail import DetailPane, clean
+from tui.ui.format import clean
 from tui.ui.widgets.job_table import JobTable
 from tui.ui.widgets.stats_panel import StatsPanel
 from tui.ui.widgets.status_line import StatusLine
 
 if TYPE_CHECKING:
     from tui.core.events import DownloadFinished
+    from tui.ui.widgets.detail import DetailPane
     from tui.ui.messages import DownloadProgressed
     from tui.ui.widgets.composer import Composer
 
@@ -272,6 +273,8 @@ class DashboardScreen(Screen[None]):
 
     async def detail(self) -> DetailPane:
         """The detail pane, built once in its kept place, showing the selected job."""
+        from tui.ui.widgets.detail import DetailPane  # not before the first frame: 13 ms of imports
+
         pane = await self._build_once("detail", lambda: DetailPane(
             id="detail", classes="detail-pane", clock=self.app._clock, prices=PriceTable(self.app.settings.prices),
             previews=self.app.previews, preview_mode=self.app.preview_renderer,

@@ -15,8 +15,14 @@ from datetime import datetime
 
 from tui.core.api.models import showable_time
 from tui.core.catalog import human_bytes as format_size
+from tui.core.text import inert
 
-__all__ = ["format_ago", "format_elapsed", "format_exec", "format_size", "format_span", "format_stamp"]
+__all__ = ["clean", "format_ago", "format_elapsed", "format_exec", "format_size", "format_span", "format_stamp"]
+
+
+def clean(value: object) -> str:
+    """Plain text for the screen: escape sequences and control characters gone (newlines kept)."""
+    return inert(value, multiline=True)
 
 
 def _whole_seconds(seconds: float) -> int | None:

@@ -95,7 +95,7 @@ class SessionSignals:
         self.notifier.progress(self.tally.round_share_done)
 
     def _job_ended(self, job: Any, ended: RoundEnded | None) -> None:
-        from tui.ui.widgets.detail import clean
+        from tui.ui.format import clean
 
         alone = ended is not None and ended.only_job is job
         if job.is_success:

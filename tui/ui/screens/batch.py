@@ -21,7 +21,7 @@ from textual.screen import ModalScreen
 from textual.suggester import Suggester
 from textual.widgets import Button, Input, Label, ProgressBar, Static
 
-from tui.ui.widgets.detail import clean
+from tui.ui.format import clean
 
 if TYPE_CHECKING:
     from tui.core.batch import BatchRow, BatchSummary, RowError, RowOutcome

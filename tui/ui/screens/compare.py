@@ -19,7 +19,8 @@ from textual.widgets import Footer, Label, Static
 from tui.core.records import Job
 from tui.ui.format import format_span as span, format_stamp as stamp
 from tui.ui.glyphs import GLYPHS
-from tui.ui.widgets.detail import clean, phase_times
+from tui.ui.format import clean
+from tui.ui.widgets.detail import phase_times
 from tui.ui.widgets.frame_strip import FrameStrip
 
 

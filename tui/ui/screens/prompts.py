@@ -16,7 +16,7 @@ from textual.widgets.option_list import Option
 
 from tui.core.templates import PromptEntry, TemplateError, check_name, search
 from tui.ui.screens.dialogs import ConfirmScreen
-from tui.ui.widgets.detail import clean
+from tui.ui.format import clean
 from tui.ui.format import format_ago
 from tui.ui.widgets.job_table import plain_text
 

@@ -9,7 +9,7 @@ from textual.widgets import Static
 
 from tui.core.events import PollerState
 from tui.ui.glyphs import GLYPHS
-from tui.ui.widgets.detail import clean
+from tui.ui.format import clean
 
 
 class StatusLine(Static):
