@@ -96,6 +96,13 @@ class EtaBook:
         self._by_kind: dict[Kind, list[float]] = {}
         self._by_model: dict[str, list[float]] = {}
         self._cache: dict[Kind, Estimate] = {}
+        #: Each kind held once: 50,000 samples share a handful of kinds (a tuple and a text
+        #: each, 120 bytes a job otherwise).
+        self._kinds: dict[Kind, Kind] = {}
+
+    def _kind(self, job: Any) -> Kind:
+        kind = kind_of(job)
+        return self._kinds.setdefault(kind, kind)
 
     def __len__(self) -> int:
         return len(self._samples)
@@ -105,10 +112,11 @@ class EtaBook:
         self._by_kind.clear()
         self._by_model.clear()
         self._cache.clear()
+        self._kinds.clear()
         for job in jobs:
             seconds = time_to_finish(job)
             if seconds is not None:
-                kind = kind_of(job)
+                kind = self._kind(job)
                 self._samples[job.local_id] = (kind, seconds)
                 self._by_kind.setdefault(kind, []).append(seconds)
                 self._by_model.setdefault(kind[0], []).append(seconds)
@@ -118,7 +126,7 @@ class EtaBook:
     def update(self, job: Any) -> None:
         seconds = time_to_finish(job)
         old = self._samples.get(job.local_id)
-        new = (kind_of(job), seconds) if seconds is not None else None
+        new = (self._kind(job), seconds) if seconds is not None else None
         if old == new:
             return
         if old is not None:
