@@ -24,7 +24,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, OptionList, Static, TextArea
+from textual.widgets import Input, OptionList, Static, TextArea
 
 from tui.core.catalog import VideoRequest
 from tui.core.config import ENV_KEY, Settings
@@ -34,9 +34,10 @@ from tui.core.text import one_line
 from tui.ui import clipboard
 from tui.ui.glyphs import plain_screen
 from tui.ui.keys import in_force, key_label
-from tui.ui.messages import DownloadEnded, JobForgotten, JobUpdated, NoticePosted, PollerStateChanged
 from tui.ui.format import clean
+from tui.ui.messages import DownloadEnded, JobForgotten, JobUpdated, NoticePosted, PollerStateChanged
 from tui.ui.widgets.job_table import JobTable
+from tui.ui.widgets.key_footer import KeyFooter
 from tui.ui.widgets.stats_panel import StatsPanel
 from tui.ui.widgets.status_line import StatusLine
 
@@ -248,7 +249,7 @@ class DashboardScreen(Screen[None]):
                                coarse_clock=self.app.low_bandwidth)
                 yield StatsPanel(id="stats")
                 yield Static(id="detail-placeholder", classes="detail-pane")
-        yield Footer()
+        yield KeyFooter()
 
     async def composer(self) -> "Composer":
         """The request form, built once in its kept place (awaited by whatever needs it)."""

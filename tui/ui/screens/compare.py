@@ -14,14 +14,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual import work
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
 
 from tui.core.records import Job
-from tui.ui.format import format_span as span, format_stamp as stamp
+from tui.ui.format import clean, format_span as span, format_stamp as stamp
 from tui.ui.glyphs import GLYPHS
-from tui.ui.format import clean
 from tui.ui.widgets.detail import phase_times
 from tui.ui.widgets.frame_strip import FrameStrip
+from tui.ui.widgets.key_footer import KeyFooter
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ class CompareScreen(Screen[None]):
                         yield Static(Text(row.label), classes="compare-label")
                         yield Static(Text(row.left), classes="compare-cell")
                         yield Static(Text(row.right), classes="compare-cell")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         if self.previews is not None:
