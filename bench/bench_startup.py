@@ -36,6 +36,8 @@ from _common import (  # noqa: E402
 
 HEADLESS = "textual.drivers.headless_driver:HeadlessDriver"
 START_TARGET = 1.3
+#: The whole history usable (filter, sort, counts exact): the big-history target (bench_scale's too).
+SHOWN_TARGET = 2.0
 RSS_TARGET = 2.0
 
 
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             f"<= {START_TARGET}x (the first frame's target, applied to the first screen of jobs)",
             newest / bare_first <= START_TARGET)
     summary(f"{label}: history shown", ms(bare_first), ms(shown), f"{shown / bare_first:.2f}x",
-            f"<= {START_TARGET}x", shown / bare_first <= START_TARGET)
+            f"<= {SHOWN_TARGET}x", shown / bare_first <= SHOWN_TARGET)
     summary(f"{label}: peak RSS", mib(bare_peak), mib(peak), f"{peak / bare_peak:.2f}x",
             f"<= {RSS_TARGET}x", peak / bare_peak <= RSS_TARGET)
     return 0
