@@ -32,9 +32,9 @@ from tui.core.costs import PriceTable
 from tui.core.records import Job
 from tui.core.text import one_line
 from tui.ui import clipboard
+from tui.ui.format import clean
 from tui.ui.glyphs import plain_screen
 from tui.ui.keys import in_force, key_label
-from tui.ui.format import clean
 from tui.ui.messages import DownloadEnded, JobForgotten, JobUpdated, NoticePosted, PollerStateChanged
 from tui.ui.widgets.job_table import JobTable
 from tui.ui.widgets.key_footer import KeyFooter
@@ -43,9 +43,9 @@ from tui.ui.widgets.status_line import StatusLine
 
 if TYPE_CHECKING:
     from tui.core.events import DownloadFinished
-    from tui.ui.widgets.detail import DetailPane
     from tui.ui.messages import DownloadProgressed
     from tui.ui.widgets.composer import Composer
+    from tui.ui.widgets.detail import DetailPane
 
 WIDE_COLUMNS = 140
 #: Below this many rows the form drops its blank lines and shortens the prompt box, so that it
