@@ -222,9 +222,11 @@ async def test_the_screen_and_the_form_come_up_while_a_big_history_is_still_bein
         detail = await asyncio.wait_for(app.detail(), 10)
         assert not app.query("#detail-placeholder") and detail.job is None
         composer = await asyncio.wait_for(app.composer(), 10)  # asked for: built at once
-        placeholder_gone = not app.query("#composer-placeholder")
-        # The form is there, in the place kept for it, and says why it cannot send yet.
-        assert placeholder_gone and composer.region.width > 40 and composer.region.x == 0
+        assert not app.query("#composer-placeholder")
+        # The form is there, in the place kept for it (once laid out: the next refresh), and says
+        # why it cannot send yet.
+        await until(lambda: composer.region.width > 40, pilot=pilot, what=lambda: composer.region)
+        assert composer.region.x == 0
         assert composer.disabled_reason == "opening the history…"
         assert app.query_one(JobTable).total_count == 0 and not app.ready.is_set()
         release.set()
