@@ -29,10 +29,10 @@ from tui.ui.glyphs import GLYPHS
 from tui.core.costs import PriceTable, bucket_of, money
 from tui.core.events import DownloadProgress
 from tui.core.records import Job
-from tui.core.text import inert
 from tui.ui.format import clean, format_span, format_stamp
 from tui.ui.widgets.frame_strip import FrameStrip
 from tui.ui.widgets.live_text import LiveText
+
 
 def measured_span(ms: object, *, pending: bool) -> str:
     """A server-measured time (milliseconds) in the pane's one unit style (`28.0 s`, `15m00s`).
