@@ -431,18 +431,15 @@ def _collector_paused(*, freeze: bool = False) -> Iterator[None]:
     With `freeze`, what was read is then moved out of the collector's sight (`gc.freeze`)
     before it runs again: its first collection would walk all of it (110 ms at 50,000 jobs,
     just as the history is being shown), and so would every full one after."""
-    if not gc.isenabled():
-        yield
-        if freeze:
-            gc.freeze()
-        return
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if freeze:
             gc.freeze()
-        gc.enable()
+        if was_enabled:
+            gc.enable()
 
 
 class HistoryStore:
