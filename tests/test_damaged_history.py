@@ -126,6 +126,8 @@ KINDS = [
      COUNT - 1, "1 damaged job record"),
     ("job: a line that is not JSON", snapshot_doc(rb'"status":"completed"', b'"status":"compl\xff'),
      COUNT - 1, "1 damaged job record"),
+    ("job: outputs a number", snapshot_doc(rb'"outputs":\[\]', b'"outputs":5'),
+     COUNT, None),
     ("job: created_at a string, poll_errors -1", snapshot_doc(rb'"created_at":null,', b'"created_at":"soon","poll_errors":-1,'),
      COUNT, None),
     ("snapshot: truncated to 0 bytes", whole_snapshot(b""), COUNT, "recovered from the previous snapshot"),
@@ -149,11 +151,12 @@ def damaged(tmp_path: Path, damage) -> Path:
     return path
 
 
+@pytest.mark.parametrize("lazy", [False, True], ids=["whole", "lazy"])
 @pytest.mark.parametrize("kind, damage, usable, notice", KINDS, ids=IDS)
 def test_a_damaged_history_opens_with_every_good_job_and_says_what_was_kept_aside(tmp_path, kind, damage, usable,
-                                                                                  notice):
+                                                                                  notice, lazy):
     path = damaged(tmp_path, damage)
-    with HistoryStore.open(path, flush_interval=0.05) as store:
+    with HistoryStore.open(path, flush_interval=0.05, lazy=lazy) as store:
         jobs = store.all()
         assert len(jobs) == usable
         assert all(job.status == "completed" or kind.startswith("snapshot") for job in jobs)
@@ -164,7 +167,7 @@ def test_a_damaged_history_opens_with_every_good_job_and_says_what_was_kept_asid
             where = [p.name for p in tmp_path.iterdir() if re.search(r"\.(skipped|damaged|corrupt)-", p.name)]
             assert where and any(name in " ".join(store.notices) for name in where)  # kept aside, and said where
         store.put(make_job(50))  # and the history is written as usual afterwards
-    with HistoryStore.open(path) as again:
+    with HistoryStore.open(path, lazy=lazy) as again:
         assert len(again) == usable + 1
         assert again.notices == []  # the damage was kept aside, not read again
         for job in again.all():
@@ -173,6 +176,16 @@ def test_a_damaged_history_opens_with_every_good_job_and_says_what_was_kept_asid
 
     with TinyDB(path, access_mode="r") as tiny:
         assert len(tiny.table("jobs")) == usable + 1
+
+
+@pytest.mark.parametrize("kind, damage, usable, notice", KINDS, ids=IDS)
+def test_a_damaged_history_read_lazily_gives_what_a_whole_read_gives(tmp_path, kind, damage, usable, notice):
+    path = damaged(tmp_path, damage)
+    whole = HistoryStore.open(path, read_only=True)
+    lazy = HistoryStore.open(path, read_only=True, lazy=True)
+    assert lazy.notices == whole.notices
+    assert [job.to_doc() for job in lazy.all()] == [job.to_doc() for job in whole.all()]  # detail unread
+    assert lazy.all() == whole.all()  # detail read back
 
 
 @pytest.mark.parametrize("kind, damage, usable, notice", KINDS, ids=IDS)

@@ -10,7 +10,7 @@ import secrets
 import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable
 
 import msgspec
 
@@ -94,7 +94,7 @@ class _Document(msgspec.Struct, gc=False):
     schema: int = SCHEMA_VERSION
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Job:
     local_id: str
     request: dict[str, Any]
@@ -126,6 +126,14 @@ class Job:
     #: Absent from documents written before downloads existed; read as empty.
     downloads: list[dict[str, Any]] = field(default_factory=list)
     schema: int = SCHEMA_VERSION
+
+    # Equal when every field is: a job read lazily (`LazyJob`) equals the same job read whole.
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Job):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _FIELD_NAMES)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: as the dataclass default
 
     # -- identity ---------------------------------------------------------------
     @property
@@ -409,3 +417,101 @@ def _settled(doc: _Document) -> bool:
 # Every field is validated when read: a new field needs its check here, and its type in _Document.
 assert _Document.__struct_fields__ == _FIELD_NAMES
 assert set(_OPTIONAL_CHECKS) | {"local_id", "request", "submitted_at", "status"} == set(_FIELD_NAMES)
+
+
+# -- finished jobs read lazily ------------------------------------------------------------------
+#: A job's detail: what only its own views use (the detail pane, copying, downloads, exports).
+#: Everything the job table, its counts, the ETA figures and the costs read is kept in memory.
+DETAIL_FIELDS = ("outputs", "result_url", "has_nsfw_contents", "last_poll_error", "last_poll_error_kind",
+                 "status_history", "raw", "downloads")
+_DETAIL = frozenset(DETAIL_FIELDS)
+SUMMARY_FIELDS = tuple(name for name in _FIELD_NAMES if name not in _DETAIL)
+#: Each detail field's slot, read without falling back to `LazyJob.__getattr__`.
+_DETAIL_SLOTS = tuple((name, Job.__dict__[name]) for name in DETAIL_FIELDS)
+
+
+def missing_detail(job: Job) -> list[str]:
+    """The detail fields a lazily read job has not read (nor been given) yet."""
+    missing = []
+    for name, slot in _DETAIL_SLOTS:
+        try:
+            slot.__get__(job, Job)
+        except AttributeError:
+            missing.append(name)
+    return missing
+
+
+class LazyJob(Job):
+    """A finished job read from the history's snapshot without its detail, which stays in the
+    file until something asks for it: then it is read back, for this job and the jobs read
+    beside it (`shelf.fill`). A finished job rarely changes and is rarely opened, and its
+    detail is most of what it holds (outputs, status history, flags, downloads, and the
+    server's whole answer). Anything that reads or sets it sees an ordinary `Job`.
+    """
+
+    __slots__ = ("_shelf", "_line")
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for an attribute never set: here, a detail field not read yet.
+        if name in _DETAIL:
+            object.__getattribute__(self, "_shelf").fill(self)
+            return object.__getattribute__(self, name)
+        raise AttributeError(f"'Job' object has no attribute {name!r}")
+
+    def to_doc(self) -> dict[str, Any]:
+        missing = missing_detail(self)
+        if not missing:
+            return Job.to_doc(self)
+        # Written out (a compaction) without being kept: the file's copy is read, not held.
+        whole = self._shelf.whole(self)
+        doc = {name: getattr(whole if name in missing else self, name) for name in _FIELD_NAMES}
+        for name in _CONTAINER_FIELDS:
+            doc[name] = _copy_json(doc[name])
+        return doc
+
+
+def _lazy_constructor() -> Callable[..., LazyJob]:
+    """A `LazyJob` from its shelf, its line and its summary fields in order: written out like
+    the dataclass's own `__init__` (a loop of setattr calls would double the read's cost)."""
+    names = ", ".join(SUMMARY_FIELDS)
+    lines = "\n".join(f"    job.{name} = {name}" for name in SUMMARY_FIELDS)
+    source = (f"def make(shelf, line, {names}):\n    job = new(LazyJob)\n    job._shelf = shelf\n"
+              f"    job._line = line\n{lines}\n    return job\n")
+    namespace: dict[str, Any] = {"new": object.__new__, "LazyJob": LazyJob}
+    exec(source, namespace)  # noqa: S102 - a constructor built from the field names above
+    return namespace["make"]
+
+
+make_lazy_job = _lazy_constructor()
+
+
+def _summary_field(info: Any) -> tuple:
+    return (info.name, info.type) if info.required else (info.name, info.type, info.default)
+
+
+#: A document's summary: `_Document`'s fields and checks without the detail, which the decoder
+#: skips (checking only that it is JSON).
+_Summary = msgspec.defstruct("_Summary", [_summary_field(info) for info in msgspec.structs.fields(_Document)
+                                          if info.name not in _DETAIL], gc=False)
+_SUMMARIES_DECODER = msgspec.json.Decoder(list[_Summary])
+
+
+def decode_summaries(array: bytes) -> list[tuple] | None:
+    """The summary fields of each document of a JSON array, in `SUMMARY_FIELDS` order, checked as
+    `decode_jobs` checks them; None when a document breaks a check or the JSON is not plain (the
+    caller then reads the array whole)."""
+    try:
+        docs = _SUMMARIES_DECODER.decode(array)
+    except (msgspec.DecodeError, RecursionError, MemoryError):
+        return None
+    summaries = []
+    for doc in docs:
+        request = doc.request
+        if not _FLAT.issuperset(map(type, request.values())) and not _shallow(request, 16):
+            return None
+        summaries.append(_fields_of(doc))
+    return summaries
+
+
+assert all(info.default_factory is msgspec.NODEFAULT for info in msgspec.structs.fields(_Summary))
+assert _Summary.__struct_fields__ == SUMMARY_FIELDS

@@ -26,13 +26,18 @@ import stat
 import sys
 import threading
 import time
+import weakref
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from tinydb.storages import Storage
 
-from tui.core.records import SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, DamagedRecord, Job, decode_jobs
+from tui.core.api.models import is_terminal
+from tui.core.records import (
+    LOCAL_TERMINAL, SUBMITTING, UNKNOWN, UNKNOWN_OUTCOME_MESSAGE, DamagedRecord, Job, LazyJob, decode_jobs,
+    decode_summaries, make_lazy_job, missing_detail,
+)
 
 JOURNAL_COMPACT_BYTES = 4 * 1024 * 1024
 #: Jobs parsed or serialised at a time (about 10 ms of work, and the memory of that many only).
@@ -211,6 +216,17 @@ def _shared(job: Job) -> Job:
     """The job with the words thousands of jobs carry (status, model, scene, resolution, a
     common error) held once, not once a job; and equal numbers it holds twice (its finishing
     time, its two durations) one object each."""
+    _shared_summary(job)
+    finished_at = job.finished_at
+    for entry in job.status_history:
+        entry[0] = _intern(entry[0])
+        if entry[1] == finished_at:
+            entry[1] = finished_at
+    return job
+
+
+def _shared_summary(job: Job) -> Job:
+    """`_shared` for the fields a `LazyJob` holds (its detail is not read for it)."""
     job.status = _intern(job.status)
     request = job.request
     for key in ("model", "scene", "resolution"):
@@ -222,11 +238,6 @@ def _shared(job: Job) -> Job:
         job.error = _intern(error)
     if job.inference_time_ms == job.execution_time_ms:
         job.inference_time_ms = job.execution_time_ms
-    finished_at = job.finished_at
-    for entry in job.status_history:
-        entry[0] = _intern(entry[0])
-        if entry[1] == finished_at:
-            entry[1] = finished_at
     return job
 
 
@@ -261,21 +272,169 @@ def _parsed_or_damaged(line: bytes) -> Any:
         return {"unparsed": line[:1_000_000].decode("utf-8", "replace")}  # not a job: skipped, kept aside
 
 
-def _read_snapshot_lines(handle, jobs: dict[str, Job], skipped: list) -> dict[str, Any] | None:
+def _document_of(line: bytes) -> bytes | None:
+    """The document of one line of the jobs table (`"<doc id>":{...},`); None for a blank line.
+    Raises DamagedHistory for a line that is not laid out so (the file is then read whole)."""
+    line = line.rstrip(b",\r\n")
+    if not line:
+        return None
+    split = line.find(b'":', 1) if line.startswith(b'"') else -1
+    if split < 0:
+        raise _OtherLayout
+    return line[split + 2:]
+
+
+class _OtherLayout(Exception):
+    """The snapshot is not laid out a job a line."""
+
+
+def _decode_documents(documents: list[bytes], skipped: list | None) -> list[Job | None]:
+    """Jobs from a slice of documents, in order; None for one that is not a usable job (it goes
+    to `skipped`). Decoded and checked in C; a slice it refuses (a document damaged, or a lone
+    surrogate to repair) is read again one document at a time, to lose only what must be lost."""
+    array = b"[" + b",".join(documents) + b"]"
+    plain = _SURROGATE_ESCAPE.search(array) is None
+    decoded = decode_jobs(array) if plain else None
+    if decoded is None:
+        decoded = [(decode_jobs(b"[" + document + b"]") or [None])[0] if plain else None for document in documents]
+    return [_shared(job) if job is not None else _job_of(_parsed_or_damaged(document), skipped)
+            for document, job in zip(documents, decoded)]
+
+
+class SnapshotChanged(OSError):
+    """The snapshot a job's detail was to be read back from no longer holds it: another program
+    rewrote the file in place (this one only ever replaces it whole)."""
+
+
+class _SnapshotFile:
+    """The snapshot a history was read from, kept open while any job read from it lazily lives:
+    a newer snapshot replaces the file by rename, so this one's bytes stay as they were read."""
+
+    def __init__(self, handle) -> None:
+        self.name = handle.name
+        self.fd = os.dup(handle.fileno())
+        weakref.finalize(self, os.close, self.fd)
+
+    def read(self, offset: int, length: int) -> bytes:
+        data = os.pread(self.fd, length, offset)
+        if len(data) != length:
+            raise SnapshotChanged(f"the history {self.name} was changed by another program while open; "
+                                  "restart to read it again")
+        return data
+
+
+_FILL_LOCK = threading.RLock()
+
+
+class _Shelf:
+    """A slice of a snapshot whose finished jobs were read without their detail (`LazyJob`): where
+    its lines are, to read them back whole the first time one of them is opened."""
+
+    __slots__ = ("source", "offset", "length", "jobs", "_whole")
+
+    def __init__(self, source: _SnapshotFile, offset: int, length: int) -> None:
+        self.source, self.offset, self.length = source, offset, length
+        #: Its lazy jobs: all filled at once (what one opens, the next one usually follows).
+        self.jobs: list[LazyJob] | None = []
+        self._whole: list[Job | None] | None = None
+
+    def _read_whole(self) -> list[Job | None]:
+        documents = []
+        for line in self.source.read(self.offset, self.length).split(b"\n"):
+            try:
+                document = _document_of(line)
+            except _OtherLayout:
+                document = b"null"
+            if document is not None:
+                documents.append(document)
+        return _decode_documents(documents, None)
+
+    def whole(self, job: LazyJob) -> Job:
+        """The job as the snapshot holds it, detail and all (not kept: the last slice read is)."""
+        global _last_whole
+        with _FILL_LOCK:
+            shelf, jobs = _last_whole
+            if shelf is not self:
+                jobs = self._read_whole()
+                _last_whole = (self, jobs)
+            found = jobs[job._line] if job._line < len(jobs) else None
+            if found is None or found.local_id != job.local_id:
+                raise SnapshotChanged(f"the history {self.source.name} was changed by another program while "
+                                      "open; restart to read it again")
+            return found
+
+    def fill(self, job: LazyJob) -> None:
+        """Give `job`, and every job of this slice still without it, its detail."""
+        with _FILL_LOCK:
+            if not missing_detail(job):
+                return
+            waiting = self.jobs or []
+            self.jobs = None
+            if not any(each is job for each in waiting):  # by identity: `==` would read the detail
+                waiting.append(job)
+            for each in waiting:
+                missing = missing_detail(each)
+                if missing:
+                    whole = self.whole(each)
+                    for name in missing:
+                        setattr(each, name, getattr(whole, name))
+            global _last_whole
+            if _last_whole[0] is self:
+                _last_whole = (None, [])
+
+
+#: The last slice read back whole for `_Shelf.whole` (a compaction writes a slice's jobs in turn).
+_last_whole: tuple[_Shelf | None, list[Job | None]] = (None, [])
+
+
+def _forget_read_back() -> None:
+    """Let the last slice read back go (once a compaction has written it)."""
+    global _last_whole
+    with _FILL_LOCK:
+        _last_whole = (None, [])
+
+
+def _lazy_slice(documents: list[bytes], shelf: _Shelf) -> list[Job | None] | None:
+    """Jobs from a slice with the finished ones' detail left in the file (`LazyJob`); None when
+    the slice must be read whole (a document a check refuses, a lone surrogate to repair)."""
+    array = b"[" + b",".join(documents) + b"]"
+    if _SURROGATE_ESCAPE.search(array) is not None:
+        return None
+    summaries = decode_summaries(array)
+    if summaries is None:
+        return None
+    jobs: list[Job | None] = []
+    running = []
+    for line, fields in enumerate(summaries):
+        status = fields[3]
+        if status in LOCAL_TERMINAL or is_terminal(status):
+            jobs.append(_shared_summary(make_lazy_job(shelf, line, *fields)))
+        else:
+            running.append(line)
+            jobs.append(None)
+    if running:  # read whole: they change as they are polled
+        for line, job in zip(running, _decode_documents([documents[line] for line in running], None)):
+            jobs[line] = job
+    shelf.jobs = [job for job in jobs if isinstance(job, LazyJob)]
+    return jobs
+
+
+def _read_snapshot_lines(handle, jobs: dict[str, Job], skipped: list, *, lazy: bool = False) -> dict[str, Any] | None:
     """Read the jobs table one slice at a time (the layout `_snapshot_chunks` writes, after its
-    first line); returns the other tables, or None when the file is laid out otherwise."""
+    first line); returns the other tables, or None when the file is laid out otherwise. With
+    `lazy`, finished jobs are read without their detail (`_lazy_slice`)."""
     pending: list[bytes] = []
+    source = _SnapshotFile(handle) if lazy else None
+    position = handle.tell()
+    start = position
 
     def take() -> None:
-        array = b"[" + b",".join(pending) + b"]"
-        # Decoded and checked in C; a slice it refuses (a document damaged, or a lone surrogate
-        # to repair) is read again one document at a time, to lose only what must be lost.
-        plain = _SURROGATE_ESCAPE.search(array) is None
-        decoded = decode_jobs(array) if plain else None
+        decoded = None
+        if source is not None:
+            decoded = _lazy_slice(pending, _Shelf(source, start, position - start))
         if decoded is None:
-            decoded = [(decode_jobs(b"[" + line + b"]") or [None])[0] if plain else None for line in pending]
-        for line, job in zip(pending, decoded):
-            job = _shared(job) if job is not None else _job_of(_parsed_or_damaged(line), skipped)
+            decoded = _decode_documents(pending, skipped)
+        for job in decoded:
             if job is not None:
                 jobs[job.local_id] = job
         pending.clear()
@@ -291,15 +450,16 @@ def _read_snapshot_lines(handle, jobs: dict[str, Job], skipped: list) -> dict[st
                 return None
             others = json.loads(b"{" + tail[1:])
             return others if isinstance(others, dict) else None
-        line = line.rstrip(b",\r\n")
-        if not line:
+        try:
+            document = _document_of(line)
+        except _OtherLayout:
+            return None
+        if not pending:
+            start = position
+        position += len(line)
+        if document is None:
             continue
-        if not line.startswith(b'"'):
-            return None
-        split = line.find(b'":', 1)
-        if split < 0:
-            return None
-        pending.append(line[split + 2:])
+        pending.append(document)
         if len(pending) >= SLICE:
             take()
     return None  # the jobs table never ended
@@ -443,7 +603,8 @@ def _collector_paused(*, freeze: bool = False) -> Iterator[None]:
 
 
 class HistoryStore:
-    def __init__(self, path: Path, *, read_only: bool, flush_interval: float, freeze: bool = False) -> None:
+    def __init__(self, path: Path, *, read_only: bool, flush_interval: float, freeze: bool = False,
+                 lazy: bool = False) -> None:
         self.path = path
         self.journal_path = path.with_name(path.name + ".journal")
         self.lock_path = path.with_name(path.name + ".lock")
@@ -454,6 +615,9 @@ class HistoryStore:
         #: What is read is kept out of the garbage collector's walks (see `_collector_paused`):
         #: for a process that holds the history until it ends, not one that opens many.
         self.freeze = freeze
+        #: Finished jobs are read without their detail, read back when first used (`LazyJob`):
+        #: for the dashboard, which holds the whole history and opens few of its jobs.
+        self.lazy = lazy
         self.notices: list[str] = []
         self.last_write_error: str | None = None
         #: Flushes that failed for a reason other than the disk (a bug): a CLI command that saw
@@ -486,9 +650,9 @@ class HistoryStore:
     # -- opening ------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, read_only: bool = False, flush_interval: float = 0.5,
-             freeze: bool = False) -> "HistoryStore":
+             freeze: bool = False, lazy: bool = False) -> "HistoryStore":
         path = Path(path).expanduser()
-        store = cls(path, read_only=read_only, flush_interval=flush_interval, freeze=freeze)
+        store = cls(path, read_only=read_only, flush_interval=flush_interval, freeze=freeze, lazy=lazy)
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             store._take_lock()
@@ -578,7 +742,7 @@ class HistoryStore:
         with handle:
             others = None
             if handle.readline().rstrip(b"\r\n") == _JOBS_TABLE:
-                others = _read_snapshot_lines(handle, jobs, skipped)
+                others = _read_snapshot_lines(handle, jobs, skipped, lazy=self.lazy)
             if others is None:  # another layout (an older file, or written by TinyDB itself): read it whole
                 jobs.clear(), skipped.clear()
                 handle.seek(0)
@@ -840,15 +1004,18 @@ class HistoryStore:
                                                  and (self._journal_offset > JOURNAL_COMPACT_BYTES or waiting > SLICE))
                 # The first write makes the snapshot, so that the history is a TinyDB file from the start.
                 compact = compact or not self.path.exists()
+            changed_elsewhere = None
             try:
                 if compact:
                     try:
                         self._compact()
                         self._compact_next = False
-                    except OSError:
+                    except OSError as exc:
                         # A new snapshot needs room that a small append may still find (a full
                         # disk): the changes go to the journal, and folding it in waits.
                         compact = False
+                        if isinstance(exc, SnapshotChanged):  # said until it is written again
+                            changed_elsewhere = f"{exc}; changes are kept in its journal meanwhile"
                 if not compact:
                     lines = self._journal_lines_for(dirty, deleted)
                     if lines:
@@ -870,7 +1037,12 @@ class HistoryStore:
                     self.notices.append(message)
                     self._report(message)
                 raise
-            if self.last_write_error is not None:
+            if changed_elsewhere is not None:
+                if changed_elsewhere != self.last_write_error:
+                    self.last_write_error = changed_elsewhere
+                    self.notices.append(changed_elsewhere)
+                    self._report(changed_elsewhere)
+            elif self.last_write_error is not None:
                 self.last_write_error = None
                 self._report(None)
 
@@ -968,8 +1140,11 @@ class HistoryStore:
 
         # The snapshot replaced becomes the previous one, unless it was read damaged (then it is
         # kept aside already, and the previous one stays the last good one).
-        _atomic_write(self.path, _snapshot_chunks([("jobs", docs()), ("_meta", [("1", {"seq": seq})])]),
-                      keep_previous=None if self._snapshot_damaged else self.previous_path)
+        try:
+            _atomic_write(self.path, _snapshot_chunks([("jobs", docs()), ("_meta", [("1", {"seq": seq})])]),
+                          keep_previous=None if self._snapshot_damaged else self.previous_path)
+        finally:
+            _forget_read_back()
         self._snapshot_damaged = False
         self._snapshot_seq = seq
         # The journal's lines are all in the snapshot now (numbered up to `seq`, so a reload
