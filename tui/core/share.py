@@ -988,7 +988,9 @@ class RemoteService:
                     raise NoOwner("no process serves the history any more")
                 await asyncio.sleep(0.5)
                 continue
-            store = await asyncio.to_thread(HistoryStore.open, self.settings.db_path)
+            # Read as the history this process held was (lazily in the dashboard).
+            store = await asyncio.to_thread(HistoryStore.open, self.settings.db_path,
+                                            lazy=getattr(self._store, "lazy", False))
             if self._closed:
                 store.close()  # closed meanwhile: nobody to carry on for
                 raise NoOwner("closed")

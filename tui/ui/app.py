@@ -254,8 +254,9 @@ class HailuoApp(App[int]):
         # The whole history, then the service (its HTTP client is a third of a second of
         # imports): the history is on screen before the service is built. The reader waits for
         # that frame (briefly): its work holds the interpreter, and the frame would wait too.
+        # Lazily: the dashboard opens few of the finished jobs it holds (see `LazyJob`).
         store = HistoryStore.open(self.settings.db_path, read_only=self.settings.read_only,
-                                  freeze=self._freeze_history)
+                                  freeze=self._freeze_history, lazy=True)
         message = HistoryRead(store.all())
         if self.post_message(message):
             message.shown.wait(timeout=0.5)
