@@ -167,3 +167,17 @@ def test_the_last_slice_a_compaction_read_back_is_let_go(tmp_path):
         store.put(store.all()[-1])
         store.flush()
         assert store_module._last_whole == (None, [])
+
+
+def test_a_reread_history_lets_the_jobs_it_read_before_go(tmp_path):
+    import sys
+
+    path = tmp_path / "history.json"
+    history(path, count=50)
+    store = HistoryStore.open(path, read_only=True, lazy=True)
+    kept = store.get("job000003")  # still shown, say
+    old = store.get("job000004")
+    store.reload()
+    # Held by this test alone (and the call's argument): no slice keeps it, cycle or not.
+    assert sys.getrefcount(old) == 2
+    assert kept.outputs == ["https://cdn.example/3.mp4"]

@@ -419,6 +419,18 @@ def _lazy_slice(documents: list[bytes], shelf: _Shelf) -> list[Job | None] | Non
     return jobs
 
 
+def _let_go(jobs: Iterable[Job]) -> None:
+    """Part the lazy jobs of a read from their slices, jobs and slice holding each other: a job
+    still shown reads its own detail back alone, and the rest go as soon as nothing holds them
+    (a frozen heap would keep a cycle for good)."""
+    for job in jobs:
+        if isinstance(job, LazyJob):
+            try:
+                job._shelf.jobs = None
+            except AttributeError:  # made whole by `dataclasses.replace`: no slice
+                pass
+
+
 def _read_snapshot_lines(handle, jobs: dict[str, Job], skipped: list, *, lazy: bool = False) -> dict[str, Any] | None:
     """Read the jobs table one slice at a time (the layout `_snapshot_chunks` writes, after its
     first line); returns the other tables, or None when the file is laid out otherwise. With
@@ -864,6 +876,7 @@ class HistoryStore:
     def reload(self) -> None:
         """Read the files again (for a read-only instance watching another writer)."""
         with self._lock:
+            _let_go(self._jobs.values())
             self._jobs.clear(), self._by_server.clear(), self._by_key.clear()
             self._order = None
             self._journal_lines = 0
