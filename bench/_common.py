@@ -66,6 +66,14 @@ def make_job_docs(n: int, *, pending: int = 0, seed: int = 7, now: float | None 
             job.execution_time_ms = rng.randint(60_000, 400_000)
             job.inference_time_ms = job.execution_time_ms
             job.has_nsfw_contents = [False]
+        if job.is_finished:
+            # What `Job.apply` keeps of the last answer, as the simulator sends it.
+            job.raw = {"id": job.server_id, "model": model, "outputs": list(job.outputs),
+                       "urls": {"get": f"http://127.0.0.1:9/api/v3/predictions/{job.server_id}/result"},
+                       "status": job.status, "error": job.error, "executionTime": job.execution_time_ms or 0,
+                       "timings": {"inference": job.inference_time_ms or 0},
+                       "has_nsfw_contents": list(job.has_nsfw_contents),
+                       "created_at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(submitted + 2))}
         docs.append(job.to_doc())
     return docs
 

@@ -181,3 +181,42 @@ def test_a_reread_history_lets_the_jobs_it_read_before_go(tmp_path):
     # Held by this test alone (and the call's argument): no slice keeps it, cycle or not.
     assert sys.getrefcount(old) == 2
     assert kept.outputs == ["https://cdn.example/3.mp4"]
+
+
+async def test_the_dashboard_filters_sorts_and_counts_a_big_history_reading_one_slice_back(tmp_path):
+    """What the dashboard does with every job needs no job's detail; opening one reads it."""
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from helpers import app_settings, started, until
+
+    from textual.widgets import OptionList
+
+    from tui.core.job_index import search_text
+    from tui.ui.app import HailuoApp
+    from tui.ui.widgets.job_table import JobTable
+
+    settings = app_settings(tmp_path, "http://127.0.0.1:9")
+    history(settings.db_path)
+    app = HailuoApp(settings, poll=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await started(app, pilot)
+        table = app.query_one(JobTable)
+        await until(lambda: table.total_count == COUNT, pilot=pilot)
+        await pilot.press("slash", *"prompt 12", "enter")
+        matching = [job for job in app.service.store.all() if "12" in search_text(job)]
+        assert 0 < len(matching) < COUNT
+        await until(lambda: table.visible_count == len(matching), pilot=pilot, what=lambda: table.visible_count)
+        await pilot.press("s", "s", "S")
+        read = [job for job in app.service.store.all() if not missing_detail(job)]
+        assert len(read) <= SLICE  # the selected job's slice, at most
+        wanted = next(job for job in table.visible_jobs() if isinstance(job, LazyJob) and missing_detail(job))
+        assert table.select(wanted.local_id)
+        await app.detail()
+        outputs = app.query_one("#outputs", OptionList)
+        url = f"https://cdn.example/{int(wanted.local_id[3:])}.mp4"
+
+        def shown() -> list[str]:
+            return [str(outputs.get_option_at_index(i).prompt) for i in range(outputs.option_count)]
+
+        await until(lambda: shown() == [url], pilot=pilot, what=shown)
