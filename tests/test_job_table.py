@@ -207,9 +207,8 @@ async def test_a_coarse_clock_redraws_running_rows_once_a_minute() -> None:
     app = TableApp(data, clock, tick_interval=0.05, coarse_clock=True)
     async with app.run_test(size=(120, 6)) as pilot:
         table = app.query_one(JobTable)
-        await pilot.pause(0.15)
-        lines = screen_lines(table)
-        assert "queued 20s" in lines[1] and "processing 2m " in lines[2]
+        await until(lambda: "queued 20s" in screen_lines(table)[1] and "processing 2m " in screen_lines(table)[2],
+                    pilot=pilot, what=lambda: screen_lines(table))
         refreshed = _record_refreshes(table)
         clock.now += 30  # 2m35s, 50s
         # One tick looks at every row on screen: once it redrew one, it has judged both.
