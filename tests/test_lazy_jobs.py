@@ -220,3 +220,18 @@ async def test_the_dashboard_filters_sorts_and_counts_a_big_history_reading_one_
             return [str(outputs.get_option_at_index(i).prompt) for i in range(outputs.option_count)]
 
         await until(lambda: shown() == [url], pilot=pilot, what=shown)
+
+
+def test_a_lazy_job_changed_and_appended_to_the_journal_keeps_no_slice_in_memory(tmp_path):
+    path = tmp_path / "history.json"
+    history(path, count=50)
+    with HistoryStore.open(path, lazy=True) as store:
+        job = store.get("job000020")
+        job.error = "noted"
+        store.put(job)
+        store.flush()  # one journal line, its detail read from the file
+        assert store_module._last_whole == (None, [])
+        assert missing_detail(job)
+    with HistoryStore.open(path) as again:
+        assert again.get("job000020").error == "noted"
+        assert again.get("job000020").outputs == ["https://cdn.example/20.mp4"]

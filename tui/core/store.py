@@ -1031,6 +1031,7 @@ class HistoryStore:
                             changed_elsewhere = f"{exc}; changes are kept in its journal meanwhile"
                 if not compact:
                     lines = self._journal_lines_for(dirty, deleted)
+                    _forget_read_back()  # a lazy job's line read its slice back: not kept
                     if lines:
                         self._append(_encode("".join(_dumps(line) + "\n" for line in lines)))
                         self._journal_lines += len(lines)
