@@ -7,6 +7,7 @@ import json
 import threading
 
 import pytest
+from helpers import app_settings, started, until
 from tinydb import TinyDB
 
 import tui.core.store as store_module
@@ -185,11 +186,6 @@ def test_a_reread_history_lets_the_jobs_it_read_before_go(tmp_path):
 
 async def test_the_dashboard_filters_sorts_and_counts_a_big_history_reading_one_slice_back(tmp_path):
     """What the dashboard does with every job needs no job's detail; opening one reads it."""
-    import sys
-
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-    from helpers import app_settings, started, until
-
     from textual.widgets import OptionList
 
     from tui.core.job_index import search_text

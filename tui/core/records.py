@@ -426,7 +426,7 @@ DETAIL_FIELDS = ("outputs", "result_url", "has_nsfw_contents", "last_poll_error"
                  "status_history", "raw", "downloads")
 _DETAIL = frozenset(DETAIL_FIELDS)
 SUMMARY_FIELDS = tuple(name for name in _FIELD_NAMES if name not in _DETAIL)
-#: Each detail field's slot, read without falling back to `LazyJob.__getattr__`.
+#: Each detail field's slot: read directly, it tells whether the field is set (`missing_detail`).
 _DETAIL_SLOTS = tuple((name, Job.__dict__[name]) for name in DETAIL_FIELDS)
 
 

@@ -274,7 +274,7 @@ def _parsed_or_damaged(line: bytes) -> Any:
 
 def _document_of(line: bytes) -> bytes | None:
     """The document of one line of the jobs table (`"<doc id>":{...},`); None for a blank line.
-    Raises DamagedHistory for a line that is not laid out so (the file is then read whole)."""
+    Raises _OtherLayout for a line that is not laid out so (the file is then read whole)."""
     line = line.rstrip(b",\r\n")
     if not line:
         return None
@@ -318,9 +318,12 @@ class _SnapshotFile:
     def read(self, offset: int, length: int) -> bytes:
         data = os.pread(self.fd, length, offset)
         if len(data) != length:
-            raise SnapshotChanged(f"the history {self.name} was changed by another program while open; "
-                                  "restart to read it again")
+            raise self.changed()
         return data
+
+    def changed(self) -> SnapshotChanged:
+        return SnapshotChanged(f"the history {self.name} was changed by another program while open; "
+                               "restart to read it again")
 
 
 _FILL_LOCK = threading.RLock()
@@ -330,13 +333,12 @@ class _Shelf:
     """A slice of a snapshot whose finished jobs were read without their detail (`LazyJob`): where
     its lines are, to read them back whole the first time one of them is opened."""
 
-    __slots__ = ("source", "offset", "length", "jobs", "_whole")
+    __slots__ = ("source", "offset", "length", "jobs")
 
     def __init__(self, source: _SnapshotFile, offset: int, length: int) -> None:
         self.source, self.offset, self.length = source, offset, length
         #: Its lazy jobs: all filled at once (what one opens, the next one usually follows).
         self.jobs: list[LazyJob] | None = []
-        self._whole: list[Job | None] | None = None
 
     def _read_whole(self) -> list[Job | None]:
         documents = []
@@ -359,8 +361,7 @@ class _Shelf:
                 _last_whole = (self, jobs)
             found = jobs[job._line] if job._line < len(jobs) else None
             if found is None or found.local_id != job.local_id:
-                raise SnapshotChanged(f"the history {self.source.name} was changed by another program while "
-                                      "open; restart to read it again")
+                raise self.source.changed()
             return found
 
     def fill(self, job: LazyJob) -> None:
@@ -378,9 +379,8 @@ class _Shelf:
                     whole = self.whole(each)
                     for name in missing:
                         setattr(each, name, getattr(whole, name))
-            global _last_whole
             if _last_whole[0] is self:
-                _last_whole = (None, [])
+                _forget_read_back()
 
 
 #: The last slice read back whole for `_Shelf.whole` (a compaction writes a slice's jobs in turn).
@@ -388,7 +388,7 @@ _last_whole: tuple[_Shelf | None, list[Job | None]] = (None, [])
 
 
 def _forget_read_back() -> None:
-    """Let the last slice read back go (once a compaction has written it)."""
+    """Let the last slice read back go (once its jobs are written, or filled)."""
     global _last_whole
     with _FILL_LOCK:
         _last_whole = (None, [])
