@@ -2,8 +2,10 @@
 
 Colours and shapes are seeded by the prompt and its first words are written in, so the demo's
 jobs show different frames (and a player shows what was asked). Each clip is drawn and encoded
-with PyAV once (H.264 in MP4, a couple of seconds, small), then kept in memory; the encoder runs
-single-threaded so the same prompt gives the same bytes on every machine run.
+with PyAV once (H.264 in MP4, a couple of seconds, small), then kept in memory. The same prompt
+gives the same bytes every time (the snapshots and the tests depend on it): the encoder runs
+single-threaded, and x264's macroblock tree and weighted prediction are off, because with both on
+the first frame came out differently in one encode of ten or so in a long-running process.
 """
 
 from __future__ import annotations
@@ -60,8 +62,10 @@ def encode(frames, *, fps: int = FPS) -> bytes:
 
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="mp4") as container:
+        # A key frame every second (FFmpeg has no "keyint" option of its own: it goes through x264-params).
+        x264 = f"keyint={fps}:mbtree=0:weightp=0"
         stream = container.add_stream("libx264", rate=fps,
-                                      options={"preset": "veryfast", "crf": "30", "threads": "1", "keyint": str(fps)})
+                                      options={"preset": "veryfast", "crf": "30", "threads": "1", "x264-params": x264})
         stream.width, stream.height = frames[0].size
         stream.pix_fmt = "yuv420p"
         stream.thread_type = "NONE"
